@@ -1,0 +1,215 @@
+// Google Benchmark of every kernel, forward and backward, at the shapes of two configs:
+//   char: V=256,   T=256, C=384, NH=6,  B=4 sequences
+//   gpt2: V=50257, T=64,  C=768, NH=12, B=2 sequences
+// Rate counters: GFLOPS (compute-bound kernels) or GBps (memory-bound ones), and peak_frac, the
+// achieved FLOP rate over the single-thread fp32 FMA peak measured at start-up by this binary.
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "base/aligned.h"
+#include "base/rng.h"
+#include "bench/fma_peak.h"
+#include "kernels/attention.h"
+#include "kernels/crossentropy.h"
+#include "kernels/encoder.h"
+#include "kernels/gelu.h"
+#include "kernels/layernorm.h"
+#include "kernels/linear.h"
+#include "kernels/residual.h"
+
+namespace skein::bench {
+namespace {
+
+double g_peak = 0;  // FLOP/s of one thread
+
+struct Shape {
+  const char* name;
+  int V, T, C, NH, B;
+};
+constexpr Shape kShapes[] = {{"char", 256, 256, 384, 6, 4}, {"gpt2", 50257, 64, 768, 12, 2}};
+
+AlignedBuffer<float> random_buffer(size_t n, uint64_t seed, float scale = 1.0f) {
+  AlignedBuffer<float> b(n);
+  Rng rng(seed);
+  for (size_t i = 0; i < n; ++i) b[i] = scale * static_cast<float>(rng.normal());
+  return b;
+}
+
+void set_flops(benchmark::State& st, double flops_per_iter) {
+  const double total = flops_per_iter * st.iterations();
+  st.counters["GFLOPS"] = benchmark::Counter(total / 1e9, benchmark::Counter::kIsRate);
+  st.counters["peak_frac"] = benchmark::Counter(total / g_peak, benchmark::Counter::kIsRate);
+}
+void set_bytes(benchmark::State& st, double bytes_per_iter) {
+  st.counters["GBps"] =
+      benchmark::Counter(bytes_per_iter * st.iterations() / 1e9, benchmark::Counter::kIsRate);
+}
+
+void BM_fma_peak(benchmark::State& st) {
+  float sink = 0;
+  double flops = 0;
+  for (auto _ : st) flops += fma_peak_loop(1'000'000, &sink);
+  benchmark::DoNotOptimize(sink);
+  st.counters["GFLOPS"] = benchmark::Counter(flops / 1e9, benchmark::Counter::kIsRate);
+}
+
+// Linear layers of a block plus the tied lm_head: (C -> 3C), (C -> C), (C -> 4C), (4C -> C), (C ->
+// V)
+struct LinearShape {
+  const char* name;
+  int in_mult, out_mult;  // multiples of C; out_mult 0 = V
+};
+constexpr LinearShape kLinears[] = {
+    {"qkv", 1, 3}, {"attn_proj", 1, 1}, {"fc", 1, 4}, {"fc_proj", 4, 1}, {"lm_head", 1, 0}};
+
+void BM_linear(benchmark::State& st, Shape s, LinearShape l, bool backward) {
+  const int N = s.B * s.T, C = s.C * l.in_mult, OC = l.out_mult ? s.C * l.out_mult : s.V;
+  const bool bias = l.out_mult != 0;
+  auto x = random_buffer(size_t(N) * C, 1), w = random_buffer(size_t(OC) * C, 2, 0.02f);
+  auto b = random_buffer(OC, 3), y = random_buffer(size_t(N) * OC, 4);
+  AlignedBuffer<float> dx(size_t(N) * C), dw(size_t(OC) * C), db(OC);
+  for (auto _ : st) {
+    if (backward)
+      linear_backward(dx.data(), dw.data(), bias ? db.data() : nullptr, y.data(), x.data(),
+                      w.data(), N, C, OC);
+    else
+      linear_forward(y.data(), x.data(), w.data(), bias ? b.data() : nullptr, N, C, OC);
+    benchmark::ClobberMemory();
+  }
+  set_flops(st, (backward ? 4.0 : 2.0) * N * C * OC);
+}
+
+void BM_attention(benchmark::State& st, Shape s, bool backward) {
+  const int B = s.B, T = s.T, C = s.C, NH = s.NH, HS = C / NH;
+  auto qkv = random_buffer(size_t(B) * T * 3 * C, 1);
+  auto out = random_buffer(size_t(B) * T * C, 2);
+  AlignedBuffer<float> att(size_t(B) * NH * T * T), dqkv(qkv.size()), scratch(size_t(T) * T);
+  attention_forward(out.data(), att.data(), qkv.data(), B, T, C, NH);
+  for (auto _ : st) {
+    if (backward)
+      attention_backward(dqkv.data(), scratch.data(), out.data(), qkv.data(), att.data(), B, T, C,
+                         NH);
+    else
+      attention_forward(out.data(), att.data(), qkv.data(), B, T, C, NH);
+    benchmark::ClobberMemory();
+  }
+  // matmul FLOPs as computed (full T x T score matrices): 2 products forward, 4 backward
+  set_flops(st, (backward ? 8.0 : 4.0) * B * NH * double(T) * T * HS);
+}
+
+void BM_layernorm(benchmark::State& st, Shape s, bool backward) {
+  const int N = s.B * s.T, C = s.C;
+  auto x = random_buffer(size_t(N) * C, 1), w = random_buffer(C, 2), b = random_buffer(C, 3);
+  auto dy = random_buffer(size_t(N) * C, 4);
+  AlignedBuffer<float> y(size_t(N) * C), mean(N), rstd(N), dx(size_t(N) * C), dw(C), db(C);
+  layernorm_forward(y.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), N, C);
+  for (auto _ : st) {
+    if (backward)
+      layernorm_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(),
+                         mean.data(), rstd.data(), N, C);
+    else
+      layernorm_forward(y.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), N, C);
+    benchmark::ClobberMemory();
+  }
+  set_bytes(st, (backward ? 4.0 : 2.0) * N * C * sizeof(float));  // streams of N*C floats
+}
+
+void BM_gelu(benchmark::State& st, Shape s, bool backward) {
+  const long n = long(s.B) * s.T * 4 * s.C;
+  auto x = random_buffer(n, 1), dy = random_buffer(n, 2);
+  AlignedBuffer<float> y(n), dx(n);
+  for (auto _ : st) {
+    if (backward)
+      gelu_backward(dx.data(), x.data(), dy.data(), n);
+    else
+      gelu_forward(y.data(), x.data(), n);
+    benchmark::ClobberMemory();
+  }
+  set_bytes(st, (backward ? 4.0 : 2.0) * n * sizeof(float));
+}
+
+void BM_residual(benchmark::State& st, Shape s, bool backward) {
+  const long n = long(s.B) * s.T * s.C;
+  auto a = random_buffer(n, 1), b = random_buffer(n, 2);
+  AlignedBuffer<float> y(n);
+  for (auto _ : st) {
+    if (backward)
+      residual_backward(a.data(), b.data(), y.data(), n);
+    else
+      residual_forward(y.data(), a.data(), b.data(), n);
+    benchmark::ClobberMemory();
+  }
+  set_bytes(st, (backward ? 5.0 : 3.0) * n * sizeof(float));
+}
+
+void BM_encoder(benchmark::State& st, Shape s, bool backward) {
+  const int B = s.B, T = s.T, C = s.C;
+  std::vector<int32_t> tok(B * T);
+  for (int i = 0; i < B * T; ++i) tok[i] = static_cast<int32_t>(mix64(i) % s.V);
+  auto wte = random_buffer(size_t(s.V) * C, 1), wpe = random_buffer(size_t(T) * C, 2);
+  AlignedBuffer<float> y(size_t(B) * T * C);
+  for (auto _ : st) {
+    if (backward)
+      encoder_backward(wte.data(), wpe.data(), y.data(), tok.data(), B, T, C);
+    else
+      encoder_forward(y.data(), tok.data(), wte.data(), wpe.data(), B, T, C);
+    benchmark::ClobberMemory();
+  }
+  set_bytes(st, (backward ? 5.0 : 3.0) * B * T * C * sizeof(float));
+}
+
+void BM_crossentropy(benchmark::State& st, Shape s, bool backward) {
+  const int N = s.B * s.T, V = s.V;
+  auto z = random_buffer(size_t(N) * V, 1);
+  std::vector<int32_t> y(N);
+  for (int i = 0; i < N; ++i) y[i] = static_cast<int32_t>(mix64(i) % V);
+  AlignedBuffer<float> probs(size_t(N) * V), losses(N), dz(size_t(N) * V);
+  softmax_crossentropy_forward(losses.data(), probs.data(), z.data(), y.data(), N, V);
+  for (auto _ : st) {
+    if (backward)
+      softmax_crossentropy_backward(dz.data(), probs.data(), y.data(), N, V, 1.0f / N);
+    else
+      softmax_crossentropy_forward(losses.data(), probs.data(), z.data(), y.data(), N, V);
+    benchmark::ClobberMemory();
+  }
+  set_bytes(st, 2.0 * N * V * sizeof(float));
+}
+
+void register_all() {
+  benchmark::RegisterBenchmark("fma_peak/1thread", BM_fma_peak);
+  using Fn = void (*)(benchmark::State&, Shape, bool);
+  const std::pair<const char*, Fn> ops[] = {
+      {"encoder", BM_encoder}, {"layernorm", BM_layernorm}, {"attention", BM_attention},
+      {"gelu", BM_gelu},       {"residual", BM_residual},   {"crossentropy", BM_crossentropy}};
+  for (const Shape& s : kShapes) {
+    for (bool bwd : {false, true}) {
+      const std::string pass = bwd ? "backward" : "forward";
+      for (const LinearShape& l : kLinears)
+        benchmark::RegisterBenchmark(("linear_" + pass + "/" + s.name + "/" + l.name).c_str(),
+                                     BM_linear, s, l, bwd)
+            ->Unit(benchmark::kMicrosecond);
+      for (const auto& [name, fn] : ops)
+        benchmark::RegisterBenchmark((std::string(name) + "_" + pass + "/" + s.name).c_str(), fn, s,
+                                     bwd)
+            ->Unit(benchmark::kMicrosecond);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace skein::bench
+
+int main(int argc, char** argv) {
+  skein::bench::g_peak = skein::bench::measure_fma_peak();
+  std::printf("single-thread fp32 FMA peak: %.1f GFLOP/s\n", skein::bench::g_peak / 1e9);
+  benchmark::AddCustomContext("fma_peak_gflops", std::to_string(skein::bench::g_peak / 1e9));
+  skein::bench::register_all();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

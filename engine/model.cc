@@ -1,0 +1,215 @@
+#include "engine/model.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "base/check.h"
+#include "base/rng.h"
+#include "kernels/attention.h"
+#include "kernels/crossentropy.h"
+#include "kernels/encoder.h"
+#include "kernels/gelu.h"
+#include "kernels/layernorm.h"
+#include "kernels/linear.h"
+#include "kernels/residual.h"
+
+namespace skein {
+
+namespace {
+// Every tensor starts on a 64-byte boundary, so SIMD loads of a tensor are aligned and shards
+// made of whole tensors never share a cache line. Padding floats are zero and stay zero.
+constexpr size_t kTensorAlign = 16;
+size_t round_up(size_t n, size_t a) {
+  return (n + a - 1) / a * a;
+}
+}  // namespace
+
+Activations::Activations(const GptConfig& cfg, int B, int T) : B_(B), T_(T) {
+  SKEIN_CHECK(B > 0 && T > 0 && T <= cfg.seq_len);
+  const size_t C = cfg.d_model, V = cfg.vocab_size, L = cfg.n_layer, NH = cfg.n_head;
+  const size_t BT = size_t(B) * T;
+  // Carve every buffer out of one allocation, each 64-byte aligned.
+  std::vector<std::pair<float**, size_t>> plan;
+  layers_.resize(L);
+  for (auto& l : layers_) {
+    plan.insert(plan.end(), {{&l.ln1, BT * C},
+                             {&l.ln1_mean, BT},
+                             {&l.ln1_rstd, BT},
+                             {&l.qkv, BT * 3 * C},
+                             {&l.att, size_t(B) * NH * T * T},
+                             {&l.atty, BT * C},
+                             {&l.res2, BT * C},
+                             {&l.ln2, BT * C},
+                             {&l.ln2_mean, BT},
+                             {&l.ln2_rstd, BT},
+                             {&l.fch, BT * 4 * C},
+                             {&l.fcg, BT * 4 * C},
+                             {&l.res3, BT * C}});
+  }
+  plan.insert(plan.end(), {{&encoded_, BT * C},
+                           {&lnf_, BT * C},
+                           {&lnf_mean_, BT},
+                           {&lnf_rstd_, BT},
+                           {&logits_, BT * V},
+                           {&probs_, BT * V},
+                           {&losses_, BT},
+                           {&dres_, BT * C},
+                           {&dwide_a_, BT * 4 * C},
+                           {&dwide_b_, BT * 4 * C},
+                           {&dnarrow_, BT * C},
+                           {&dlogits_, BT * V},
+                           {&att_scratch_, size_t(T) * T}});
+  size_t total = 0;
+  for (auto& [ptr, n] : plan) total += round_up(n, kTensorAlign);
+  buf_.resize(total);
+  size_t off = 0;
+  for (auto& [ptr, n] : plan) {
+    *ptr = buf_.data() + off;
+    off += round_up(n, kTensorAlign);
+  }
+  tokens_.resize(BT);
+  targets_.resize(BT);
+}
+
+size_t Model::add(const std::string& name, std::vector<int> shape, bool decay) {
+  size_t offset =
+      tensors_.empty() ? 0 : round_up(tensors_.back().offset + tensors_.back().size, kTensorAlign);
+  size_t n = 1;
+  for (int d : shape) n *= size_t(d);
+  tensors_.push_back({name, offset, n, std::move(shape), decay});
+  return offset;
+}
+
+Model::Model(const GptConfig& cfg) : cfg_(cfg) {
+  SKEIN_CHECK(cfg.vocab_size > 0 && cfg.seq_len > 0 && cfg.n_layer > 0 && cfg.n_head > 0);
+  SKEIN_CHECK(cfg.d_model % cfg.n_head == 0, "d_model must be divisible by n_head");
+  const int C = cfg.d_model, V = cfg.vocab_size;
+  wte_ = add("wte", {V, C}, true);
+  wpe_ = add("wpe", {cfg.seq_len, C}, true);
+  for (int l = 0; l < cfg.n_layer; ++l) {
+    const std::string p = "h." + std::to_string(l) + ".";
+    LayerOffsets o;
+    o.ln1w = add(p + "ln_1.weight", {C}, false);
+    o.ln1b = add(p + "ln_1.bias", {C}, false);
+    o.qkvw = add(p + "attn.c_attn.weight", {3 * C, C}, true);
+    o.qkvb = add(p + "attn.c_attn.bias", {3 * C}, false);
+    o.projw = add(p + "attn.c_proj.weight", {C, C}, true);
+    o.projb = add(p + "attn.c_proj.bias", {C}, false);
+    o.ln2w = add(p + "ln_2.weight", {C}, false);
+    o.ln2b = add(p + "ln_2.bias", {C}, false);
+    o.fcw = add(p + "mlp.c_fc.weight", {4 * C, C}, true);
+    o.fcb = add(p + "mlp.c_fc.bias", {4 * C}, false);
+    o.fcprojw = add(p + "mlp.c_proj.weight", {C, 4 * C}, true);
+    o.fcprojb = add(p + "mlp.c_proj.bias", {C}, false);
+    layer_.push_back(o);
+  }
+  lnfw_ = add("ln_f.weight", {C}, false);
+  lnfb_ = add("ln_f.bias", {C}, false);
+  params_.resize(round_up(tensors_.back().offset + tensors_.back().size, kTensorAlign));
+}
+
+const TensorView& Model::tensor(std::string_view name) const {
+  for (const auto& t : tensors_)
+    if (t.name == name) return t;
+  SKEIN_CHECK(false, "no such tensor");
+  __builtin_unreachable();
+}
+
+void Model::init(uint64_t seed) {
+  Rng rng(seed);
+  params_.zero();
+  const double proj_std = 0.02 / std::sqrt(2.0 * cfg_.n_layer);
+  for (const auto& t : tensors_) {
+    float* p = params_.data() + t.offset;
+    const bool is_ln_weight =
+        t.name.find("ln_") != std::string::npos && t.name.ends_with(".weight");
+    if (is_ln_weight) {
+      for (size_t i = 0; i < t.size; ++i) p[i] = 1.0f;
+    } else if (t.shape.size() >= 2) {
+      const bool residual_proj = t.name.ends_with("c_proj.weight");
+      const double sd = residual_proj ? proj_std : 0.02;
+      for (size_t i = 0; i < t.size; ++i) p[i] = static_cast<float>(sd * rng.normal());
+    }  // biases stay 0
+  }
+}
+
+float Model::forward(Activations& a, const int32_t* tokens, const int32_t* targets) const {
+  const int B = a.B_, T = a.T_, C = cfg_.d_model, V = cfg_.vocab_size, NH = cfg_.n_head;
+  const int BT = B * T;
+  const float* p = params_.data();
+  std::memcpy(a.tokens_.data(), tokens, sizeof(int32_t) * BT);
+  std::memcpy(a.targets_.data(), targets, sizeof(int32_t) * BT);
+
+  encoder_forward(a.encoded_, tokens, p + wte_, p + wpe_, B, T, C);
+  const float* x = a.encoded_;  // residual stream entering the block
+  for (int l = 0; l < cfg_.n_layer; ++l) {
+    const LayerOffsets& o = layer_[l];
+    Activations::Layer& A = a.layers_[l];
+    layernorm_forward(A.ln1, A.ln1_mean, A.ln1_rstd, x, p + o.ln1w, p + o.ln1b, BT, C);
+    linear_forward(A.qkv, A.ln1, p + o.qkvw, p + o.qkvb, BT, C, 3 * C);
+    attention_forward(A.atty, A.att, A.qkv, B, T, C, NH);
+    linear_forward(a.dnarrow_, A.atty, p + o.projw, p + o.projb, BT, C, C);  // scratch
+    residual_forward(A.res2, x, a.dnarrow_, long(BT) * C);
+    layernorm_forward(A.ln2, A.ln2_mean, A.ln2_rstd, A.res2, p + o.ln2w, p + o.ln2b, BT, C);
+    linear_forward(A.fch, A.ln2, p + o.fcw, p + o.fcb, BT, C, 4 * C);
+    gelu_forward(A.fcg, A.fch, long(BT) * 4 * C);
+    linear_forward(a.dnarrow_, A.fcg, p + o.fcprojw, p + o.fcprojb, BT, 4 * C, C);
+    residual_forward(A.res3, A.res2, a.dnarrow_, long(BT) * C);
+    x = A.res3;
+  }
+  layernorm_forward(a.lnf_, a.lnf_mean_, a.lnf_rstd_, x, p + lnfw_, p + lnfb_, BT, C);
+  linear_forward(a.logits_, a.lnf_, p + wte_, static_cast<const float*>(nullptr), BT, C, V);
+  double sum = softmax_crossentropy_forward(a.losses_, a.probs_, a.logits_, targets, BT, V);
+  a.target_count_ = count_targets(targets, BT);
+  return a.target_count_ ? static_cast<float>(sum / a.target_count_) : 0.0f;
+}
+
+void Model::backward(Activations& a, float* g, float loss_scale) const {
+  const int B = a.B_, T = a.T_, C = cfg_.d_model, V = cfg_.vocab_size, NH = cfg_.n_head;
+  const int BT = B * T;
+  const long nC = long(BT) * C;
+  const float* p = params_.data();
+  if (a.target_count_ == 0) return;  // no target, no gradient
+  const float dloss = loss_scale / static_cast<float>(a.target_count_);
+
+  softmax_crossentropy_backward(a.dlogits_, a.probs_, a.targets_.data(), BT, V, dloss);
+  // lm_head tied to wte: logits = lnf @ wte^T
+  std::memset(a.dnarrow_, 0, sizeof(float) * nC);
+  linear_backward(a.dnarrow_, g + wte_, static_cast<float*>(nullptr), a.dlogits_, a.lnf_, p + wte_,
+                  BT, C, V);
+  const float* x_last = cfg_.n_layer ? a.layers_.back().res3 : a.encoded_;
+  std::memset(a.dres_, 0, sizeof(float) * nC);
+  layernorm_backward(a.dres_, g + lnfw_, g + lnfb_, a.dnarrow_, x_last, p + lnfw_, a.lnf_mean_,
+                     a.lnf_rstd_, BT, C);
+
+  // dres_ holds d(loss)/d(residual stream) at the output of the block being walked back through.
+  for (int l = cfg_.n_layer - 1; l >= 0; --l) {
+    const LayerOffsets& o = layer_[l];
+    Activations::Layer& A = a.layers_[l];
+    const float* x_in = l ? a.layers_[l - 1].res3 : a.encoded_;
+    // MLP: res3 = res2 + c_proj(gelu(c_fc(ln_2(res2))))
+    std::memset(a.dwide_a_, 0, sizeof(float) * nC * 4);
+    linear_backward(a.dwide_a_, g + o.fcprojw, g + o.fcprojb, a.dres_, A.fcg, p + o.fcprojw, BT,
+                    4 * C, C);
+    std::memset(a.dwide_b_, 0, sizeof(float) * nC * 4);
+    gelu_backward(a.dwide_b_, A.fch, a.dwide_a_, nC * 4);
+    std::memset(a.dnarrow_, 0, sizeof(float) * nC);
+    linear_backward(a.dnarrow_, g + o.fcw, g + o.fcb, a.dwide_b_, A.ln2, p + o.fcw, BT, C, 4 * C);
+    // the skip path carries dres_ through unchanged; ln_2 adds its share
+    layernorm_backward(a.dres_, g + o.ln2w, g + o.ln2b, a.dnarrow_, A.res2, p + o.ln2w, A.ln2_mean,
+                       A.ln2_rstd, BT, C);
+    // attention: res2 = x_in + c_proj(attn(c_attn(ln_1(x_in))))
+    std::memset(a.dnarrow_, 0, sizeof(float) * nC);
+    linear_backward(a.dnarrow_, g + o.projw, g + o.projb, a.dres_, A.atty, p + o.projw, BT, C, C);
+    std::memset(a.dwide_a_, 0, sizeof(float) * nC * 3);
+    attention_backward(a.dwide_a_, a.att_scratch_, a.dnarrow_, A.qkv, A.att, B, T, C, NH);
+    std::memset(a.dnarrow_, 0, sizeof(float) * nC);
+    linear_backward(a.dnarrow_, g + o.qkvw, g + o.qkvb, a.dwide_a_, A.ln1, p + o.qkvw, BT, C,
+                    3 * C);
+    layernorm_backward(a.dres_, g + o.ln1w, g + o.ln1b, a.dnarrow_, x_in, p + o.ln1w, A.ln1_mean,
+                       A.ln1_rstd, BT, C);
+  }
+  encoder_backward(g + wte_, g + wpe_, a.dres_, a.tokens_.data(), B, T, C);
+}
+
+}  // namespace skein

@@ -1,0 +1,100 @@
+// GPT: token + position embedding, n_layer pre-LayerNorm blocks (causal multi-head attention,
+// GELU MLP of width 4C), final LayerNorm, lm_head tied to the token embedding.
+// Dimensions: B batch, T sequence (<= seq_len), C = d_model, V vocab, L layers, NH heads.
+//
+// All parameters live in one contiguous float buffer; each tensor is a named view into it
+// (PyTorch's [out, in] layout for linear weights). Gradient buffers and optimizer state use the
+// same layout, so a shard of any of them is just an index range.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/aligned.h"
+
+namespace skein {
+
+struct GptConfig {
+  int vocab_size = 256;
+  int seq_len = 256;  // maximum T (rows of the position embedding)
+  int n_layer = 6;
+  int n_head = 6;
+  int d_model = 384;
+};
+
+struct TensorView {
+  std::string name;
+  size_t offset = 0;  // in floats, from the start of the parameter buffer
+  size_t size = 0;    // number of floats
+  std::vector<int> shape;
+  bool decay = false;  // weight decay applies (matrices and embeddings, not biases or LayerNorm)
+};
+
+// Activation buffers for one (B, T): owned by one thread, reused every step.
+class Activations {
+ public:
+  Activations(const GptConfig& cfg, int B, int T);
+  int B() const { return B_; }
+  int T() const { return T_; }
+  size_t num_floats() const { return buf_.size(); }
+
+ private:
+  friend class Model;
+  struct Layer {
+    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *att, *atty, *res2, *ln2, *ln2_mean, *ln2_rstd, *fch,
+        *fcg, *res3;
+  };
+  int B_, T_;
+  AlignedBuffer<float> buf_;
+  std::vector<Layer> layers_;
+  float *encoded_, *lnf_, *lnf_mean_, *lnf_rstd_, *logits_, *probs_, *losses_;
+  // backward scratch
+  float *dres_, *dwide_a_, *dwide_b_, *dnarrow_, *dlogits_, *att_scratch_;
+  std::vector<int32_t> tokens_, targets_;
+  int target_count_ = 0;
+};
+
+class Model {
+ public:
+  explicit Model(const GptConfig& cfg);
+
+  const GptConfig& config() const { return cfg_; }
+  const std::vector<TensorView>& tensors() const { return tensors_; }
+  const TensorView& tensor(std::string_view name) const;  // checks that it exists
+  size_t num_params() const { return params_.size(); }
+  float* params() { return params_.data(); }
+  const float* params() const { return params_.data(); }
+
+  // GPT-2 initialisation from a seeded stream: weights and embeddings N(0, 0.02), the residual
+  // output projections (attn.c_proj, mlp.c_proj) N(0, 0.02/sqrt(2 L)), biases 0, LayerNorm
+  // weights 1.
+  void init(uint64_t seed);
+
+  // tokens, targets (B,T) with B,T those of acts; target -1 = ignored.
+  // Returns the mean cross-entropy over non-ignored targets (0 if there are none).
+  float forward(Activations& acts, const int32_t* tokens, const int32_t* targets) const;
+
+  // Accumulates d(loss_scale * mean loss)/d(params) into grads (same layout as params, caller
+  // zeroes it). Uses the activations of the last forward with acts.
+  void backward(Activations& acts, float* grads, float loss_scale = 1.0f) const;
+
+  // Logits (B,T,V) of the last forward with acts.
+  const float* logits(const Activations& acts) const { return acts.logits_; }
+
+ private:
+  // Offsets (in floats) of one block's tensors; the same for params, grads and optimizer state.
+  struct LayerOffsets {
+    size_t ln1w, ln1b, qkvw, qkvb, projw, projb, ln2w, ln2b, fcw, fcb, fcprojw, fcprojb;
+  };
+  size_t add(const std::string& name, std::vector<int> shape, bool decay);
+
+  GptConfig cfg_;
+  std::vector<TensorView> tensors_;
+  AlignedBuffer<float> params_;
+  size_t wte_ = 0, wpe_ = 0, lnfw_ = 0, lnfb_ = 0;
+  std::vector<LayerOffsets> layer_;
+};
+
+}  // namespace skein

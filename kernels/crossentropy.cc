@@ -1,0 +1,70 @@
+#include "kernels/crossentropy.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "base/check.h"
+
+namespace skein {
+
+int count_targets(const int32_t* targets, int N) {
+  int n = 0;
+  for (int i = 0; i < N; ++i) n += targets[i] != kIgnoreTarget;
+  return n;
+}
+
+template <typename F>
+double softmax_crossentropy_forward(F* losses, F* probs, const F* logits, const int32_t* targets,
+                                    int N, int V) {
+  double total = 0;
+  for (int i = 0; i < N; ++i) {
+    const F* z = logits + static_cast<long>(i) * V;
+    F* p = probs + static_cast<long>(i) * V;
+    F mx = z[0];
+    for (int v = 1; v < V; ++v) mx = std::max(mx, z[v]);
+    F sum = 0;
+    for (int v = 0; v < V; ++v) {
+      p[v] = std::exp(z[v] - mx);
+      sum += p[v];
+    }
+    F inv = F(1) / sum;
+    for (int v = 0; v < V; ++v) p[v] *= inv;
+    const int32_t y = targets[i];
+    if (y == kIgnoreTarget) {
+      losses[i] = 0;
+      continue;
+    }
+    SKEIN_CHECK(y >= 0 && y < V, "target out of range");
+    // -log softmax(z)_y = log(sum) + mx - z_y, exact even where p_y underflows.
+    losses[i] = std::log(sum) + mx - z[y];
+    total += losses[i];
+  }
+  return total;
+}
+
+template <typename F>
+void softmax_crossentropy_backward(F* dlogits, const F* probs, const int32_t* targets, int N, int V,
+                                   F dloss) {
+  for (int i = 0; i < N; ++i) {
+    F* d = dlogits + static_cast<long>(i) * V;
+    const F* p = probs + static_cast<long>(i) * V;
+    const int32_t y = targets[i];
+    if (y == kIgnoreTarget) {
+      std::fill(d, d + V, F(0));
+      continue;
+    }
+    for (int v = 0; v < V; ++v) d[v] = p[v] * dloss;
+    d[y] -= dloss;
+  }
+}
+
+template double softmax_crossentropy_forward<float>(float*, float*, const float*, const int32_t*,
+                                                    int, int);
+template double softmax_crossentropy_forward<double>(double*, double*, const double*,
+                                                     const int32_t*, int, int);
+template void softmax_crossentropy_backward<float>(float*, const float*, const int32_t*, int, int,
+                                                   float);
+template void softmax_crossentropy_backward<double>(double*, const double*, const int32_t*, int,
+                                                    int, double);
+
+}  // namespace skein

@@ -1,0 +1,39 @@
+#include "kernels/gelu.h"
+
+#include <cmath>
+
+namespace skein {
+
+namespace {
+constexpr double kSqrt2OverPi = 0.7978845608028654;
+constexpr double kCubic = 0.044715;
+}  // namespace
+
+template <typename F>
+void gelu_forward(F* out, const F* inp, long n) {
+  for (long i = 0; i < n; ++i) {
+    F x = inp[i];
+    F u = F(kSqrt2OverPi) * (x + F(kCubic) * x * x * x);
+    out[i] = F(0.5) * x * (F(1) + std::tanh(u));
+  }
+}
+
+template <typename F>
+void gelu_backward(F* dinp, const F* inp, const F* dout, long n) {
+  for (long i = 0; i < n; ++i) {
+    F x = inp[i];
+    F u = F(kSqrt2OverPi) * (x + F(kCubic) * x * x * x);
+    F th = std::tanh(u);
+    F du = F(kSqrt2OverPi) * (F(1) + F(3 * kCubic) * x * x);
+    // d/dx [0.5 x (1 + tanh u)] = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) du/dx
+    F g = F(0.5) * (F(1) + th) + F(0.5) * x * (F(1) - th * th) * du;
+    dinp[i] += g * dout[i];
+  }
+}
+
+template void gelu_forward<float>(float*, const float*, long);
+template void gelu_forward<double>(double*, const double*, long);
+template void gelu_backward<float>(float*, const float*, const float*, long);
+template void gelu_backward<double>(double*, const double*, const double*, long);
+
+}  // namespace skein

@@ -1,0 +1,69 @@
+#include "kernels/layernorm.h"
+
+#include <cmath>
+
+namespace skein {
+
+template <typename F>
+void layernorm_forward(F* out, F* mean, F* rstd, const F* inp, const F* weight, const F* bias,
+                       int N, int C) {
+  for (int i = 0; i < N; ++i) {
+    const F* x = inp + static_cast<long>(i) * C;
+    F* o = out + static_cast<long>(i) * C;
+    // Two passes: the centred variance avoids the cancellation of E[x^2] - E[x]^2.
+    F m = 0;
+    for (int c = 0; c < C; ++c) m += x[c];
+    m /= C;
+    F v = 0;
+    for (int c = 0; c < C; ++c) v += (x[c] - m) * (x[c] - m);
+    v /= C;
+    F s = F(1) / std::sqrt(v + F(kLayerNormEps));
+    for (int c = 0; c < C; ++c) o[c] = (x[c] - m) * s * weight[c] + bias[c];
+    mean[i] = m;
+    rstd[i] = s;
+  }
+}
+
+template <typename F>
+void layernorm_backward(F* dinp, F* dweight, F* dbias, const F* dout, const F* inp, const F* weight,
+                        const F* mean, const F* rstd, int N, int C) {
+  for (int i = 0; i < N; ++i) {
+    const F* d = dout + static_cast<long>(i) * C;
+    const F* x = inp + static_cast<long>(i) * C;
+    F* dx = dinp + static_cast<long>(i) * C;
+    const F m = mean[i];
+    const F s = rstd[i];
+    // Two reductions over the row: mean(dnorm) and mean(dnorm * norm), dnorm = dout * weight.
+    F dnorm_mean = 0;
+    F dnorm_norm_mean = 0;
+    for (int c = 0; c < C; ++c) {
+      F norm = (x[c] - m) * s;
+      F dnorm = d[c] * weight[c];
+      dnorm_mean += dnorm;
+      dnorm_norm_mean += dnorm * norm;
+    }
+    dnorm_mean /= C;
+    dnorm_norm_mean /= C;
+    for (int c = 0; c < C; ++c) {
+      F norm = (x[c] - m) * s;
+      F dnorm = d[c] * weight[c];
+      dbias[c] += d[c];
+      dweight[c] += norm * d[c];
+      F g = dnorm;                  // term 1: direct path
+      g -= dnorm_mean;              // term 2: through the mean
+      g -= norm * dnorm_norm_mean;  // term 3: through the variance
+      dx[c] += g * s;               // final scale
+    }
+  }
+}
+
+template void layernorm_forward<float>(float*, float*, float*, const float*, const float*,
+                                       const float*, int, int);
+template void layernorm_forward<double>(double*, double*, double*, const double*, const double*,
+                                        const double*, int, int);
+template void layernorm_backward<float>(float*, float*, float*, const float*, const float*,
+                                        const float*, const float*, const float*, int, int);
+template void layernorm_backward<double>(double*, double*, double*, const double*, const double*,
+                                         const double*, const double*, const double*, int, int);
+
+}  // namespace skein

@@ -1,0 +1,17 @@
+// Linear layer (matmul + bias), weight in PyTorch's [out, in] layout.
+// Dimensions: N rows (= B*T), C input channels, OC output channels.
+#pragma once
+
+namespace skein {
+
+// inp (N,C), weight (OC,C), bias (OC) or nullptr -> out (N,OC) = inp @ weight^T + bias
+template <typename F>
+void linear_forward(F* out, const F* inp, const F* weight, const F* bias, int N, int C, int OC);
+
+// dout (N,OC) -> dinp (N,C) +=, dweight (OC,C) +=, dbias (OC) += (dbias may be nullptr).
+// dinp may be nullptr when the input's gradient is not needed.
+template <typename F>
+void linear_backward(F* dinp, F* dweight, F* dbias, const F* dout, const F* inp, const F* weight,
+                     int N, int C, int OC);
+
+}  // namespace skein

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs skein's build and test dependencies from Debian's packages, only those missing.
+# Idempotent and quiet when everything is already there.
+#   scripts/setup.sh          build, test and benchmark dependencies
+#   scripts/setup.sh --torch  also python3-torch (for the PyTorch reference and comparison scripts)
+set -euo pipefail
+
+packages=(cmake ninja-build g++ libeigen3-dev libprotobuf-dev protobuf-compiler libgtest-dev
+          libbenchmark-dev libomp-dev)
+[[ "${1:-}" == "--torch" ]] && packages+=(python3-torch)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+echo "setup: installing ${missing[*]}"
+sudo=""
+[[ $(id -u) -ne 0 ]] && sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "setup: done"

@@ -1,0 +1,93 @@
+#include "engine/model.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <numeric>
+
+namespace skein {
+namespace {
+
+GptConfig tiny() {
+  return {37, 11, 2, 3, 24};
+}
+
+TEST(Model, LayoutIsContiguousAlignedAndComplete) {
+  Model m(tiny());
+  const int C = 24, V = 37, L = 2;
+  size_t expected = V * C + 11 * C + C * 2;
+  expected +=
+      L * (2 * C + 3 * C * C + 3 * C + C * C + C + 2 * C + 4 * C * C + 4 * C + 4 * C * C + C);
+  size_t total = 0, end = 0;
+  for (const auto& t : m.tensors()) {
+    EXPECT_EQ(t.offset % 16, 0u) << t.name;
+    EXPECT_GE(t.offset, end) << t.name << " overlaps its predecessor";
+    end = t.offset + t.size;
+    total += t.size;
+    EXPECT_EQ(t.decay, t.shape.size() >= 2) << t.name;
+  }
+  EXPECT_EQ(total, expected);
+  EXPECT_LE(end, m.num_params());
+  EXPECT_EQ(m.tensor("h.1.mlp.c_fc.weight").shape, (std::vector<int>{4 * C, C}));
+}
+
+TEST(Model, Gpt2InitialisationStatistics) {
+  GptConfig cfg{64, 32, 4, 4, 64};
+  Model m(cfg);
+  m.init(7);
+  auto stats = [&](const std::string& name) {
+    const auto& t = m.tensor(name);
+    const float* p = m.params() + t.offset;
+    double s = 0, s2 = 0;
+    for (size_t i = 0; i < t.size; ++i) s += p[i], s2 += double(p[i]) * p[i];
+    double mean = s / t.size;
+    return std::pair{mean, std::sqrt(s2 / t.size - mean * mean)};
+  };
+  EXPECT_NEAR(stats("wte").second, 0.02, 0.001);
+  EXPECT_NEAR(stats("h.0.mlp.c_fc.weight").second, 0.02, 0.001);
+  EXPECT_NEAR(stats("h.2.attn.c_proj.weight").second, 0.02 / std::sqrt(8.0), 0.0005);
+  EXPECT_NEAR(stats("h.3.mlp.c_proj.weight").second, 0.02 / std::sqrt(8.0), 0.0005);
+  EXPECT_EQ(stats("h.1.ln_1.weight"), (std::pair{1.0, 0.0}));
+  EXPECT_EQ(stats("ln_f.weight"), (std::pair{1.0, 0.0}));
+  EXPECT_EQ(stats("h.1.attn.c_attn.bias"), (std::pair{0.0, 0.0}));
+}
+
+TEST(Model, InitIsDeterministicPerSeed) {
+  Model a(tiny()), b(tiny()), c(tiny());
+  a.init(1);
+  b.init(1);
+  c.init(2);
+  EXPECT_EQ(0, std::memcmp(a.params(), b.params(), a.num_params() * sizeof(float)));
+  EXPECT_NE(0, std::memcmp(a.params(), c.params(), a.num_params() * sizeof(float)));
+}
+
+TEST(Model, InitialLossIsNearUniform) {
+  // Small initial weights give near-uniform predictions: loss ~ log(V).
+  Model m(tiny());
+  m.init(3);
+  const int B = 2, T = 11;
+  Activations acts(m.config(), B, T);
+  std::vector<int32_t> tok(B * T), tgt(B * T);
+  for (int i = 0; i < B * T; ++i) tok[i] = i % 37, tgt[i] = (i * 3) % 37;
+  EXPECT_NEAR(m.forward(acts, tok.data(), tgt.data()), std::log(37.0), 0.05);
+}
+
+TEST(Model, ShorterSequenceThanSeqLenAndGradientAccumulates) {
+  Model m(tiny());
+  m.init(4);
+  const int B = 1, T = 5;
+  Activations acts(m.config(), B, T);
+  std::vector<int32_t> tok = {1, 2, 3, 4, 5}, tgt = {2, 3, 4, 5, 6};
+  std::vector<float> g1(m.num_params()), g2(m.num_params());
+  m.forward(acts, tok.data(), tgt.data());
+  m.backward(acts, g1.data());
+  m.backward(acts, g2.data(), 0.5f);
+  m.backward(acts, g2.data(), 0.5f);
+  for (size_t i = 0; i < g1.size(); ++i) ASSERT_NEAR(g1[i], g2[i], 1e-6 + 1e-5 * std::abs(g1[i]));
+  // positions >= T of wpe get no gradient
+  const auto& wpe = m.tensor("wpe");
+  for (size_t i = T * 24; i < wpe.size; ++i) EXPECT_EQ(g1[wpe.offset + i], 0.0f);
+}
+
+}  // namespace
+}  // namespace skein

@@ -1,0 +1,81 @@
+#include "kernels/attention.h"
+
+#include <gtest/gtest.h>
+
+#include "kernels/reference.h"
+#include "tests/kernels/kernel_test_util.h"
+
+namespace skein {
+namespace {
+
+using testing::check_gradients;
+using testing::random_vec;
+using testing::rel_error;
+using testing::to_float;
+
+struct Shape {
+  int B, T, C, NH;
+};
+class AttentionTest : public ::testing::TestWithParam<Shape> {};
+
+TEST_P(AttentionTest, ForwardMatchesReference) {
+  const auto [B, T, C, NH] = GetParam();
+  auto qkv = random_vec(B * T * 3 * C, 1, 1.5);
+  std::vector<double> expect(B * T * C);
+  ref::attention_forward(expect.data(), qkv.data(), B, T, C, NH);
+
+  auto qf = to_float(qkv);
+  std::vector<float> out(B * T * C), att(B * NH * T * T);
+  attention_forward(out.data(), att.data(), qf.data(), B, T, C, NH);
+  EXPECT_LE(rel_error(out, expect), 1e-5);
+  // probabilities: rows sum to one, nothing above the diagonal
+  for (int r = 0; r < B * NH; ++r)
+    for (int t = 0; t < T; ++t) {
+      double sum = 0;
+      for (int j = 0; j < T; ++j) {
+        float pj = att[(r * T + t) * T + j];
+        if (j > t) {
+          EXPECT_EQ(pj, 0.0f);
+        }
+        sum += pj;
+      }
+      EXPECT_NEAR(sum, 1.0, 1e-5);
+    }
+}
+
+TEST_P(AttentionTest, BackwardMatchesFiniteDifferences) {
+  const auto [B, T, C, NH] = GetParam();
+  auto qkv = random_vec(B * T * 3 * C, 2);
+  std::vector<double> dqkv(qkv.size()), out(B * T * C), att(B * NH * T * T), scratch(T * T);
+  auto forward = [&] {
+    attention_forward(out.data(), att.data(), qkv.data(), B, T, C, NH);
+    return out;
+  };
+  auto backward = [&](const std::vector<double>& dout) {
+    attention_backward(dqkv.data(), scratch.data(), dout.data(), qkv.data(), att.data(), B, T, C,
+                       NH);
+  };
+  check_gradients(forward, {{"qkv", &qkv, &dqkv}}, backward);
+}
+
+TEST(Attention, IsCausal) {
+  // Changing the last position's q, k, v must not change any earlier output.
+  const int B = 1, T = 5, C = 6, NH = 2;
+  auto qkv = to_float(random_vec(B * T * 3 * C, 3));
+  std::vector<float> out1(T * C), out2(T * C), att(NH * T * T);
+  attention_forward(out1.data(), att.data(), qkv.data(), B, T, C, NH);
+  for (int c = 0; c < 3 * C; ++c) qkv[(T - 1) * 3 * C + c] += 1.0f;
+  attention_forward(out2.data(), att.data(), qkv.data(), B, T, C, NH);
+  for (int i = 0; i < (T - 1) * C; ++i) EXPECT_EQ(out1[i], out2[i]) << i;
+  bool last_changed = false;
+  for (int i = (T - 1) * C; i < T * C; ++i) last_changed |= out1[i] != out2[i];
+  EXPECT_TRUE(last_changed);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, AttentionTest,
+                         ::testing::Values(Shape{1, 1, 4, 2}, Shape{2, 1, 3, 1}, Shape{1, 3, 6, 2},
+                                           Shape{2, 7, 9, 3}, Shape{1, 17, 10, 2},
+                                           Shape{3, 5, 16, 4}));
+
+}  // namespace
+}  // namespace skein

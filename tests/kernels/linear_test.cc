@@ -1,0 +1,71 @@
+#include "kernels/linear.h"
+
+#include <gtest/gtest.h>
+
+#include "kernels/reference.h"
+#include "tests/kernels/kernel_test_util.h"
+
+namespace skein {
+namespace {
+
+using testing::check_gradients;
+using testing::random_vec;
+using testing::rel_error;
+using testing::to_float;
+
+struct Shape {
+  int N, C, OC;
+  bool bias;
+};
+class LinearTest : public ::testing::TestWithParam<Shape> {};
+
+TEST_P(LinearTest, ForwardMatchesReference) {
+  const auto [N, C, OC, has_bias] = GetParam();
+  auto x = random_vec(N * C, 1), w = random_vec(OC * C, 2), b = random_vec(OC, 3);
+  const double* bp = has_bias ? b.data() : nullptr;
+  std::vector<double> expect(N * OC);
+  ref::linear_forward(expect.data(), x.data(), w.data(), bp, N, C, OC);
+
+  auto xf = to_float(x), wf = to_float(w), bf = to_float(b);
+  std::vector<float> out(N * OC);
+  linear_forward(out.data(), xf.data(), wf.data(), has_bias ? bf.data() : nullptr, N, C, OC);
+  EXPECT_LE(rel_error(out, expect), 1e-5);
+}
+
+TEST_P(LinearTest, BackwardMatchesFiniteDifferences) {
+  const auto [N, C, OC, has_bias] = GetParam();
+  auto x = random_vec(N * C, 4), w = random_vec(OC * C, 5), b = random_vec(OC, 6);
+  std::vector<double> dx(N * C), dw(OC * C), db(OC), out(N * OC);
+  auto forward = [&] {
+    linear_forward(out.data(), x.data(), w.data(), has_bias ? b.data() : nullptr, N, C, OC);
+    return out;
+  };
+  auto backward = [&](const std::vector<double>& dout) {
+    linear_backward(dx.data(), dw.data(), has_bias ? db.data() : nullptr, dout.data(), x.data(),
+                    w.data(), N, C, OC);
+  };
+  std::vector<testing::GradInput> inputs = {{"inp", &x, &dx}, {"weight", &w, &dw}};
+  if (has_bias) inputs.push_back({"bias", &b, &db});
+  check_gradients(forward, inputs, backward);
+}
+
+TEST(Linear, BackwardAccumulates) {
+  const int N = 3, C = 4, OC = 5;
+  auto x = to_float(random_vec(N * C, 1)), w = to_float(random_vec(OC * C, 2));
+  auto dout = to_float(random_vec(N * OC, 3));
+  std::vector<float> dx1(N * C), dw1(OC * C), db1(OC);
+  linear_backward(dx1.data(), dw1.data(), db1.data(), dout.data(), x.data(), w.data(), N, C, OC);
+  std::vector<float> dx2 = dx1, dw2 = dw1, db2 = db1;
+  linear_backward(dx2.data(), dw2.data(), db2.data(), dout.data(), x.data(), w.data(), N, C, OC);
+  for (int i = 0; i < N * C; ++i) EXPECT_FLOAT_EQ(dx2[i], 2 * dx1[i]);
+  for (int i = 0; i < OC * C; ++i) EXPECT_FLOAT_EQ(dw2[i], 2 * dw1[i]);
+  for (int i = 0; i < OC; ++i) EXPECT_FLOAT_EQ(db2[i], 2 * db1[i]);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, LinearTest,
+                         ::testing::Values(Shape{1, 1, 1, true}, Shape{1, 7, 3, true},
+                                           Shape{5, 8, 16, true}, Shape{9, 17, 13, false},
+                                           Shape{17, 33, 31, true}, Shape{2, 40, 24, true}));
+
+}  // namespace
+}  // namespace skein
