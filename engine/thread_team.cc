@@ -1,0 +1,93 @@
+#include "engine/thread_team.h"
+
+#include <omp.h>
+#include <sched.h>
+
+#include <atomic>
+#include <barrier>
+#include <thread>
+#include <vector>
+
+#include "base/check.h"
+
+namespace skein {
+
+namespace {
+
+class OmpTeam : public ThreadTeam {
+ public:
+  explicit OmpTeam(int n) : n_(n) {}
+  int size() const override { return n_; }
+  void run(const std::function<void(int)>& fn) override {
+    omp_set_dynamic(0);  // exactly n_ threads, or the step's partition would be wrong
+#pragma omp parallel num_threads(n_)
+    {
+      SKEIN_CHECK(omp_get_num_threads() == n_, "OpenMP gave fewer threads than asked for");
+      fn(omp_get_thread_num());
+    }
+  }
+  void barrier() override {
+#pragma omp barrier
+  }
+
+ private:
+  int n_;
+};
+
+class PoolTeam : public ThreadTeam {
+ public:
+  explicit PoolTeam(int n) : n_(n), barrier_(n) {
+    for (int k = 1; k < n; ++k) workers_.emplace_back([this, k] { work(k); });
+  }
+  ~PoolTeam() override {
+    stop_.store(true, std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_release);
+    generation_.notify_all();
+    for (auto& t : workers_) t.join();
+  }
+  int size() const override { return n_; }
+  void run(const std::function<void(int)>& fn) override {
+    fn_ = &fn;
+    generation_.fetch_add(1, std::memory_order_release);
+    generation_.notify_all();
+    fn(0);
+    barrier_.arrive_and_wait();  // every worker has finished fn
+  }
+  void barrier() override { barrier_.arrive_and_wait(); }
+
+ private:
+  void work(int k) {
+    uint64_t seen = 0;
+    while (true) {
+      generation_.wait(seen, std::memory_order_acquire);
+      seen = generation_.load(std::memory_order_acquire);
+      if (stop_.load(std::memory_order_relaxed)) return;
+      (*fn_)(k);
+      barrier_.arrive_and_wait();
+    }
+  }
+
+  int n_;
+  std::barrier<> barrier_;
+  std::vector<std::thread> workers_;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<bool> stop_{false};
+  const std::function<void(int)>* fn_ = nullptr;  // published by the release on generation_
+};
+
+}  // namespace
+
+std::unique_ptr<ThreadTeam> make_thread_team(const std::string& kind, int threads) {
+  SKEIN_CHECK(threads >= 1);
+  if (kind == "pool") return std::make_unique<PoolTeam>(threads);
+  SKEIN_CHECK(kind == "omp", "unknown team kind");
+  return std::make_unique<OmpTeam>(threads);
+}
+
+int available_cores() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+}  // namespace skein
