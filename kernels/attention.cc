@@ -4,6 +4,7 @@
 
 #include "base/check.h"
 #include "kernels/eigen_maps.h"
+#include "kernels/fast_math.h"
 
 namespace skein {
 
@@ -29,7 +30,7 @@ void attention_forward(F* out, F* att, const F* qkv, int B, int T, int C, int NH
         for (int j = 1; j <= t; ++j) mx = std::max(mx, row[j] * scale);
         F sum = 0;
         for (int j = 0; j <= t; ++j) {
-          row[j] = std::exp(row[j] * scale - mx);
+          row[j] = exp_of(row[j] * scale - mx);
           sum += row[j];
         }
         F inv = F(1) / sum;

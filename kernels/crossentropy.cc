@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "base/check.h"
+#include "kernels/fast_math.h"
 
 namespace skein {
 
@@ -24,7 +25,7 @@ double softmax_crossentropy_forward(F* losses, F* probs, const F* logits, const 
     for (int v = 1; v < V; ++v) mx = std::max(mx, z[v]);
     F sum = 0;
     for (int v = 0; v < V; ++v) {
-      p[v] = std::exp(z[v] - mx);
+      p[v] = exp_of(z[v] - mx);
       sum += p[v];
     }
     F inv = F(1) / sum;

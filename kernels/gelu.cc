@@ -1,6 +1,6 @@
 #include "kernels/gelu.h"
 
-#include <cmath>
+#include "kernels/fast_math.h"
 
 namespace skein {
 
@@ -14,7 +14,7 @@ void gelu_forward(F* out, const F* inp, long n) {
   for (long i = 0; i < n; ++i) {
     F x = inp[i];
     F u = F(kSqrt2OverPi) * (x + F(kCubic) * x * x * x);
-    out[i] = F(0.5) * x * (F(1) + std::tanh(u));
+    out[i] = F(0.5) * x * (F(1) + tanh_of(u));
   }
 }
 
@@ -23,7 +23,7 @@ void gelu_backward(F* dinp, const F* inp, const F* dout, long n) {
   for (long i = 0; i < n; ++i) {
     F x = inp[i];
     F u = F(kSqrt2OverPi) * (x + F(kCubic) * x * x * x);
-    F th = std::tanh(u);
+    F th = tanh_of(u);
     F du = F(kSqrt2OverPi) * (F(1) + F(3 * kCubic) * x * x);
     // d/dx [0.5 x (1 + tanh u)] = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) du/dx
     F g = F(0.5) * (F(1) + th) + F(0.5) * x * (F(1) - th * th) * du;

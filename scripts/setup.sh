@@ -2,12 +2,13 @@
 # Installs skein's build and test dependencies from Debian's packages, only those missing.
 # Idempotent and quiet when everything is already there.
 #   scripts/setup.sh          build, test and benchmark dependencies
-#   scripts/setup.sh --torch  also python3-torch (for the PyTorch reference and comparison scripts)
+#   scripts/setup.sh --torch  also python3-torch and OpenBLAS's OpenMP build (the PyTorch
+#                             reference and comparison scripts)
 set -euo pipefail
 
 packages=(cmake ninja-build g++ libeigen3-dev libprotobuf-dev protobuf-compiler libgtest-dev
           libbenchmark-dev libomp-dev)
-[[ "${1:-}" == "--torch" ]] && packages+=(python3-torch)
+[[ "${1:-}" == "--torch" ]] && packages+=(python3-torch libopenblas0-openmp)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -28,26 +28,29 @@ V, SEQ_LEN, L, NH, C, B, T = 53, 9, 2, 3, 30, 3, 7
 
 
 class Block(nn.Module):
-    def __init__(self):
+    def __init__(self, n_head, d_model):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(C)
+        c = d_model
+        self.n_head = n_head
+        self.ln_1 = nn.LayerNorm(c)
         self.attn = nn.Module()
-        self.attn.c_attn = nn.Linear(C, 3 * C)
-        self.attn.c_proj = nn.Linear(C, C)
-        self.ln_2 = nn.LayerNorm(C)
+        self.attn.c_attn = nn.Linear(c, 3 * c)
+        self.attn.c_proj = nn.Linear(c, c)
+        self.ln_2 = nn.LayerNorm(c)
         self.mlp = nn.Module()
-        self.mlp.c_fc = nn.Linear(C, 4 * C)
-        self.mlp.c_proj = nn.Linear(4 * C, C)
+        self.mlp.c_fc = nn.Linear(c, 4 * c)
+        self.mlp.c_proj = nn.Linear(4 * c, c)
 
     def forward(self, x):
         b, t, c = x.shape
-        hs = c // NH
+        nh = self.n_head
+        hs = c // nh
         q, k, v = self.attn.c_attn(self.ln_1(x)).split(c, dim=2)
-        q = q.view(b, t, NH, hs).transpose(1, 2)
-        k = k.view(b, t, NH, hs).transpose(1, 2)
-        v = v.view(b, t, NH, hs).transpose(1, 2)
+        q = q.view(b, t, nh, hs).transpose(1, 2)
+        k = k.view(b, t, nh, hs).transpose(1, 2)
+        v = v.view(b, t, nh, hs).transpose(1, 2)
         att = (q @ k.transpose(-2, -1)) / math.sqrt(hs)
-        mask = torch.ones(t, t, dtype=torch.bool).tril()
+        mask = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
         att = att.masked_fill(~mask, float("-inf")).softmax(dim=-1)
         y = (att @ v).transpose(1, 2).reshape(b, t, c)
         x = x + self.attn.c_proj(y)
@@ -56,12 +59,15 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    def __init__(self):
+    """skein's architecture; parameter names match skein's tensor names."""
+
+    def __init__(self, vocab_size, seq_len, n_layer, n_head, d_model):
         super().__init__()
-        self.wte = nn.Parameter(torch.zeros(V, C))
-        self.wpe = nn.Parameter(torch.zeros(SEQ_LEN, C))
-        self.h = nn.ModuleList([Block() for _ in range(L)])
-        self.ln_f = nn.LayerNorm(C)
+        self.vocab_size = vocab_size
+        self.wte = nn.Parameter(torch.zeros(vocab_size, d_model))
+        self.wpe = nn.Parameter(torch.zeros(seq_len, d_model))
+        self.h = nn.ModuleList([Block(n_head, d_model) for _ in range(n_layer)])
+        self.ln_f = nn.LayerNorm(d_model)
 
     def forward(self, idx, targets):
         t = idx.shape[1]
@@ -69,12 +75,12 @@ class GPT(nn.Module):
         for block in self.h:
             x = block(x)
         logits = self.ln_f(x) @ self.wte.t()  # lm_head tied to the token embedding
-        loss = F.cross_entropy(logits.view(-1, V), targets.view(-1), ignore_index=-1)
+        loss = F.cross_entropy(logits.view(-1, self.vocab_size), targets.view(-1), ignore_index=-1)
         return logits, loss
 
 
 def make_model(initial):
-    model = GPT().double()
+    model = GPT(V, SEQ_LEN, L, NH, C).double()
     with torch.no_grad():
         for name, p in model.named_parameters():
             p.copy_(initial[name].double())
@@ -103,7 +109,7 @@ def main(path):
     torch.manual_seed(20240520)
     # Random float32 weights everywhere (biases and LayerNorm too), so every gradient is non-trivial.
     initial = {}
-    for name, p in GPT().named_parameters():
+    for name, p in GPT(V, SEQ_LEN, L, NH, C).named_parameters():
         if ".ln_" in "." + name and name.endswith("weight"):
             w = 1.0 + 0.1 * torch.randn(p.shape)
         else:

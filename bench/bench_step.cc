@@ -1,0 +1,262 @@
+// bench_step: real training steps of the data-parallel Trainer on synthetic tokens for a config.
+//   bench_step --config FILE [--threads K] [--replicas R] [--steps N] [--warmup W]
+//              [--team omp|pool] [--json] [--scaling]
+// Prints, from medians over warm steps: ms/step, tokens/s, achieved GFLOP/s and MFU
+// (FLOPs/token = 6 N + 12 L C T with N the weight-matrix parameters including the tied lm_head;
+// peak = this machine's measured single-thread FMA peak x threads), peak RSS, and the split of a
+// step into forward, backward, reduction, optimizer and data wait (no loader here: 0).
+// --scaling runs K = 1..cores, prints speed-up and efficiency, and fits T(K) = W/K + K c + s.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "base/rng.h"
+#include "bench/fma_peak.h"
+#include "engine/config.h"
+#include "engine/trainer.h"
+
+namespace skein {
+namespace {
+
+struct Args {
+  std::string config;
+  int threads = -1, replicas = -1, steps = 10, warmup = 2;
+  std::string team;
+  bool json = false, scaling = false;
+};
+
+[[noreturn]] void usage(const char* why) {
+  std::fprintf(stderr,
+               "%s\nusage: bench_step --config FILE [--threads K] [--replicas R] [--steps N] "
+               "[--warmup W] [--team omp|pool] [--json] [--scaling]\n",
+               why);
+  std::exit(2);
+}
+
+Args parse(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    std::string f = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) usage(("missing value after " + f).c_str());
+      return argv[++i];
+    };
+    auto number = [&]() {
+      std::string v = value();
+      char* end = nullptr;
+      long n = std::strtol(v.c_str(), &end, 10);
+      if (*end || n < 0) usage((f + " expects a non-negative integer, got '" + v + "'").c_str());
+      return static_cast<int>(n);
+    };
+    if (f == "--config")
+      a.config = value();
+    else if (f == "--threads")
+      a.threads = number();
+    else if (f == "--replicas")
+      a.replicas = number();
+    else if (f == "--steps")
+      a.steps = std::max(1, number());
+    else if (f == "--warmup")
+      a.warmup = number();
+    else if (f == "--team")
+      a.team = value();
+    else if (f == "--json")
+      a.json = true;
+    else if (f == "--scaling")
+      a.scaling = true;
+    else
+      usage(("unknown flag " + f).c_str());
+  }
+  if (a.config.empty()) usage("--config is required");
+  return a;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double peak_rss_mib() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss / 1024.0;
+}
+
+struct Result {
+  int threads, replicas;
+  double ms_per_step, tokens_per_s, gflops, mfu;
+  double fwd_ms, bwd_ms, reduce_ms, opt_ms, wait_ms;
+};
+
+Result measure(const proto::Config& cfg, int threads, int replicas, const std::string& team,
+               int steps, int warmup, double peak) {
+  const GptConfig g = gpt_config(cfg.model());
+  Model model(g);
+  model.init(cfg.run().seed());
+  TrainerOptions o;
+  o.threads = threads;
+  o.replicas = replicas;
+  o.batch_size = cfg.run().batch_size();
+  o.seq_len = g.seq_len;
+  o.grad_accum_steps = cfg.run().grad_accum_steps();
+  o.team = team;
+  o.optimizer = cfg.optimizer().kind() == proto::OptimizerConfig::SGD ? OptimizerKind::kSgd
+                                                                      : OptimizerKind::kAdamW;
+  o.adamw = {cfg.optimizer().lr(), cfg.optimizer().beta1(), cfg.optimizer().beta2(),
+             cfg.optimizer().eps(), cfg.optimizer().weight_decay()};
+  o.sgd = {cfg.optimizer().lr(), cfg.optimizer().momentum(), cfg.optimizer().nesterov(),
+           cfg.optimizer().weight_decay()};
+  o.schedule = {ScheduleKind::kConstant, cfg.optimizer().lr(), 0.0f, 0, 1};
+  o.max_grad_norm = cfg.optimizer().max_grad_norm();
+  Trainer trainer(model, o);
+
+  const size_t ntok = size_t(o.batch_size) * o.grad_accum_steps * o.seq_len;
+  std::vector<int32_t> in(ntok), tg(ntok);
+  std::vector<double> total, fwd, bwd, red, opt;
+  for (int s = 0; s < warmup + steps; ++s) {
+    for (size_t i = 0; i < ntok; ++i) {
+      in[i] = static_cast<int32_t>(mix64(s, i) % g.vocab_size);
+      tg[i] = static_cast<int32_t>(mix64(s, i + 1) % g.vocab_size);
+    }
+    StepStats st = trainer.step(in.data(), tg.data());
+    if (s < warmup) continue;
+    total.push_back(st.total_s);
+    fwd.push_back(st.forward_s);
+    bwd.push_back(st.backward_s);
+    red.push_back(st.reduce_s);
+    opt.push_back(st.optimizer_s);
+  }
+  const double C = g.d_model, L = g.n_layer, T = g.seq_len;
+  const double n_matrix = 12.0 * L * C * C + double(g.vocab_size) * C;
+  const double flops_per_token = 6.0 * n_matrix + 12.0 * L * C * T;
+  Result r;
+  r.threads = threads;
+  r.replicas = trainer.replicas();
+  r.ms_per_step = median(total) * 1e3;
+  r.tokens_per_s = ntok / median(total);
+  r.gflops = r.tokens_per_s * flops_per_token / 1e9;
+  r.mfu = r.gflops * 1e9 / (peak * threads);
+  r.fwd_ms = median(fwd) * 1e3;
+  r.bwd_ms = median(bwd) * 1e3;
+  r.reduce_ms = median(red) * 1e3;
+  r.opt_ms = median(opt) * 1e3;
+  r.wait_ms = 0;
+  return r;
+}
+
+void print_human(const Result& r, const std::string& config) {
+  std::printf("%s: %d threads, %d replicas\n", config.c_str(), r.threads, r.replicas);
+  std::printf("  %.1f ms/step  %.0f tokens/s  %.1f GFLOP/s  MFU %.1f%%  peak RSS %.0f MiB\n",
+              r.ms_per_step, r.tokens_per_s, r.gflops, 100 * r.mfu, peak_rss_mib());
+  const double sum = r.fwd_ms + r.bwd_ms + r.reduce_ms + r.opt_ms + r.wait_ms;
+  auto pct = [&](double v) { return 100.0 * v / sum; };
+  std::printf(
+      "  split: forward %.1f ms (%.1f%%)  backward %.1f ms (%.1f%%)  reduction %.2f ms (%.1f%%)  "
+      "optimizer %.2f ms (%.1f%%)  data wait %.2f ms (%.1f%%)\n",
+      r.fwd_ms, pct(r.fwd_ms), r.bwd_ms, pct(r.bwd_ms), r.reduce_ms, pct(r.reduce_ms), r.opt_ms,
+      pct(r.opt_ms), r.wait_ms, pct(r.wait_ms));
+}
+
+void print_json(const Result& r, const std::string& config, double peak) {
+  std::printf(
+      "{\"config\": \"%s\", \"threads\": %d, \"replicas\": %d, \"ms_per_step\": %.3f, "
+      "\"tokens_per_s\": %.1f, \"gflops\": %.2f, \"mfu\": %.4f, \"peak_rss_mib\": %.1f, "
+      "\"fma_peak_gflops_per_thread\": %.2f, \"forward_ms\": %.3f, \"backward_ms\": %.3f, "
+      "\"reduce_ms\": %.3f, \"optimizer_ms\": %.3f, \"data_wait_ms\": %.3f}\n",
+      config.c_str(), r.threads, r.replicas, r.ms_per_step, r.tokens_per_s, r.gflops, r.mfu,
+      peak_rss_mib(), peak / 1e9, r.fwd_ms, r.bwd_ms, r.reduce_ms, r.opt_ms, r.wait_ms);
+}
+
+// Least-squares fit of t(K) = W/K + c K + s. With fewer than 3 thread counts the system is
+// underdetermined, so c is fixed at 0 and only W and s are fitted (said in the output).
+void fit_and_print(const std::vector<Result>& rs) {
+  const size_t n = rs.size();
+  const bool full = n >= 3;
+  const int m = full ? 3 : 2;
+  double A[3][3] = {}, y[3] = {};
+  for (const Result& r : rs) {
+    const double K = r.threads, t = r.ms_per_step;
+    const double x[3] = {1.0 / K, 1.0, K};
+    for (int i = 0; i < m; ++i) {
+      y[i] += x[i] * t;
+      for (int j = 0; j < m; ++j) A[i][j] += x[i] * x[j];
+    }
+  }
+  // Gaussian elimination on the m x m normal equations.
+  for (int i = 0; i < m; ++i)
+    for (int j = i + 1; j < m; ++j) {
+      const double f = A[j][i] / A[i][i];
+      for (int k = i; k < m; ++k) A[j][k] -= f * A[i][k];
+      y[j] -= f * y[i];
+    }
+  double sol[3] = {};
+  for (int i = m - 1; i >= 0; --i) {
+    double v = y[i];
+    for (int k = i + 1; k < m; ++k) v -= A[i][k] * sol[k];
+    sol[i] = v / A[i][i];
+  }
+  const double W = sol[0], s = sol[1], c = full ? sol[2] : 0.0;
+  std::printf("cost model T(K) = W/K + K*c + s (ms): W = %.2f  c = %.3f  s = %.2f%s\n", W, c, s,
+              full ? "" : "  (2 thread counts only: c fixed at 0)");
+  if (c > 0) {
+    std::printf("predicted best K = sqrt(W/c) = %.1f\n", std::sqrt(W / c));
+  } else {
+    std::printf("predicted best K: no per-thread overhead measured, so the most threads (%d)\n",
+                rs.back().threads);
+  }
+}
+
+}  // namespace
+}  // namespace skein
+
+int main(int argc, char** argv) {
+  using namespace skein;
+  Args a = parse(argc, argv);
+  StatusOr<proto::Config> cfg = load_config(a.config);
+  if (!cfg.ok()) {
+    std::fprintf(stderr, "error: %s\n", cfg.status().message().c_str());
+    return 2;
+  }
+  Status valid = validate_config(*cfg);
+  if (!valid.ok()) {
+    std::fprintf(stderr, "error: %s: %s\n", a.config.c_str(), valid.message().c_str());
+    return 2;
+  }
+  const double peak = bench::measure_fma_peak();
+  const std::string team = a.team.empty() ? cfg->run().team() : a.team;
+  if (a.scaling) {
+    const int max_k = available_cores();
+    std::vector<Result> rs;
+    std::printf("%-8s %12s %10s %10s %11s\n", "threads", "tokens/s", "ms/step", "speed-up",
+                "efficiency");
+    for (int k = 1; k <= max_k; ++k) {
+      rs.push_back(
+          measure(*cfg, k, a.replicas >= 0 ? a.replicas : 0, team, a.steps, a.warmup, peak));
+      const Result& r = rs.back();
+      const double sp = r.tokens_per_s / rs[0].tokens_per_s;
+      std::printf("%-8d %12.0f %10.1f %10.2f %10.1f%%\n", k, r.tokens_per_s, r.ms_per_step, sp,
+                  100 * sp / k);
+    }
+    fit_and_print(rs);
+    return 0;
+  }
+  const int threads = a.threads > 0              ? a.threads
+                      : cfg->run().threads() > 0 ? cfg->run().threads()
+                                                 : available_cores();
+  const int replicas = a.replicas >= 0 ? a.replicas : cfg->run().replicas();
+  Result r = measure(*cfg, threads, replicas, team, a.steps, a.warmup, peak);
+  if (a.json) {
+    print_json(r, a.config, peak);
+  } else {
+    std::printf("single-thread fp32 FMA peak: %.1f GFLOP/s\n", peak / 1e9);
+    print_human(r, a.config);
+  }
+  return 0;
+}

@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""PyTorch side of the side-by-side benchmark: the same GPT as skein (tests/reference's model),
+eager fp32, AdamW, synthetic tokens, torch.set_num_threads(K).
+
+    bench/pytorch_gpt.py --config configs/char.textproto [--threads K] [--steps N] [--warmup W] [--json]
+
+Prints the median ms/step and tokens/s over the warm steps (one JSON object with --json).
+bench/compare.sh runs it in its tuned form next to bench_step.
+"""
+import argparse
+import json
+import os
+import re
+import resource
+import statistics
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "reference"))
+from gpt_reference import GPT  # noqa: E402
+
+
+def read_config(path):
+    """The few fields needed here, from skein's text-format config (defaults of proto/skein.proto)."""
+    text = open(path).read()
+    text = re.sub(r"#.*", "", text)
+
+    def field(block, name, default, kind=int):
+        m = re.search(block + r"\s*{([^}]*)}", text)
+        if m:
+            f = re.search(r"\b" + name + r"\s*:\s*([-+0-9.eE]+)", m.group(1))
+            if f:
+                return kind(f.group(1))
+        return default
+
+    return dict(vocab_size=field("model", "vocab_size", 256), seq_len=field("model", "seq_len", 256),
+                n_layer=field("model", "n_layer", 6), n_head=field("model", "n_head", 6),
+                d_model=field("model", "d_model", 384), batch_size=field("run", "batch_size", 8),
+                lr=field("optimizer", "lr", 3e-4, float),
+                weight_decay=field("optimizer", "weight_decay", 0.1, float))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    cfg = read_config(a.config)
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(1)
+    model = GPT(cfg["vocab_size"], cfg["seq_len"], cfg["n_layer"], cfg["n_head"], cfg["d_model"])
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                p.zero_()
+            elif ".ln_" in "." + name:
+                p.fill_(1.0)
+            else:
+                p.normal_(0.0, 0.02)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    other = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg["weight_decay"]},
+                             {"params": other, "weight_decay": 0.0}], lr=cfg["lr"], betas=(0.9, 0.95))
+    B, T, V = cfg["batch_size"], cfg["seq_len"], cfg["vocab_size"]
+    times = []
+    for step in range(a.warmup + a.steps):
+        x = torch.randint(0, V, (B, T))
+        y = torch.randint(0, V, (B, T))
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        _, loss = model(x, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if step >= a.warmup:
+            times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    out = dict(config=a.config, threads=a.threads, ms_per_step=med * 1e3, tokens_per_s=B * T / med,
+               peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+               torch=torch.__version__)
+    if a.json:
+        print(json.dumps(out))
+    else:
+        print(f"pytorch {torch.__version__}: {a.config} {a.threads} threads: {out['ms_per_step']:.1f} ms/step, "
+              f"{out['tokens_per_s']:.0f} tokens/s, peak RSS {out['peak_rss_mib']:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
