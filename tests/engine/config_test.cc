@@ -1,0 +1,115 @@
+#include "engine/config.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <string>
+
+namespace skein {
+namespace {
+
+struct BadConfig {
+  const char* what;
+  const char* text;
+  const char* message;  // a piece the error must contain
+};
+
+// Each bad config must be refused with a message that names the place (file:line:col for syntax,
+// the field and value for semantics).
+const BadConfig kBad[] = {
+    {"syntax error", "model { vocab_size: 256 ", "bad.textproto:1:25"},
+    {"unknown field", "model {\n  vocab_sise: 256\n}",
+     "bad.textproto:2:13: Message type \"skein.proto.ModelConfig\" has no field named "
+     "\"vocab_sise\""},
+    {"unknown section", "modle { }",
+     "bad.textproto:1:7: Message type \"skein.proto.Config\" has no field named \"modle\""},
+    {"wrong type", "run { steps: \"many\" }", "bad.textproto:1:14"},
+    {"negative into unsigned", "run { seed: -1 }", "bad.textproto:1:13"},
+    {"unknown enum", "optimizer { kind: ADAM }",
+     "bad.textproto:1:24: Unknown enumeration value of \"ADAM\""},
+    {"heads do not divide", "model { d_model: 100 n_head: 3 }",
+     "model.d_model = 100: must be divisible by model.n_head = 3"},
+    {"zero layers", "model { n_layer: 0 }", "model.n_layer = 0: must be positive"},
+    {"negative seq_len", "model { seq_len: -4 }", "model.seq_len = -4: must be positive"},
+    {"vocab too large", "model { vocab_size: 70000 }", "model.vocab_size = 70000"},
+    {"negative lr", "optimizer { lr: -0.1 }", "optimizer.lr"},
+    {"beta1 of one", "optimizer { beta1: 1.0 }", "optimizer.beta1"},
+    {"zero eps", "optimizer { eps: 0 }", "optimizer.eps"},
+    {"nesterov without momentum", "optimizer { kind: SGD momentum: 0 nesterov: true }",
+     "optimizer.nesterov"},
+    {"negative clip", "optimizer { max_grad_norm: -1 }", "optimizer.max_grad_norm"},
+    {"min_lr above lr", "optimizer { lr: 0.001 } schedule { min_lr: 0.01 }", "schedule.min_lr"},
+    {"negative warmup", "schedule { warmup_steps: -5 }", "schedule.warmup_steps = -5"},
+    {"batch not divisible by replicas", "run { batch_size: 10 replicas: 4 }",
+     "run.batch_size = 10: must be divisible by run.replicas = 4"},
+    {"zero steps", "run { steps: 0 }", "run.steps = 0"},
+    {"zero accumulation", "run { grad_accum_steps: 0 }", "run.grad_accum_steps = 0"},
+    {"negative threads", "run { threads: -2 }", "run.threads = -2"},
+    {"unknown team", "run { team: \"mpi\" }", "run.team = \"mpi\""},
+    {"zero prefetch", "data { prefetch: 0 }", "data.prefetch = 0"},
+};
+
+void PrintTo(const BadConfig& c, std::ostream* os) {
+  *os << c.what;
+}
+
+class BadConfigTest : public ::testing::TestWithParam<BadConfig> {};
+
+TEST_P(BadConfigTest, IsRefusedWithAClearMessage) {
+  const BadConfig& c = GetParam();
+  StatusOr<proto::Config> cfg = parse_config_text(c.text, "bad.textproto");
+  Status s = cfg.ok() ? validate_config(*cfg) : cfg.status();
+  ASSERT_FALSE(s.ok()) << c.what;
+  EXPECT_NE(s.message().find(c.message), std::string::npos)
+      << c.what << "\n  message: " << s.message() << "\n  expected to contain: " << c.message;
+}
+
+INSTANTIATE_TEST_SUITE_P(Table, BadConfigTest, ::testing::ValuesIn(kBad));
+
+TEST(Config, ShippedConfigsAreValid) {
+  for (const char* path :
+       {"configs/char.textproto", "configs/gpt2.textproto", "configs/small.textproto"}) {
+    StatusOr<proto::Config> cfg = load_config(path);
+    ASSERT_TRUE(cfg.ok()) << cfg.status().message();
+    EXPECT_TRUE(validate_config(*cfg).ok()) << path << ": " << validate_config(*cfg).message();
+  }
+}
+
+TEST(Config, DefaultsComeFromTheSchema) {
+  StatusOr<proto::Config> cfg = parse_config_text("", "empty");
+  ASSERT_TRUE(cfg.ok());
+  EXPECT_EQ(cfg->model().d_model(), 384);
+  EXPECT_EQ(cfg->run().batch_size(), 8);
+  EXPECT_FLOAT_EQ(cfg->optimizer().beta2(), 0.95f);
+  EXPECT_TRUE(validate_config(*cfg).ok());
+}
+
+TEST(Config, MissingFileIsNamed) {
+  StatusOr<proto::Config> cfg = load_config("no/such/config.textproto");
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_NE(cfg.status().message().find("no/such/config.textproto"), std::string::npos);
+}
+
+TEST(Config, OverridesSetNestedFieldsAndCheckTypes) {
+  proto::Config cfg;
+  EXPECT_TRUE(apply_override(&cfg, "run.steps=42").ok());
+  EXPECT_EQ(cfg.run().steps(), 42);
+  EXPECT_TRUE(apply_override(&cfg, "optimizer.kind=SGD").ok());
+  EXPECT_EQ(cfg.optimizer().kind(), proto::OptimizerConfig::SGD);
+  EXPECT_TRUE(apply_override(&cfg, "data.dir=some/folder").ok());
+  EXPECT_EQ(cfg.data().dir(), "some/folder");
+  EXPECT_TRUE(apply_override(&cfg, "optimizer.lr=0.5").ok());
+  EXPECT_FLOAT_EQ(cfg.optimizer().lr(), 0.5f);
+
+  Status s = apply_override(&cfg, "run.stepz=1");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("no field 'stepz'"), std::string::npos) << s.message();
+  s = apply_override(&cfg, "run.steps=ten");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("'ten' is not a valid int64"), std::string::npos) << s.message();
+  EXPECT_FALSE(apply_override(&cfg, "run=1").ok());
+  EXPECT_FALSE(apply_override(&cfg, "steps").ok());
+}
+
+}  // namespace
+}  // namespace skein
