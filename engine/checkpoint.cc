@@ -1,0 +1,330 @@
+#include "engine/checkpoint.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <map>
+
+#include "base/crc32c.h"
+
+namespace skein {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kManifest = "manifest.pb";
+constexpr const char* kBlob = "tensors.bin";
+constexpr const char* kLatest = "latest";
+
+std::string errno_text() {
+  return std::strerror(errno);
+}
+
+std::string step_name(long step) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "step_%08ld", step);
+  return buf;
+}
+
+// step number of a folder named step_N, or -1
+long parse_step_name(const std::string& name) {
+  if (name.rfind("step_", 0) != 0 || name.size() == 5) return -1;
+  long v = 0;
+  for (size_t i = 5; i < name.size(); ++i) {
+    if (name[i] < '0' || name[i] > '9') return -1;
+    v = v * 10 + (name[i] - '0');
+  }
+  return v;
+}
+
+Status fsync_path(const std::string& path, bool directory) {
+  int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+  if (fd < 0) return Status::error("cannot open " + path + " to fsync: " + errno_text());
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return Status::error("fsync " + path + " failed: " + std::strerror(err));
+  return Status();
+}
+
+// Writes n bytes from the chunks to a new file, fsyncs and closes it; any short write or error
+// (disk full, quota, I/O) is reported with the file's name.
+Status write_file(const std::string& path,
+                  const std::vector<std::pair<const void*, size_t>>& parts) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::error("cannot create " + path + ": " + errno_text());
+  for (const auto& [data, n] : parts) {
+    const char* p = static_cast<const char*>(data);
+    size_t left = n;
+    while (left > 0) {
+      ssize_t w = ::write(fd, p, std::min(left, size_t(1) << 30));
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) {
+        std::string why = w < 0 ? errno_text() : "no progress";
+        ::close(fd);
+        return Status::error("writing " + path + " failed: " + why +
+                             "\nHINT: is the disk full? the previous checkpoint is intact");
+      }
+      p += w;
+      left -= size_t(w);
+    }
+  }
+  if (::fsync(fd) != 0) {
+    std::string why = errno_text();
+    ::close(fd);
+    return Status::error("fsync " + path + " failed: " + why);
+  }
+  if (::close(fd) != 0) return Status::error("closing " + path + " failed: " + errno_text());
+  return Status();
+}
+
+std::string hex32(uint32_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "%08x", v);
+  return buf;
+}
+
+// A read-only mapping of a file.
+class MappedFile {
+ public:
+  Status open(const std::string& path) {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) return Status::error("cannot open " + path + ": " + errno_text());
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) return Status::error("cannot stat " + path + ": " + errno_text());
+    size_ = static_cast<size_t>(st.st_size);
+    if (size_ > 0) {
+      void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd_, 0);
+      if (p == MAP_FAILED) return Status::error("cannot map " + path + ": " + errno_text());
+      data_ = static_cast<const uint8_t*>(p);
+    }
+    return Status();
+  }
+  ~MappedFile() {
+    if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+    if (fd_ >= 0) ::close(fd_);
+  }
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  int fd_ = -1;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+StatusOr<proto::CheckpointManifest> read_manifest(const std::string& dir) {
+  const std::string path = dir + "/" + kManifest;
+  MappedFile f;
+  SKEIN_RETURN_IF_ERROR(f.open(path));
+  proto::CheckpointManifest m;
+  if (!m.ParseFromArray(f.data(), static_cast<int>(f.size())))
+    return Status::error(path + ": not a valid checkpoint manifest (truncated or corrupt)");
+  if (m.format_version() != kCheckpointFormatVersion)
+    return Status::error(path + ": format version " + std::to_string(m.format_version()) +
+                         ", this build reads version " + std::to_string(kCheckpointFormatVersion));
+  return m;
+}
+
+// Checks the blob's size and every tensor's bounds and checksum.
+Status verify_blob(const std::string& dir, const proto::CheckpointManifest& m,
+                   const MappedFile& blob) {
+  const std::string path = dir + "/" + kBlob;
+  if (blob.size() != m.blob_size())
+    return Status::error(path + " is " + std::to_string(blob.size()) +
+                         " bytes, the manifest says " + std::to_string(m.blob_size()) +
+                         ": truncated or replaced");
+  for (const proto::TensorEntry& t : m.tensors()) {
+    if (t.offset() > blob.size() || t.size() > blob.size() - t.offset())
+      return Status::error(path + ": tensor " + t.name() + " lies outside the blob");
+    const uint32_t crc = crc32c(blob.data() + t.offset(), t.size());
+    if (crc != t.crc32c())
+      return Status::error(path + ": tensor " + t.name() + " is corrupt: stored CRC-32C " +
+                           hex32(t.crc32c()) + ", computed " + hex32(crc));
+  }
+  return Status();
+}
+
+}  // namespace
+
+Status write_checkpoint(const std::string& checkpoints_dir, const Model& model,
+                        const std::vector<NamedBuffer>& buffers, const CheckpointInfo& info,
+                        int keep_last, std::string* path) {
+  SKEIN_CHECK(keep_last >= 1);
+  std::error_code ec;
+  fs::create_directories(checkpoints_dir, ec);
+  if (ec)
+    return Status::error("cannot create checkpoint folder " + checkpoints_dir + ": " +
+                         ec.message());
+
+  const std::string name = step_name(info.step);
+  const std::string final_dir = checkpoints_dir + "/" + name;
+  const std::string tmp_dir = checkpoints_dir + "/.tmp-" + name + "-" + std::to_string(::getpid());
+  fs::remove_all(tmp_dir, ec);
+  if (!fs::create_directory(tmp_dir, ec) || ec)
+    return Status::error("cannot create " + tmp_dir + ": " + (ec ? ec.message() : "exists"));
+  auto fail = [&](Status s) {
+    std::error_code ignored;
+    fs::remove_all(tmp_dir, ignored);
+    return s;
+  };
+
+  proto::CheckpointManifest m;
+  m.set_format_version(kCheckpointFormatVersion);
+  m.set_step(info.step);
+  m.set_seed(info.seed);
+  m.set_data_cursor(info.data_cursor);
+  *m.mutable_config() = info.config;
+  m.set_last_loss(info.last_loss);
+  m.set_skipped_steps(info.skipped_steps);
+  const std::time_t now = std::time(nullptr);
+  char when[64];
+  std::strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  m.set_created_by(std::string("skein train, ") + when);
+
+  std::vector<std::pair<const void*, size_t>> parts;
+  uint64_t offset = 0;
+  for (const NamedBuffer& b : buffers) {
+    for (const TensorView& t : model.tensors()) {
+      const float* data = b.data + t.offset;
+      const size_t bytes = t.size * sizeof(float);
+      proto::TensorEntry* e = m.add_tensors();
+      e->set_name(b.prefix + t.name);
+      e->set_dtype("f32");
+      for (int d : t.shape) e->add_shape(d);
+      e->set_offset(offset);
+      e->set_size(bytes);
+      e->set_crc32c(crc32c(data, bytes));
+      parts.emplace_back(data, bytes);
+      offset += bytes;
+    }
+  }
+  m.set_blob_size(offset);
+  Status s = write_file(tmp_dir + "/" + kBlob, parts);
+  if (!s.ok()) return fail(s);
+  const std::string manifest = m.SerializeAsString();
+  s = write_file(tmp_dir + "/" + kManifest, {{manifest.data(), manifest.size()}});
+  if (!s.ok()) return fail(s);
+  s = fsync_path(tmp_dir, true);
+  if (!s.ok()) return fail(s);
+
+  // A checkpoint of the same step (a rerun) is replaced: move it aside first.
+  if (fs::exists(final_dir)) {
+    const std::string trash =
+        checkpoints_dir + "/.trash-" + name + "-" + std::to_string(::getpid());
+    fs::rename(final_dir, trash, ec);
+    if (ec) return fail(Status::error("cannot replace " + final_dir + ": " + ec.message()));
+    fs::remove_all(trash, ec);
+  }
+  fs::rename(tmp_dir, final_dir, ec);
+  if (ec)
+    return fail(
+        Status::error("cannot rename " + tmp_dir + " to " + final_dir + ": " + ec.message()));
+  SKEIN_RETURN_IF_ERROR(fsync_path(checkpoints_dir, true));
+
+  // latest -> name, atomically
+  const std::string latest_tmp = checkpoints_dir + "/.tmp-latest-" + std::to_string(::getpid());
+  const std::string text = name + "\n";
+  SKEIN_RETURN_IF_ERROR(write_file(latest_tmp, {{text.data(), text.size()}}));
+  fs::rename(latest_tmp, checkpoints_dir + "/" + kLatest, ec);
+  if (ec) return Status::error("cannot update " + checkpoints_dir + "/latest: " + ec.message());
+  SKEIN_RETURN_IF_ERROR(fsync_path(checkpoints_dir, true));
+
+  // Keep the newest keep_last: rename to .trash-* first, so a half-deleted folder never looks
+  // like a checkpoint.
+  std::vector<long> steps;
+  for (const auto& e : fs::directory_iterator(checkpoints_dir, ec)) {
+    long st = parse_step_name(e.path().filename().string());
+    if (st >= 0 && e.is_directory()) steps.push_back(st);
+  }
+  std::sort(steps.begin(), steps.end());
+  for (size_t i = 0; i + keep_last < steps.size(); ++i) {
+    const std::string old = checkpoints_dir + "/" + step_name(steps[i]);
+    const std::string trash = checkpoints_dir + "/.trash-" + step_name(steps[i]);
+    fs::rename(old, trash, ec);
+    if (!ec) fs::remove_all(trash, ec);
+  }
+  if (path) *path = final_dir;
+  return Status();
+}
+
+StatusOr<proto::CheckpointManifest> verify_checkpoint(const std::string& dir) {
+  if (!fs::is_directory(dir)) return Status::error(dir + ": no such checkpoint folder");
+  StatusOr<proto::CheckpointManifest> m = read_manifest(dir);
+  if (!m.ok()) return m.status();
+  MappedFile blob;
+  SKEIN_RETURN_IF_ERROR(blob.open(dir + "/" + kBlob));
+  SKEIN_RETURN_IF_ERROR(verify_blob(dir, *m, blob));
+  return m;
+}
+
+StatusOr<proto::CheckpointManifest> load_checkpoint(const std::string& dir, const Model& model,
+                                                    const std::vector<NamedBuffer>& buffers) {
+  if (!fs::is_directory(dir)) return Status::error(dir + ": no such checkpoint folder");
+  StatusOr<proto::CheckpointManifest> m = read_manifest(dir);
+  if (!m.ok()) return m.status();
+  MappedFile blob;
+  SKEIN_RETURN_IF_ERROR(blob.open(dir + "/" + kBlob));
+  SKEIN_RETURN_IF_ERROR(verify_blob(dir, *m, blob));
+  std::map<std::string, const proto::TensorEntry*> by_name;
+  for (const auto& t : m->tensors()) by_name[t.name()] = &t;
+  // Check every wanted tensor before copying any.
+  for (const NamedBuffer& b : buffers) {
+    for (const TensorView& t : model.tensors()) {
+      auto it = by_name.find(b.prefix + t.name);
+      if (it == by_name.end())
+        return Status::error(dir + ": the checkpoint has no tensor " + b.prefix + t.name);
+      std::vector<int> shape(it->second->shape().begin(), it->second->shape().end());
+      if (shape != t.shape || it->second->size() != t.size * sizeof(float) ||
+          it->second->dtype() != "f32")
+        return Status::error(dir + ": tensor " + b.prefix + t.name +
+                             " has another shape or type than the model's");
+    }
+  }
+  for (const NamedBuffer& b : buffers)
+    for (const TensorView& t : model.tensors()) {
+      const proto::TensorEntry* e = by_name[b.prefix + t.name];
+      std::memcpy(b.data + t.offset, blob.data() + e->offset(), e->size());
+    }
+  return m;
+}
+
+std::string find_latest_valid_checkpoint(const std::string& checkpoints_dir,
+                                         std::vector<std::string>* skipped) {
+  std::error_code ec;
+  std::vector<long> steps;
+  for (const auto& e : fs::directory_iterator(checkpoints_dir, ec)) {
+    long st = parse_step_name(e.path().filename().string());
+    if (st >= 0) steps.push_back(st);
+  }
+  std::sort(steps.rbegin(), steps.rend());
+  for (long st : steps) {
+    const std::string dir = checkpoints_dir + "/" + step_name(st);
+    StatusOr<proto::CheckpointManifest> m = verify_checkpoint(dir);
+    if (m.ok()) return dir;
+    if (skipped) skipped->push_back(m.status().message());
+  }
+  return "";
+}
+
+int clean_leftovers(const std::string& checkpoints_dir) {
+  std::error_code ec;
+  std::vector<fs::path> junk;
+  for (const auto& e : fs::directory_iterator(checkpoints_dir, ec)) {
+    const std::string n = e.path().filename().string();
+    if (n.rfind(".tmp-", 0) == 0 || n.rfind(".trash-", 0) == 0) junk.push_back(e.path());
+  }
+  for (const auto& p : junk) fs::remove_all(p, ec);
+  return static_cast<int>(junk.size());
+}
+
+}  // namespace skein
