@@ -151,6 +151,24 @@ Status validate_config(const proto::Config& cfg) {
                        "must be divisible by run.replicas = " + std::to_string(r.replicas()));
   if (r.team() != "omp" && r.team() != "pool")
     return field_error("run.team", "\"" + r.team() + "\"", "must be \"omp\" or \"pool\"");
+  if (r.log_every() <= 0)
+    return field_error("run.log_every", std::to_string(r.log_every()), "must be positive");
+  if (r.eval_every() < 0)
+    return field_error("run.eval_every", std::to_string(r.eval_every()),
+                       "must be >= 0 (0 = only at the end)");
+  if (r.eval_batches() < 0)
+    return field_error("run.eval_batches", std::to_string(r.eval_batches()),
+                       "must be >= 0 (0 = no evaluation)");
+  if (r.checkpoint_every() < 0)
+    return field_error("run.checkpoint_every", std::to_string(r.checkpoint_every()),
+                       "must be >= 0 (0 = only at the end)");
+  if (r.keep_checkpoints() < 1)
+    return field_error("run.keep_checkpoints", std::to_string(r.keep_checkpoints()),
+                       "must be >= 1");
+  if (r.out_dir().empty()) return field_error("run.out_dir", "\"\"", "must name a folder");
+  if (r.max_skipped_steps() < 1)
+    return field_error("run.max_skipped_steps", std::to_string(r.max_skipped_steps()),
+                       "must be >= 1");
   if (cfg.data().prefetch() <= 0)
     return field_error("data.prefetch", std::to_string(cfg.data().prefetch()), "must be positive");
   if (cfg.data().loader_threads() <= 0)

@@ -47,6 +47,10 @@ const BadConfig kBad[] = {
     {"negative threads", "run { threads: -2 }", "run.threads = -2"},
     {"unknown team", "run { team: \"mpi\" }", "run.team = \"mpi\""},
     {"zero prefetch", "data { prefetch: 0 }", "data.prefetch = 0"},
+    {"zero keep", "run { keep_checkpoints: 0 }", "run.keep_checkpoints = 0: must be >= 1"},
+    {"empty out_dir", "run { out_dir: \"\" }", "run.out_dir"},
+    {"unknown policy", "run { on_nonfinite: IGNORE }",
+     "bad.textproto:1:28: Unknown enumeration value of \"IGNORE\""},
 };
 
 void PrintTo(const BadConfig& c, std::ostream* os) {
