@@ -11,7 +11,7 @@
 
 #include "base/aligned.h"
 #include "base/rng.h"
-#include "bench/fma_peak.h"
+#include "engine/fma_peak.h"
 #include "kernels/attention.h"
 #include "kernels/crossentropy.h"
 #include "kernels/encoder.h"
@@ -203,7 +203,7 @@ void register_all() {
 }  // namespace skein::bench
 
 int main(int argc, char** argv) {
-  skein::bench::g_peak = skein::bench::measure_fma_peak();
+  skein::bench::g_peak = skein::measure_fma_peak();
   std::printf("single-thread fp32 FMA peak: %.1f GFLOP/s\n", skein::bench::g_peak / 1e9);
   benchmark::AddCustomContext("fma_peak_gflops", std::to_string(skein::bench::g_peak / 1e9));
   skein::bench::register_all();

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "base/rng.h"
-#include "bench/fma_peak.h"
+#include "engine/fma_peak.h"
 #include "engine/config.h"
 #include "engine/trainer.h"
 
@@ -229,7 +229,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "error: %s: %s\n", a.config.c_str(), valid.message().c_str());
     return 2;
   }
-  const double peak = bench::measure_fma_peak();
+  const double peak = measure_fma_peak();
   const std::string team = a.team.empty() ? cfg->run().team() : a.team;
   if (a.scaling) {
     const int max_k = available_cores();

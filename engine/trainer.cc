@@ -86,6 +86,21 @@ StepStats Trainer::step(const int32_t* inputs, const int32_t* targets) {
   return stats;
 }
 
+float Trainer::evaluate(const int32_t* inputs, const int32_t* targets) {
+  const size_t replica_tokens = size_t(seqs_per_replica_) * opt_.seq_len;
+  std::vector<double> loss(R_), count(R_);
+  for (int r = 0; r < R_; ++r)
+    count[r] = count_targets(targets + r * replica_tokens, static_cast<int>(replica_tokens));
+  next_task_.store(0, std::memory_order_relaxed);
+  team_->run([&](int k) {
+    for (int r; (r = next_task_.fetch_add(1, std::memory_order_relaxed)) < R_;)
+      loss[r] = model_.forward(*acts_[k], inputs + r * replica_tokens, targets + r * replica_tokens);
+  });
+  double sum = 0, n = 0;
+  for (int r = 0; r < R_; ++r) sum += loss[r] * count[r], n += count[r];
+  return n > 0 ? static_cast<float>(sum / n) : 0.0f;
+}
+
 void Trainer::run_thread(int k, const int32_t* inputs, const int32_t* targets, StepStats* stats) {
   const int A = opt_.grad_accum_steps, T = opt_.seq_len;
   const size_t replica_tokens = size_t(seqs_per_replica_) * T;

@@ -67,6 +67,9 @@ class Trainer {
   // grad_accum_steps x (batch_size, seq_len) tokens, micro-step after micro-step.
   StepStats step(const int32_t* inputs, const int32_t* targets);
 
+  // Mean loss over the targets of one (batch_size, seq_len) batch, forward only, on the team.
+  float evaluate(const int32_t* inputs, const int32_t* targets);
+
   long steps_done() const { return step_; }
   void set_steps_done(long s) { step_ = s; }
   int threads() const { return team_->size(); }

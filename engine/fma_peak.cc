@@ -1,11 +1,11 @@
-#include "bench/fma_peak.h"
+#include "engine/fma_peak.h"
 
 #include <immintrin.h>
 
 #include <algorithm>
 #include <chrono>
 
-namespace skein::bench {
+namespace skein {
 
 // 12 independent accumulators hide the FMA latency (4-5 cycles) on two FMA ports.
 double fma_peak_loop(long iters, float* sink) {
@@ -63,4 +63,4 @@ double measure_fma_peak(int repeats) {
   return best;
 }
 
-}  // namespace skein::bench
+}  // namespace skein

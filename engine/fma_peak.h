@@ -2,7 +2,7 @@
 // the widest vector unit the build targets (AVX-512, else AVX2+FMA, else scalar).
 #pragma once
 
-namespace skein::bench {
+namespace skein {
 
 // FLOPs per second (an FMA counts 2) of one thread, best of `repeats` timed runs.
 double measure_fma_peak(int repeats = 5);
@@ -10,4 +10,4 @@ double measure_fma_peak(int repeats = 5);
 // Runs fma_peak_loop for `iters` iterations; returns FLOPs done (value kept alive in *sink).
 double fma_peak_loop(long iters, float* sink);
 
-}  // namespace skein::bench
+}  // namespace skein
