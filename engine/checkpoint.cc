@@ -186,6 +186,7 @@ Status write_checkpoint(const std::string& checkpoints_dir, const Model& model,
   *m.mutable_config() = info.config;
   m.set_last_loss(info.last_loss);
   m.set_skipped_steps(info.skipped_steps);
+  m.set_tokenizer_crc32c(info.tokenizer_crc32c);
   const std::time_t now = std::time(nullptr);
   char when[64];
   std::strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));

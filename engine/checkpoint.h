@@ -39,6 +39,7 @@ struct CheckpointInfo {  // everything in the manifest except the tensor table
   long data_cursor = 0;
   float last_loss = 0;
   long skipped_steps = 0;
+  uint32_t tokenizer_crc32c = 0;  // fingerprint of the data's tokenizer file, 0 if none
   proto::Config config;
 };
 
