@@ -1,0 +1,288 @@
+// sgemm: packed, cache-blocked GEMM with an AVX2+FMA register-blocked microkernel (the loop
+// structure of Goto & van de Geijn, "Anatomy of High-Performance Matrix Multiplication", 2008),
+// and an Eigen fallback for CPUs without AVX2/FMA.
+//
+// Loops, outermost first (all sizes in floats):
+//   jc: N in steps of kNC   op(B)[pc:pc+kc, jc:jc+nc] packed once into b_pack (lives in L2/L3)
+//   pc: K in steps of kKC
+//   ic: M in steps of kMC   op(A)[ic:ic+mc, pc:pc+kc] packed into a_pack (lives in L2)
+//   jr: nc in steps of kNR  one kc x kNR micro-panel of b_pack, stays in L1 across the ir loop
+//   ir: mc in steps of kMR  microkernel: C[kMR x kNR] += a micro-panel @ b micro-panel
+// Packing lays each micro-panel out in the exact order the microkernel reads it (unit stride,
+// zero-padded to full kMR / kNR), so the kernel itself never sees transposes, leading dimensions
+// or ragged edges; only the final write of an edge tile is special.
+#include "kernels/gemm.h"
+
+#include <algorithm>
+
+#include "base/check.h"
+#include "kernels/eigen_maps.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define SKEIN_GEMM_X86 1
+// The AVX2 path is compiled for avx2+fma whatever the build's -march (SKEIN_NATIVE=OFF builds
+// for baseline x86-64) and only entered after the CPU check in sgemm_path().
+#define SKEIN_AVX2 __attribute__((target("avx2,fma")))
+#endif
+
+namespace skein {
+namespace {
+
+// C = beta * C (+ bias): the whole product when K = 0, shared by both paths.
+void scale_c(int M, int N, float beta, float* C, long ldc, const float* bias) {
+  for (int i = 0; i < M; ++i) {
+    float* c = C + i * ldc;
+    for (int j = 0; j < N; ++j) c[j] = (beta != 0 ? c[j] : 0.0f) + (bias ? bias[j] : 0.0f);
+  }
+}
+
+void check_args(bool trans_a, bool trans_b, int M, int N, int K, int lda, int ldb, float beta,
+                int ldc) {
+  SKEIN_CHECK(M >= 0 && N >= 0 && K >= 0, "sgemm: negative dimension");
+  SKEIN_CHECK(beta == 0.0f || beta == 1.0f, "sgemm: beta must be 0 or 1");
+  SKEIN_CHECK(lda >= std::max(1, trans_a ? M : K), "sgemm: lda smaller than a row of A");
+  SKEIN_CHECK(ldb >= std::max(1, trans_b ? K : N), "sgemm: ldb smaller than a row of B");
+  SKEIN_CHECK(ldc >= std::max(1, N), "sgemm: ldc smaller than a row of C");
+}
+
+#ifdef SKEIN_GEMM_X86
+
+// Microkernel tile: 6 rows x 16 columns = 12 ymm accumulators, plus 2 ymm for the B row and 1 for
+// the broadcast A value: 15 of the 16 ymm registers. Each k step issues 12 independent FMAs
+// against 8 loads (2 B vectors, 6 broadcasts): Zen 3 retires 2 FMAs and 2-3 loads a cycle, so
+// the FMA ports stay the bottleneck, and 12 chains cover the 4-cycle FMA latency on 2 ports
+// (8 needed). 4x24 (3 B vectors, 4 broadcasts) measured no better; 8x8 needs 16 accumulators.
+constexpr int kMR = kSgemmMR;
+constexpr int kNR = kSgemmNR;
+// kKC: one kc x kNR micro-panel of B (256 * 16 * 4 B = 16 KiB) plus one kMR x kc micro-panel of
+// A (6 KiB) and the C tile fit the 32 KiB L1d together, while kc = 256 FMAs per C tile make the
+// C load/store in the kernel's epilogue negligible.
+constexpr int kKC = kSgemmKC;
+// kMC: the packed A block (144 * 256 * 4 B = 144 KiB) sits in the 512 KiB L2 with room for the
+// B micro-panels streaming through it; a multiple of kMR.
+constexpr int kMC = kSgemmMC;
+// kNC: the packed B panel (256 * 1536 * 4 B = 1.5 MiB) lives in L2/L3. 1536 = 4C of the char
+// config, so every training shape of it packs each block of A exactly once; a multiple of kNR.
+constexpr int kNC = kSgemmNC;
+
+// Per-thread packing buffers, fixed-size: no allocation per call and no sharing between the
+// threads that call kernels concurrently. 1.6 MiB of static TLS per thread (glibc carves it out
+// of each thread's stack, 8 MiB by default).
+alignas(64) static thread_local float t_a_pack[kMC * kKC];
+alignas(64) static thread_local float t_b_pack[kKC * kNC];
+
+// Element (r, c) of op(X) is data[r * rs + c * cs]: a transpose is just swapped strides.
+struct View {
+  const float* data;
+  long rs, cs;
+};
+
+// Packs op(A)[i0:i0+mc, p0:p0+kc] into ceil(mc / kMR) micro-panels of kMR x kc floats each:
+// panel q holds, for p = 0..kc-1, the kMR values op(A)[i0 + q*kMR + r, p0 + p] (zero for rows
+// past mc) one after another, the order in which the microkernel broadcasts them.
+SKEIN_AVX2 void pack_a(const View& a, int i0, int mc, int p0, int kc, float* dst) {
+  for (int ir = 0; ir < mc; ir += kMR, dst += kMR * kc) {
+    const int mr = std::min(kMR, mc - ir);
+    const float* src = a.data + (i0 + ir) * a.rs + p0 * a.cs;
+    if (a.cs == 1) {  // op(A) rows contiguous (A not transposed): walk each row forward
+      for (int r = 0; r < mr; ++r)
+        for (int p = 0; p < kc; ++p) dst[p * kMR + r] = src[r * a.rs + p];
+    } else {  // op(A) columns contiguous (A transposed): kMR consecutive values per k
+      for (int p = 0; p < kc; ++p)
+        for (int r = 0; r < mr; ++r) dst[p * kMR + r] = src[p * a.cs + r * a.rs];
+    }
+    for (int p = 0; p < kc && mr < kMR; ++p)
+      for (int r = mr; r < kMR; ++r) dst[p * kMR + r] = 0.0f;
+  }
+}
+
+// Packs op(B)[p0:p0+kc, j0:j0+nc] into ceil(nc / kNR) micro-panels of kc x kNR floats each:
+// panel q holds, for p = 0..kc-1, the row op(B)[p0 + p, j0 + q*kNR : +kNR] (zero past column nc).
+SKEIN_AVX2 void pack_b(const View& b, int p0, int kc, int j0, int nc, float* dst) {
+  for (int jr = 0; jr < nc; jr += kNR, dst += kNR * kc) {
+    const int nr = std::min(kNR, nc - jr);
+    const float* src = b.data + p0 * b.rs + (j0 + jr) * b.cs;
+    if (b.cs == 1) {  // op(B) rows contiguous (B not transposed): kNR consecutive values per k
+      for (int p = 0; p < kc; ++p) {
+        float* d = dst + p * kNR;
+        if (nr == kNR) {
+          _mm256_store_ps(d, _mm256_loadu_ps(src + p * b.rs));
+          _mm256_store_ps(d + 8, _mm256_loadu_ps(src + p * b.rs + 8));
+        } else {
+          for (int c = 0; c < nr; ++c) d[c] = src[p * b.rs + c];
+          for (int c = nr; c < kNR; ++c) d[c] = 0.0f;
+        }
+      }
+    } else {  // op(B) columns contiguous (B transposed): walk each column forward
+      for (int c = 0; c < nr; ++c)
+        for (int p = 0; p < kc; ++p) dst[p * kNR + c] = src[c * b.cs + p * b.rs];
+      for (int p = 0; p < kc && nr < kNR; ++p)
+        for (int c = nr; c < kNR; ++c) dst[p * kNR + c] = 0.0f;
+    }
+  }
+}
+
+// C tile (kMR, kNR) at c with row stride ldc = [C if load_c] + a (kMR x kc, packed) @ b (kc x kNR,
+// packed) [+ bias (kNR) on every row]. a and b as laid out by pack_a / pack_b.
+SKEIN_AVX2 void kernel_6x16(int kc, const float* __restrict a, const float* __restrict b,
+                            float* __restrict c, long ldc, bool load_c,
+                            const float* __restrict bias) {
+  __m256 acc[kMR][2];
+#pragma GCC unroll 6
+  for (int r = 0; r < kMR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    // The C tile is touched only after kc steps: start fetching it now.
+#pragma GCC unroll 6
+  for (int r = 0; r < kMR; ++r) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + kNR - 1), _MM_HINT_T0);
+  }
+#pragma GCC unroll 4
+  for (int p = 0; p < kc; ++p) {
+    const __m256 b0 = _mm256_load_ps(b);
+    const __m256 b1 = _mm256_load_ps(b + 8);
+#pragma GCC unroll 6
+    for (int r = 0; r < kMR; ++r) {
+      const __m256 ar = _mm256_broadcast_ss(a + r);
+      acc[r][0] = _mm256_fmadd_ps(ar, b0, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(ar, b1, acc[r][1]);
+    }
+    a += kMR;
+    b += kNR;
+  }
+  // Same summation order as write_edge_tile: product, then C, then bias.
+#pragma GCC unroll 6
+  for (int r = 0; r < kMR; ++r) {
+    float* cr = c + r * ldc;
+    if (load_c) {
+      acc[r][0] = _mm256_add_ps(acc[r][0], _mm256_loadu_ps(cr));
+      acc[r][1] = _mm256_add_ps(acc[r][1], _mm256_loadu_ps(cr + 8));
+    }
+    if (bias) {
+      acc[r][0] = _mm256_add_ps(acc[r][0], _mm256_loadu_ps(bias));
+      acc[r][1] = _mm256_add_ps(acc[r][1], _mm256_loadu_ps(bias + 8));
+    }
+    _mm256_storeu_ps(cr, acc[r][0]);
+    _mm256_storeu_ps(cr + 8, acc[r][1]);
+  }
+}
+
+// Writes the top-left (mr, nr) of a full tile computed into `tile` (row stride kNR) to C.
+void write_edge_tile(const float* tile, int mr, int nr, float* c, long ldc, bool load_c,
+                     const float* bias) {
+  for (int r = 0; r < mr; ++r)
+    for (int j = 0; j < nr; ++j) {
+      float v = tile[r * kNR + j];
+      if (load_c) v += c[r * ldc + j];
+      if (bias) v += bias[j];
+      c[r * ldc + j] = v;
+    }
+}
+
+SKEIN_AVX2 void sgemm_avx2(const View& a, const View& b, int M, int N, int K, float beta, float* C,
+                           long ldc, const float* bias) {
+  float* a_pack = t_a_pack;
+  float* b_pack = t_b_pack;
+  alignas(32) float tile[kMR * kNR];
+  for (int jc = 0; jc < N; jc += kNC) {
+    const int nc = std::min(kNC, N - jc);
+    for (int pc = 0; pc < K; pc += kKC) {
+      const int kc = std::min(kKC, K - pc);
+      // Only the first K block sees the caller's beta and adds the bias; later ones accumulate.
+      const bool load_c = pc > 0 || beta != 0;
+      const float* bias_jc = (pc == 0 && bias) ? bias + jc : nullptr;
+      pack_b(b, pc, kc, jc, nc, b_pack);
+      for (int ic = 0; ic < M; ic += kMC) {
+        const int mc = std::min(kMC, M - ic);
+        pack_a(a, ic, mc, pc, kc, a_pack);
+        for (int jr = 0; jr < nc; jr += kNR) {
+          const int nr = std::min(kNR, nc - jr);
+          const float* bp = b_pack + long(jr) * kc;
+          const float* bias_j = bias_jc ? bias_jc + jr : nullptr;
+          for (int ir = 0; ir < mc; ir += kMR) {
+            const int mr = std::min(kMR, mc - ir);
+            const float* ap = a_pack + long(ir) * kc;
+            float* c = C + (ic + ir) * ldc + jc + jr;
+            if (mr == kMR && nr == kNR) {
+              kernel_6x16(kc, ap, bp, c, ldc, load_c, bias_j);
+            } else {
+              kernel_6x16(kc, ap, bp, tile, kNR, false, nullptr);
+              write_edge_tile(tile, mr, nr, c, ldc, load_c, bias_j);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+bool cpu_has_avx2_fma() {
+#if defined(__AVX2__) && defined(__FMA__)
+  return true;  // the build already targets it
+#else
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+}
+
+#endif  // SKEIN_GEMM_X86
+
+bool use_avx2() {
+#ifdef SKEIN_GEMM_X86
+  static const bool ok = cpu_has_avx2_fma();
+  return ok;
+#else
+  return false;
+#endif
+}
+
+}  // namespace
+
+const char* sgemm_path() {
+  return use_avx2() ? "avx2" : "portable";
+}
+
+void sgemm(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda, const float* B,
+           int ldb, float beta, float* C, int ldc, const float* bias) {
+#ifdef SKEIN_GEMM_X86
+  if (!use_avx2())
+#endif
+    return sgemm_portable(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
+#ifdef SKEIN_GEMM_X86
+  check_args(trans_a, trans_b, M, N, K, lda, ldb, beta, ldc);
+  if (M == 0 || N == 0) return;
+  if (K == 0) return scale_c(M, N, beta, C, ldc, bias);
+  const View a = trans_a ? View{A, 1, lda} : View{A, lda, 1};
+  const View b = trans_b ? View{B, 1, ldb} : View{B, ldb, 1};
+  sgemm_avx2(a, b, M, N, K, beta, C, ldc, bias);
+#endif
+}
+
+void sgemm_portable(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda,
+                    const float* B, int ldb, float beta, float* C, int ldc, const float* bias) {
+  check_args(trans_a, trans_b, M, N, K, lda, ldb, beta, ldc);
+  if (M == 0 || N == 0) return;
+  if (K == 0) return scale_c(M, N, beta, C, ldc, bias);
+  using Stride = Eigen::OuterStride<>;
+  StridedMap<float> c(C, M, N, Stride(ldc));
+  ConstStridedMap<float> a(A, trans_a ? K : M, trans_a ? M : K, Stride(lda));
+  ConstStridedMap<float> b(B, trans_b ? N : K, trans_b ? K : N, Stride(ldb));
+  // Eigen folds the transposes into its own packing; beta 0 assigns, so C is never read.
+  auto product = [&](const auto& op_a, const auto& op_b) {
+    if (beta == 0)
+      c.noalias() = op_a * op_b;
+    else
+      c.noalias() += op_a * op_b;
+  };
+  if (trans_a && trans_b)
+    product(a.transpose(), b.transpose());
+  else if (trans_a)
+    product(a.transpose(), b);
+  else if (trans_b)
+    product(a, b.transpose());
+  else
+    product(a, b);
+  if (bias) c.rowwise() += ConstRowVecMap<float>(bias, N);
+}
+
+}  // namespace skein
