@@ -50,26 +50,30 @@ void check_args(bool trans_a, bool trans_b, int M, int N, int K, int lda, int ld
 
 // Microkernel tile: 6 rows x 16 columns = 12 ymm accumulators, plus 2 ymm for the B row and 1 for
 // the broadcast A value: 15 of the 16 ymm registers. Each k step issues 12 independent FMAs
-// against 8 loads (2 B vectors, 6 broadcasts): Zen 3 retires 2 FMAs and 2-3 loads a cycle, so
-// the FMA ports stay the bottleneck, and 12 chains cover the 4-cycle FMA latency on 2 ports
-// (8 needed). 4x24 (3 B vectors, 4 broadcasts) measured no better; 8x8 needs 16 accumulators.
+// against 8 loads (2 B vectors, 6 broadcasts): Zen 3 retires 2 FMAs and up to 3 loads a cycle,
+// so the FMA ports stay the bottleneck, and 12 chains cover the 4-cycle FMA latency on 2 ports
+// (8 needed). Alone, on L1/L2-resident panels, it runs at ~97% of the FMA peak at kc = 256.
 constexpr int kMR = kSgemmMR;
 constexpr int kNR = kSgemmNR;
+static_assert(kMR == 6 && kNR == 16, "the kernel and the packing routines are written for 6x16");
 // kKC: one kc x kNR micro-panel of B (256 * 16 * 4 B = 16 KiB) plus one kMR x kc micro-panel of
-// A (6 KiB) and the C tile fit the 32 KiB L1d together, while kc = 256 FMAs per C tile make the
-// C load/store in the kernel's epilogue negligible.
+// A (6 KiB) and the C tile fit the 32 KiB L1d together, while 256 k steps per C tile make the
+// C load/store in the kernel's epilogue small. (384 and 512 measured the same within noise.)
 constexpr int kKC = kSgemmKC;
 // kMC: the packed A block (144 * 256 * 4 B = 144 KiB) sits in the 512 KiB L2 with room for the
-// B micro-panels streaming through it; a multiple of kMR.
+// B micro-panels streaming through it; a multiple of kMR. (72 to 240 measured within noise.)
 constexpr int kMC = kSgemmMC;
-// kNC: the packed B panel (256 * 1536 * 4 B = 1.5 MiB) lives in L2/L3. 1536 = 4C of the char
-// config, so every training shape of it packs each block of A exactly once; a multiple of kNR.
+static_assert(kMC % kMR == 0);
+// kNC: the packed B panel (256 * 1536 * 4 B = 1.5 MiB) lives in L3. 1536 = 4C of the char
+// config, so at every one of its training shapes each block of A is packed exactly once.
 constexpr int kNC = kSgemmNC;
+static_assert(kNC % kNR == 0);
 
 // Per-thread packing buffers, fixed-size: no allocation per call and no sharing between the
 // threads that call kernels concurrently. 1.6 MiB of static TLS per thread (glibc carves it out
-// of each thread's stack, 8 MiB by default).
-alignas(64) static thread_local float t_a_pack[kMC * kKC];
+// of each thread's stack, 8 MiB by default). a_pack has 16 floats of slack for pack_a's
+// overlapping stores.
+alignas(64) static thread_local float t_a_pack[kMC * kKC + 16];
 alignas(64) static thread_local float t_b_pack[kKC * kNC];
 
 // Element (r, c) of op(X) is data[r * rs + c * cs]: a transpose is just swapped strides.
@@ -78,56 +82,161 @@ struct View {
   long rs, cs;
 };
 
+// In-place transpose of the 8x8 block held in v[0..7] (v[r] = row r): unpack pairs of rows,
+// shuffle 2x2 blocks of pairs, then swap 128-bit halves.
+SKEIN_AVX2 inline void transpose_8x8(__m256 v[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(v[2 * i], v[2 * i + 1]);      // a0 b0 a1 b1 | a4 b4 a5 b5
+    t[2 * i + 1] = _mm256_unpackhi_ps(v[2 * i], v[2 * i + 1]);  // a2 b2 a3 b3 | a6 b6 a7 b7
+  }
+  for (int i = 0; i < 2; ++i) {
+    const int r = 4 * i;                                     // rows r..r+3
+    u[r + 0] = _mm256_shuffle_ps(t[r], t[r + 2], 0x44);      // column 0 | column 4
+    u[r + 1] = _mm256_shuffle_ps(t[r], t[r + 2], 0xEE);      // column 1 | column 5
+    u[r + 2] = _mm256_shuffle_ps(t[r + 1], t[r + 3], 0x44);  // column 2 | column 6
+    u[r + 3] = _mm256_shuffle_ps(t[r + 1], t[r + 3], 0xEE);  // column 3 | column 7
+  }
+  for (int c = 0; c < 4; ++c) {
+    v[c] = _mm256_permute2f128_ps(u[c], u[c + 4], 0x20);
+    v[c + 4] = _mm256_permute2f128_ps(u[c], u[c + 4], 0x31);
+  }
+}
+
+// Software prefetch into L1. The packing routines read short row segments (kc or mc floats),
+// too short for the hardware's stream prefetchers to lock on, so each fetches the next
+// segments it will read while it works on the current ones.
+inline void prefetch(const float* p) {
+  _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);
+}
+
 // Packs op(A)[i0:i0+mc, p0:p0+kc] into ceil(mc / kMR) micro-panels of kMR x kc floats each:
 // panel q holds, for p = 0..kc-1, the kMR values op(A)[i0 + q*kMR + r, p0 + p] (zero for rows
-// past mc) one after another, the order in which the microkernel broadcasts them.
-SKEIN_AVX2 void pack_a(const View& a, int i0, int mc, int p0, int kc, float* dst) {
+// past mc) one after another, the order in which the microkernel broadcasts them. Panels are
+// written in order, and a panel may spill 2 floats into the next one (overwritten when that one
+// is packed) or into the buffer's slack.
+// The packing routines and the kernel stay out of line: the kernel is called from two places, and
+// the hot loops keep a register allocation of their own (and their own rows in a profile).
+SKEIN_AVX2 __attribute__((noinline)) void pack_a(const View& a, int i0, int mc, int p0, int kc,
+                                                 float* dst) {
+  const float* src = a.data + i0 * a.rs + p0 * a.cs;
+  if (a.cs != 1) {
+    // op(A) columns contiguous (A stored transposed, so a.rs = 1): for 8 k (8 rows of A) at a
+    // time, walk the rows forward and deal kMR values to every panel. Reads stream instead of
+    // striding down columns, and each panel gets 3 whole cache lines at once: panels sit 6 KiB
+    // apart, so writing one k to all of them would keep ~24 lines in 2 L1 sets (4 KiB aliasing).
+    const int full = mc / kMR * kMR;
+    for (int p = 0; p < kc; p += 8) {
+      const int pb = std::min(8, kc - p);
+      const int pb_next = std::max(0, std::min(8, kc - p - 8));
+      for (int ir = 0; ir < full; ir += kMR) {
+        // Copy kMR floats with one 8-wide load and store where the 2 extra floats may be read
+        // (inside the block) and written (the next k's slot, rewritten right after; not at the
+        // panel's last k, whose next slot belongs to the next panel, already packed).
+        const bool wide = ir + 8 <= mc;
+        for (int k = 0; k < pb; ++k) {
+          if (k < pb_next) prefetch(src + (p + 8 + k) * a.cs + ir);
+          const float* s = src + (p + k) * a.cs + ir;
+          float* d = dst + ir * kc + (p + k) * kMR;
+          if (wide && p + k + 1 < kc) {
+            _mm256_storeu_ps(d, _mm256_loadu_ps(s));
+          } else {
+            _mm_storeu_ps(d, _mm_loadu_ps(s));
+            d[4] = s[4];
+            d[5] = s[5];
+          }
+        }
+      }
+      for (int k = 0; k < pb && full < mc; ++k) {
+        const float* s = src + (p + k) * a.cs;
+        float* d = dst + full * kc + (p + k) * kMR;
+        for (int r = 0; r < kMR; ++r) d[r] = full + r < mc ? s[full + r] : 0.0f;
+      }
+    }
+    return;
+  }
+  // op(A) rows contiguous (A not transposed): 8 k at a time, load kMR rows (plus 2 zero rows),
+  // transpose, and store each k's 8 values; the 2 zero lanes are overwritten by the next k.
   for (int ir = 0; ir < mc; ir += kMR, dst += kMR * kc) {
     const int mr = std::min(kMR, mc - ir);
-    const float* src = a.data + (i0 + ir) * a.rs + p0 * a.cs;
-    if (a.cs == 1) {  // op(A) rows contiguous (A not transposed): walk each row forward
-      for (int r = 0; r < mr; ++r)
-        for (int p = 0; p < kc; ++p) dst[p * kMR + r] = src[r * a.rs + p];
-    } else {  // op(A) columns contiguous (A transposed): kMR consecutive values per k
-      for (int p = 0; p < kc; ++p)
-        for (int r = 0; r < mr; ++r) dst[p * kMR + r] = src[p * a.cs + r * a.rs];
+    const float* s = src + ir * a.rs;
+    int p = 0;
+    const bool next_panel = ir + kMR < mc;
+    if (mr == kMR) {
+      for (; p + 8 <= kc; p += 8) {
+        if (next_panel && p % 16 == 0)
+          for (int r = 0; r < kMR; ++r) prefetch(s + (kMR + r) * a.rs + p);
+        __m256 v[8];
+        for (int r = 0; r < kMR; ++r) v[r] = _mm256_loadu_ps(s + r * a.rs + p);
+        v[6] = v[7] = _mm256_setzero_ps();
+        transpose_8x8(v);
+        for (int k = 0; k < 8; ++k) _mm256_storeu_ps(dst + (p + k) * kMR, v[k]);
+      }
     }
-    for (int p = 0; p < kc && mr < kMR; ++p)
-      for (int r = mr; r < kMR; ++r) dst[p * kMR + r] = 0.0f;
+    for (; p < kc; ++p)
+      for (int r = 0; r < kMR; ++r) dst[p * kMR + r] = r < mr ? s[r * a.rs + p] : 0.0f;
   }
 }
 
 // Packs op(B)[p0:p0+kc, j0:j0+nc] into ceil(nc / kNR) micro-panels of kc x kNR floats each:
 // panel q holds, for p = 0..kc-1, the row op(B)[p0 + p, j0 + q*kNR : +kNR] (zero past column nc).
-SKEIN_AVX2 void pack_b(const View& b, int p0, int kc, int j0, int nc, float* dst) {
+SKEIN_AVX2 __attribute__((noinline)) void pack_b(const View& b, int p0, int kc, int j0, int nc,
+                                                 float* dst) {
+  const float* src = b.data + p0 * b.rs + j0 * b.cs;
+  const int full = nc / kNR * kNR;
+  if (b.cs == 1) {
+    // op(B) rows contiguous (B not transposed): for 8 k (8 rows of B) at a time, walk the rows
+    // forward and deal kNR values to every panel; as in pack_a, so that reads stream and each
+    // panel (16 KiB apart, all in one L1 set) gets whole cache lines at once.
+    for (int p = 0; p < kc; p += 8) {
+      const int pb = std::min(8, kc - p);
+      const int pb_next = std::max(0, std::min(8, kc - p - 8));
+      for (int jr = 0; jr < full; jr += kNR)
+        for (int k = 0; k < pb; ++k) {
+          if (k < pb_next) prefetch(src + (p + 8 + k) * b.rs + jr);
+          const float* s = src + (p + k) * b.rs + jr;
+          float* d = dst + jr * kc + (p + k) * kNR;
+          _mm256_store_ps(d, _mm256_loadu_ps(s));
+          _mm256_store_ps(d + 8, _mm256_loadu_ps(s + 8));
+        }
+      for (int k = 0; k < pb && full < nc; ++k) {
+        const float* s = src + (p + k) * b.rs;
+        float* d = dst + full * kc + (p + k) * kNR;
+        for (int c = 0; c < kNR; ++c) d[c] = full + c < nc ? s[full + c] : 0.0f;
+      }
+    }
+    return;
+  }
+  // op(B) columns contiguous (B stored transposed, so b.rs = 1): 8 k of 8 columns at a time,
+  // transposed.
   for (int jr = 0; jr < nc; jr += kNR, dst += kNR * kc) {
     const int nr = std::min(kNR, nc - jr);
-    const float* src = b.data + p0 * b.rs + (j0 + jr) * b.cs;
-    if (b.cs == 1) {  // op(B) rows contiguous (B not transposed): kNR consecutive values per k
-      for (int p = 0; p < kc; ++p) {
-        float* d = dst + p * kNR;
-        if (nr == kNR) {
-          _mm256_store_ps(d, _mm256_loadu_ps(src + p * b.rs));
-          _mm256_store_ps(d + 8, _mm256_loadu_ps(src + p * b.rs + 8));
-        } else {
-          for (int c = 0; c < nr; ++c) d[c] = src[p * b.rs + c];
-          for (int c = nr; c < kNR; ++c) d[c] = 0.0f;
+    const float* s = src + jr * b.cs;
+    int p = 0;
+    const bool next_panel = jr + kNR < nc;
+    if (nr == kNR) {
+      for (; p + 8 <= kc; p += 8) {
+        if (next_panel && p % 16 == 0)
+          for (int c = 0; c < kNR; ++c) prefetch(s + (kNR + c) * b.cs + p);
+        for (int half = 0; half < kNR; half += 8) {
+          __m256 v[8];
+          for (int c = 0; c < 8; ++c) v[c] = _mm256_loadu_ps(s + (half + c) * b.cs + p);
+          transpose_8x8(v);
+          for (int k = 0; k < 8; ++k) _mm256_store_ps(dst + (p + k) * kNR + half, v[k]);
         }
       }
-    } else {  // op(B) columns contiguous (B transposed): walk each column forward
-      for (int c = 0; c < nr; ++c)
-        for (int p = 0; p < kc; ++p) dst[p * kNR + c] = src[c * b.cs + p * b.rs];
-      for (int p = 0; p < kc && nr < kNR; ++p)
-        for (int c = nr; c < kNR; ++c) dst[p * kNR + c] = 0.0f;
     }
+    for (; p < kc; ++p)
+      for (int c = 0; c < kNR; ++c) dst[p * kNR + c] = c < nr ? s[c * b.cs + p * b.rs] : 0.0f;
   }
 }
 
 // C tile (kMR, kNR) at c with row stride ldc = [C if load_c] + a (kMR x kc, packed) @ b (kc x kNR,
 // packed) [+ bias (kNR) on every row]. a and b as laid out by pack_a / pack_b.
-SKEIN_AVX2 void kernel_6x16(int kc, const float* __restrict a, const float* __restrict b,
-                            float* __restrict c, long ldc, bool load_c,
-                            const float* __restrict bias) {
+SKEIN_AVX2 __attribute__((noinline)) void kernel_6x16(int kc, const float* __restrict a,
+                                                      const float* __restrict b,
+                                                      float* __restrict c, long ldc, bool load_c,
+                                                      const float* __restrict bias) {
   __m256 acc[kMR][2];
 #pragma GCC unroll 6
   for (int r = 0; r < kMR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
