@@ -1,9 +1,11 @@
 #include "kernels/attention.h"
 
 #include <cmath>
+#include <type_traits>
 
 #include "base/check.h"
 #include "kernels/eigen_maps.h"
+#include "kernels/gemm.h"
 
 namespace skein {
 
@@ -21,7 +23,11 @@ void attention_forward(F* out, F* att, const F* qkv, int B, int T, int C, int NH
       ConstStridedMap<F> v(base + 2 * C + h * HS, T, HS, Eigen::OuterStride<>(C3));
       F* a = att + (static_cast<long>(b) * NH + h) * T * T;
       RowMap<F> p(a, T, T);
-      p.noalias() = q * k.transpose();
+      // scores (T,T) = q (T,HS) @ k^T; float on sgemm, double on Eigen (as in linear.cc)
+      if constexpr (std::is_same_v<F, float>)
+        sgemm(false, true, T, T, HS, q.data(), C3, k.data(), C3, 0.0f, a, T);
+      else
+        p.noalias() = q * k.transpose();
       // Causal, numerically stable softmax of the scaled scores, row by row.
       for (int t = 0; t < T; ++t) {
         F* row = a + static_cast<long>(t) * T;
@@ -37,7 +43,11 @@ void attention_forward(F* out, F* att, const F* qkv, int B, int T, int C, int NH
         for (int j = t + 1; j < T; ++j) row[j] = 0;
       }
       StridedMap<F> o(out + static_cast<long>(b) * T * C + h * HS, T, HS, Eigen::OuterStride<>(C));
-      o.noalias() = p * v;
+      // out_h (T,HS) = P (T,T) @ v (T,HS)
+      if constexpr (std::is_same_v<F, float>)
+        sgemm(false, false, T, HS, T, a, T, v.data(), C3, 0.0f, o.data(), C);
+      else
+        o.noalias() = p * v;
     }
   }
 }
@@ -64,8 +74,13 @@ void attention_backward(F* dqkv, F* scratch, const F* dout, const F* qkv, const 
       ConstRowMap<F> p(att + (static_cast<long>(b) * NH + h) * T * T, T, T);
       RowMap<F> dp(scratch, T, T);
       // out = P V: dV += P^T dout, dP = dout V^T
-      dv.noalias() += p.transpose() * dout_h;
-      dp.noalias() = dout_h * v.transpose();
+      if constexpr (std::is_same_v<F, float>) {
+        sgemm(true, false, T, HS, T, p.data(), T, dout_h.data(), C, 1.0f, dv.data(), C3);
+        sgemm(false, true, T, T, HS, dout_h.data(), C, v.data(), C3, 0.0f, scratch, T);
+      } else {
+        dv.noalias() += p.transpose() * dout_h;
+        dp.noalias() = dout_h * v.transpose();
+      }
       // softmax backward, row-wise: dS = P * (dP - sum_j P dP), then the 1/sqrt(HS) scale.
       for (int t = 0; t < T; ++t) {
         const F* prow = att + ((static_cast<long>(b) * NH + h) * T + t) * T;
@@ -76,8 +91,13 @@ void attention_backward(F* dqkv, F* scratch, const F* dout, const F* qkv, const 
         for (int j = t + 1; j < T; ++j) drow[j] = 0;
       }
       // S = Q K^T: dQ += dS K, dK += dS^T Q
-      dq.noalias() += dp * k;
-      dk.noalias() += dp.transpose() * q;
+      if constexpr (std::is_same_v<F, float>) {
+        sgemm(false, false, T, HS, T, scratch, T, k.data(), C3, 1.0f, dq.data(), C3);
+        sgemm(true, false, T, HS, T, scratch, T, q.data(), C3, 1.0f, dk.data(), C3);
+      } else {
+        dq.noalias() += dp * k;
+        dk.noalias() += dp.transpose() * q;
+      }
     }
   }
 }
