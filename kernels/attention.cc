@@ -1,33 +1,33 @@
 #include "kernels/attention.h"
 
+#include <algorithm>
 #include <cmath>
-#include <type_traits>
 
 #include "base/check.h"
-#include "kernels/eigen_maps.h"
 #include "kernels/gemm.h"
 
 namespace skein {
+
+// Per head, q, k, v and dq, dk, dv are (T,HS) views with row stride 3C inside qkv / dqkv, and
+// out_h, dout_h (T,HS) views with row stride C; their products run on gemm (sgemm for float,
+// Eigen for double).
 
 template <typename F>
 void attention_forward(F* out, F* att, const F* qkv, int B, int T, int C, int NH) {
   SKEIN_CHECK(C % NH == 0);
   const int HS = C / NH;
-  const long C3 = 3L * C;
+  const int C3 = 3 * C;
   const F scale = F(1) / std::sqrt(F(HS));
   for (int b = 0; b < B; ++b) {
-    const F* base = qkv + b * T * C3;
+    const F* base = qkv + static_cast<long>(b) * T * C3;
     for (int h = 0; h < NH; ++h) {
-      ConstStridedMap<F> q(base + h * HS, T, HS, Eigen::OuterStride<>(C3));
-      ConstStridedMap<F> k(base + C + h * HS, T, HS, Eigen::OuterStride<>(C3));
-      ConstStridedMap<F> v(base + 2 * C + h * HS, T, HS, Eigen::OuterStride<>(C3));
+      const F* q = base + h * HS;
+      const F* k = base + C + h * HS;
+      const F* v = base + 2 * C + h * HS;
+      F* out_h = out + static_cast<long>(b) * T * C + h * HS;
       F* a = att + (static_cast<long>(b) * NH + h) * T * T;
-      RowMap<F> p(a, T, T);
-      // scores (T,T) = q (T,HS) @ k^T; float on sgemm, double on Eigen (as in linear.cc)
-      if constexpr (std::is_same_v<F, float>)
-        sgemm(false, true, T, T, HS, q.data(), C3, k.data(), C3, 0.0f, a, T);
-      else
-        p.noalias() = q * k.transpose();
+      // scores (T,T) = q (T,HS) @ k^T
+      gemm(false, true, T, T, HS, q, C3, k, C3, F(0), a, T);
       // Causal, numerically stable softmax of the scaled scores, row by row.
       for (int t = 0; t < T; ++t) {
         F* row = a + static_cast<long>(t) * T;
@@ -42,12 +42,8 @@ void attention_forward(F* out, F* att, const F* qkv, int B, int T, int C, int NH
         for (int j = 0; j <= t; ++j) row[j] *= inv;
         for (int j = t + 1; j < T; ++j) row[j] = 0;
       }
-      StridedMap<F> o(out + static_cast<long>(b) * T * C + h * HS, T, HS, Eigen::OuterStride<>(C));
       // out_h (T,HS) = P (T,T) @ v (T,HS)
-      if constexpr (std::is_same_v<F, float>)
-        sgemm(false, false, T, HS, T, a, T, v.data(), C3, 0.0f, o.data(), C);
-      else
-        o.noalias() = p * v;
+      gemm(false, false, T, HS, T, a, T, v, C3, F(0), out_h, C);
     }
   }
 }
@@ -57,47 +53,36 @@ void attention_backward(F* dqkv, F* scratch, const F* dout, const F* qkv, const 
                         int T, int C, int NH) {
   SKEIN_CHECK(C % NH == 0);
   const int HS = C / NH;
-  const long C3 = 3L * C;
+  const int C3 = 3 * C;
   const F scale = F(1) / std::sqrt(F(HS));
   for (int b = 0; b < B; ++b) {
-    const F* base = qkv + b * T * C3;
-    F* dbase = dqkv + b * T * C3;
+    const F* base = qkv + static_cast<long>(b) * T * C3;
+    F* dbase = dqkv + static_cast<long>(b) * T * C3;
     for (int h = 0; h < NH; ++h) {
-      ConstStridedMap<F> q(base + h * HS, T, HS, Eigen::OuterStride<>(C3));
-      ConstStridedMap<F> k(base + C + h * HS, T, HS, Eigen::OuterStride<>(C3));
-      ConstStridedMap<F> v(base + 2 * C + h * HS, T, HS, Eigen::OuterStride<>(C3));
-      StridedMap<F> dq(dbase + h * HS, T, HS, Eigen::OuterStride<>(C3));
-      StridedMap<F> dk(dbase + C + h * HS, T, HS, Eigen::OuterStride<>(C3));
-      StridedMap<F> dv(dbase + 2 * C + h * HS, T, HS, Eigen::OuterStride<>(C3));
-      ConstStridedMap<F> dout_h(dout + static_cast<long>(b) * T * C + h * HS, T, HS,
-                                Eigen::OuterStride<>(C));
-      ConstRowMap<F> p(att + (static_cast<long>(b) * NH + h) * T * T, T, T);
-      RowMap<F> dp(scratch, T, T);
+      const F* q = base + h * HS;
+      const F* k = base + C + h * HS;
+      const F* v = base + 2 * C + h * HS;
+      F* dq = dbase + h * HS;
+      F* dk = dbase + C + h * HS;
+      F* dv = dbase + 2 * C + h * HS;
+      const F* dout_h = dout + static_cast<long>(b) * T * C + h * HS;
+      const F* p = att + (static_cast<long>(b) * NH + h) * T * T;
+      F* dp = scratch;  // (T,T)
       // out = P V: dV += P^T dout, dP = dout V^T
-      if constexpr (std::is_same_v<F, float>) {
-        sgemm(true, false, T, HS, T, p.data(), T, dout_h.data(), C, 1.0f, dv.data(), C3);
-        sgemm(false, true, T, T, HS, dout_h.data(), C, v.data(), C3, 0.0f, scratch, T);
-      } else {
-        dv.noalias() += p.transpose() * dout_h;
-        dp.noalias() = dout_h * v.transpose();
-      }
+      gemm(true, false, T, HS, T, p, T, dout_h, C, F(1), dv, C3);
+      gemm(false, true, T, T, HS, dout_h, C, v, C3, F(0), dp, T);
       // softmax backward, row-wise: dS = P * (dP - sum_j P dP), then the 1/sqrt(HS) scale.
       for (int t = 0; t < T; ++t) {
-        const F* prow = att + ((static_cast<long>(b) * NH + h) * T + t) * T;
-        F* drow = scratch + static_cast<long>(t) * T;
+        const F* prow = p + static_cast<long>(t) * T;
+        F* drow = dp + static_cast<long>(t) * T;
         F dot = 0;
         for (int j = 0; j <= t; ++j) dot += prow[j] * drow[j];
         for (int j = 0; j <= t; ++j) drow[j] = prow[j] * (drow[j] - dot) * scale;
         for (int j = t + 1; j < T; ++j) drow[j] = 0;
       }
       // S = Q K^T: dQ += dS K, dK += dS^T Q
-      if constexpr (std::is_same_v<F, float>) {
-        sgemm(false, false, T, HS, T, scratch, T, k.data(), C3, 1.0f, dq.data(), C3);
-        sgemm(true, false, T, HS, T, scratch, T, q.data(), C3, 1.0f, dk.data(), C3);
-      } else {
-        dq.noalias() += dp * k;
-        dk.noalias() += dp.transpose() * q;
-      }
+      gemm(false, false, T, HS, T, dp, T, k, C3, F(1), dq, C3);
+      gemm(true, false, T, HS, T, dp, T, q, C3, F(1), dk, C3);
     }
   }
 }

@@ -1,9 +1,9 @@
 // sgemm: packed, cache-blocked GEMM with an AVX2+FMA register-blocked microkernel (the loop
 // structure of Goto & van de Geijn, "Anatomy of High-Performance Matrix Multiplication", 2008),
-// and an Eigen fallback for CPUs without AVX2/FMA.
+// and an Eigen fallback for CPUs without AVX2/FMA (also dgemm, the double version).
 //
 // Loops, outermost first (all sizes in floats):
-//   jc: N in steps of kNC   op(B)[pc:pc+kc, jc:jc+nc] packed once into b_pack (lives in L2/L3)
+//   jc: N in steps of kNC   op(B)[pc:pc+kc, jc:jc+nc] packed once into b_pack (lives in L3)
 //   pc: K in steps of kKC
 //   ic: M in steps of kMC   op(A)[ic:ic+mc, pc:pc+kc] packed into a_pack (lives in L2)
 //   jr: nc in steps of kNR  one kc x kNR micro-panel of b_pack, stays in L1 across the ir loop
@@ -22,28 +22,59 @@
 #include <immintrin.h>
 #define SKEIN_GEMM_X86 1
 // The AVX2 path is compiled for avx2+fma whatever the build's -march (SKEIN_NATIVE=OFF builds
-// for baseline x86-64) and only entered after the CPU check in sgemm_path().
+// for baseline x86-64) and only entered after the CPU check in use_avx2().
 #define SKEIN_AVX2 __attribute__((target("avx2,fma")))
 #endif
 
 namespace skein {
 namespace {
 
-// C = beta * C (+ bias): the whole product when K = 0, shared by both paths.
-void scale_c(int M, int N, float beta, float* C, long ldc, const float* bias) {
+// C = beta * C (+ bias): the whole product when K = 0, shared by all paths.
+template <typename F>
+void scale_c(int M, int N, F beta, F* C, long ldc, const F* bias) {
   for (int i = 0; i < M; ++i) {
-    float* c = C + i * ldc;
-    for (int j = 0; j < N; ++j) c[j] = (beta != 0 ? c[j] : 0.0f) + (bias ? bias[j] : 0.0f);
+    F* c = C + i * ldc;
+    for (int j = 0; j < N; ++j) c[j] = (beta != 0 ? c[j] : F(0)) + (bias ? bias[j] : F(0));
   }
 }
 
-void check_args(bool trans_a, bool trans_b, int M, int N, int K, int lda, int ldb, float beta,
+template <typename F>
+void check_args(bool trans_a, bool trans_b, int M, int N, int K, int lda, int ldb, F beta,
                 int ldc) {
-  SKEIN_CHECK(M >= 0 && N >= 0 && K >= 0, "sgemm: negative dimension");
-  SKEIN_CHECK(beta == 0.0f || beta == 1.0f, "sgemm: beta must be 0 or 1");
-  SKEIN_CHECK(lda >= std::max(1, trans_a ? M : K), "sgemm: lda smaller than a row of A");
-  SKEIN_CHECK(ldb >= std::max(1, trans_b ? K : N), "sgemm: ldb smaller than a row of B");
-  SKEIN_CHECK(ldc >= std::max(1, N), "sgemm: ldc smaller than a row of C");
+  SKEIN_CHECK(M >= 0 && N >= 0 && K >= 0, "gemm: negative dimension");
+  SKEIN_CHECK(beta == 0 || beta == 1, "gemm: beta must be 0 or 1");
+  SKEIN_CHECK(lda >= std::max(1, trans_a ? M : K), "gemm: lda smaller than a row of A");
+  SKEIN_CHECK(ldb >= std::max(1, trans_b ? K : N), "gemm: ldb smaller than a row of B");
+  SKEIN_CHECK(ldc >= std::max(1, N), "gemm: ldc smaller than a row of C");
+}
+
+// The portable path: Eigen on strided maps, which folds the transposes into its own packing.
+template <typename F>
+void gemm_eigen(bool trans_a, bool trans_b, int M, int N, int K, const F* A, int lda, const F* B,
+                int ldb, F beta, F* C, int ldc, const F* bias) {
+  check_args(trans_a, trans_b, M, N, K, lda, ldb, beta, ldc);
+  if (M == 0 || N == 0) return;
+  if (K == 0) return scale_c(M, N, beta, C, ldc, bias);
+  using Stride = Eigen::OuterStride<>;
+  StridedMap<F> c(C, M, N, Stride(ldc));
+  ConstStridedMap<F> a(A, trans_a ? K : M, trans_a ? M : K, Stride(lda));
+  ConstStridedMap<F> b(B, trans_b ? N : K, trans_b ? K : N, Stride(ldb));
+  // beta 0 assigns, so C is never read
+  auto product = [&](const auto& op_a, const auto& op_b) {
+    if (beta == 0)
+      c.noalias() = op_a * op_b;
+    else
+      c.noalias() += op_a * op_b;
+  };
+  if (trans_a && trans_b)
+    product(a.transpose(), b.transpose());
+  else if (trans_a)
+    product(a.transpose(), b);
+  else if (trans_b)
+    product(a, b.transpose());
+  else
+    product(a, b);
+  if (bias) c.rowwise() += ConstRowVecMap<F>(bias, N);
 }
 
 #ifdef SKEIN_GEMM_X86
@@ -354,44 +385,26 @@ const char* sgemm_path() {
 void sgemm(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda, const float* B,
            int ldb, float beta, float* C, int ldc, const float* bias) {
 #ifdef SKEIN_GEMM_X86
-  if (!use_avx2())
+  if (use_avx2()) {
+    check_args(trans_a, trans_b, M, N, K, lda, ldb, beta, ldc);
+    if (M == 0 || N == 0) return;
+    if (K == 0) return scale_c(M, N, beta, C, ldc, bias);
+    const View a = trans_a ? View{A, 1, lda} : View{A, lda, 1};
+    const View b = trans_b ? View{B, 1, ldb} : View{B, ldb, 1};
+    return sgemm_avx2(a, b, M, N, K, beta, C, ldc, bias);
+  }
 #endif
-    return sgemm_portable(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
-#ifdef SKEIN_GEMM_X86
-  check_args(trans_a, trans_b, M, N, K, lda, ldb, beta, ldc);
-  if (M == 0 || N == 0) return;
-  if (K == 0) return scale_c(M, N, beta, C, ldc, bias);
-  const View a = trans_a ? View{A, 1, lda} : View{A, lda, 1};
-  const View b = trans_b ? View{B, 1, ldb} : View{B, ldb, 1};
-  sgemm_avx2(a, b, M, N, K, beta, C, ldc, bias);
-#endif
+  sgemm_portable(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
 }
 
 void sgemm_portable(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda,
                     const float* B, int ldb, float beta, float* C, int ldc, const float* bias) {
-  check_args(trans_a, trans_b, M, N, K, lda, ldb, beta, ldc);
-  if (M == 0 || N == 0) return;
-  if (K == 0) return scale_c(M, N, beta, C, ldc, bias);
-  using Stride = Eigen::OuterStride<>;
-  StridedMap<float> c(C, M, N, Stride(ldc));
-  ConstStridedMap<float> a(A, trans_a ? K : M, trans_a ? M : K, Stride(lda));
-  ConstStridedMap<float> b(B, trans_b ? N : K, trans_b ? K : N, Stride(ldb));
-  // Eigen folds the transposes into its own packing; beta 0 assigns, so C is never read.
-  auto product = [&](const auto& op_a, const auto& op_b) {
-    if (beta == 0)
-      c.noalias() = op_a * op_b;
-    else
-      c.noalias() += op_a * op_b;
-  };
-  if (trans_a && trans_b)
-    product(a.transpose(), b.transpose());
-  else if (trans_a)
-    product(a.transpose(), b);
-  else if (trans_b)
-    product(a, b.transpose());
-  else
-    product(a, b);
-  if (bias) c.rowwise() += ConstRowVecMap<float>(bias, N);
+  gemm_eigen(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
+}
+
+void dgemm(bool trans_a, bool trans_b, int M, int N, int K, const double* A, int lda,
+           const double* B, int ldb, double beta, double* C, int ldc, const double* bias) {
+  gemm_eigen(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
 }
 
 }  // namespace skein

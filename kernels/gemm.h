@@ -34,4 +34,21 @@ void sgemm_portable(bool trans_a, bool trans_b, int M, int N, int K, const float
 // Which path sgemm takes on this CPU: "avx2" or "portable".
 const char* sgemm_path();
 
+// The same contract in double, on Eigen: for the double builds of the kernels, which the
+// finite-difference tests check.
+void dgemm(bool trans_a, bool trans_b, int M, int N, int K, const double* A, int lda,
+           const double* B, int ldb, double beta, double* C, int ldc, const double* bias = nullptr);
+
+// gemm: sgemm for float, dgemm for double, so a kernel templated on F writes its products once.
+inline void gemm(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda,
+                 const float* B, int ldb, float beta, float* C, int ldc,
+                 const float* bias = nullptr) {
+  sgemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
+}
+inline void gemm(bool trans_a, bool trans_b, int M, int N, int K, const double* A, int lda,
+                 const double* B, int ldb, double beta, double* C, int ldc,
+                 const double* bias = nullptr) {
+  dgemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
+}
+
 }  // namespace skein
