@@ -11,6 +11,14 @@ namespace skein {
 // Per head, q, k, v and dq, dk, dv are (T,HS) views with row stride 3C inside qkv / dqkv, and
 // out_h, dout_h (T,HS) views with row stride C; their products run on gemm (sgemm for float,
 // Eigen for double).
+//
+// Causal blocking: P and dS are lower triangular, so each product runs in blocks of kRows rows
+// (queries) or columns (keys) and stops at the diagonal block: queries t0..t0+m-1 only meet keys
+// 0..t0+m-1. This skips most of the masked half (at T = 256, 59% of the full products' FLOPs are
+// done). Entries above the diagonal inside a diagonal block are computed and then zeroed by the
+// softmax; those past it are never computed, only zeroed. kRows = 48, a multiple of sgemm's 6x16
+// tile, measured best of 32, 48, 64 and 96 at T = 256 and T = 64.
+constexpr int kRows = 48;
 
 template <typename F>
 void attention_forward(F* out, F* att, const F* qkv, int B, int T, int C, int NH) {
@@ -26,8 +34,11 @@ void attention_forward(F* out, F* att, const F* qkv, int B, int T, int C, int NH
       const F* v = base + 2 * C + h * HS;
       F* out_h = out + static_cast<long>(b) * T * C + h * HS;
       F* a = att + (static_cast<long>(b) * NH + h) * T * T;
-      // scores (T,T) = q (T,HS) @ k^T
-      gemm(false, true, T, T, HS, q, C3, k, C3, F(0), a, T);
+      // scores (T,T) = q (T,HS) @ k^T, for keys up to the end of each query block
+      for (int t0 = 0; t0 < T; t0 += kRows) {
+        const int m = std::min(kRows, T - t0);
+        gemm(false, true, m, t0 + m, HS, q + t0 * C3, C3, k, C3, F(0), a + t0 * T, T);
+      }
       // Causal, numerically stable softmax of the scaled scores, row by row.
       for (int t = 0; t < T; ++t) {
         F* row = a + static_cast<long>(t) * T;
@@ -43,7 +54,10 @@ void attention_forward(F* out, F* att, const F* qkv, int B, int T, int C, int NH
         for (int j = t + 1; j < T; ++j) row[j] = 0;
       }
       // out_h (T,HS) = P (T,T) @ v (T,HS)
-      gemm(false, false, T, HS, T, a, T, v, C3, F(0), out_h, C);
+      for (int t0 = 0; t0 < T; t0 += kRows) {
+        const int m = std::min(kRows, T - t0);
+        gemm(false, false, m, HS, t0 + m, a + t0 * T, T, v, C3, F(0), out_h + t0 * C, C);
+      }
     }
   }
 }
@@ -68,9 +82,16 @@ void attention_backward(F* dqkv, F* scratch, const F* dout, const F* qkv, const 
       const F* dout_h = dout + static_cast<long>(b) * T * C + h * HS;
       const F* p = att + (static_cast<long>(b) * NH + h) * T * T;
       F* dp = scratch;  // (T,T)
-      // out = P V: dV += P^T dout, dP = dout V^T
-      gemm(true, false, T, HS, T, p, T, dout_h, C, F(1), dv, C3);
-      gemm(false, true, T, T, HS, dout_h, C, v, C3, F(0), dp, T);
+      // out = P V: dV += P^T dout, dP = dout V^T. Keys j0..j0+m-1 get dV from queries j0..T-1.
+      for (int j0 = 0; j0 < T; j0 += kRows) {
+        const int m = std::min(kRows, T - j0);
+        gemm(true, false, m, HS, T - j0, p + j0 * T + j0, T, dout_h + j0 * C, C, F(1), dv + j0 * C3,
+             C3);
+      }
+      for (int t0 = 0; t0 < T; t0 += kRows) {
+        const int m = std::min(kRows, T - t0);
+        gemm(false, true, m, t0 + m, HS, dout_h + t0 * C, C, v, C3, F(0), dp + t0 * T, T);
+      }
       // softmax backward, row-wise: dS = P * (dP - sum_j P dP), then the 1/sqrt(HS) scale.
       for (int t = 0; t < T; ++t) {
         const F* prow = p + static_cast<long>(t) * T;
@@ -81,8 +102,12 @@ void attention_backward(F* dqkv, F* scratch, const F* dout, const F* qkv, const 
         for (int j = t + 1; j < T; ++j) drow[j] = 0;
       }
       // S = Q K^T: dQ += dS K, dK += dS^T Q
-      gemm(false, false, T, HS, T, dp, T, k, C3, F(1), dq, C3);
-      gemm(true, false, T, HS, T, dp, T, q, C3, F(1), dk, C3);
+      for (int t0 = 0; t0 < T; t0 += kRows) {
+        const int m = std::min(kRows, T - t0);
+        gemm(false, false, m, HS, t0 + m, dp + t0 * T, T, k, C3, F(1), dq + t0 * C3, C3);
+        gemm(true, false, m, HS, T - t0, dp + t0 * T + t0, T, q + t0 * C3, C3, F(1), dk + t0 * C3,
+             C3);
+      }
     }
   }
 }

@@ -100,7 +100,9 @@ TEST(Attention, IsCausal) {
 INSTANTIATE_TEST_SUITE_P(Shapes, AttentionTest,
                          ::testing::Values(Shape{1, 1, 4, 2}, Shape{2, 1, 3, 1}, Shape{1, 3, 6, 2},
                                            Shape{2, 7, 9, 3}, Shape{1, 17, 10, 2},
-                                           Shape{3, 5, 16, 4}));
+                                           Shape{3, 5, 16, 4},
+                                           // T past the causal blocks of 48 rows (attention.cc)
+                                           Shape{2, 65, 2, 1}, Shape{1, 150, 4, 2}));
 
 }  // namespace
 }  // namespace skein
