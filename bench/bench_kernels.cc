@@ -1,6 +1,8 @@
 // Google Benchmark of every kernel, forward and backward, at the shapes of two configs:
 //   char: V=256,   T=256, C=384, NH=6,  B=4 sequences
 //   gpt2: V=50257, T=64,  C=768, NH=12, B=2 sequences
+// plus sgemm/{skein,eigen}/{fwd,dX,dW}/<layer>: the three products of each linear layer of the
+// char config, on skein's sgemm and on Eigen side by side.
 // Rate counters: GFLOPS (compute-bound kernels) or GBps (memory-bound ones), and peak_frac, the
 // achieved FLOP rate over the single-thread fp32 FMA peak measured at start-up by this binary.
 #include <benchmark/benchmark.h>
