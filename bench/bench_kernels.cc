@@ -1,12 +1,15 @@
 // Google Benchmark of every kernel, forward and backward, at the shapes of two configs:
 //   char: V=256,   T=256, C=384, NH=6,  B=4 sequences
 //   gpt2: V=50257, T=64,  C=768, NH=12, B=2 sequences
+// plus sgemm/{skein,eigen}/{fwd,dX,dW}/<layer>: the three products of each linear layer of the
+// char config, on skein's sgemm and on Eigen side by side.
 // Rate counters: GFLOPS (compute-bound kernels) or GBps (memory-bound ones), and peak_frac, the
 // achieved FLOP rate over the single-thread fp32 FMA peak measured at start-up by this binary.
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/aligned.h"
@@ -16,6 +19,7 @@
 #include "kernels/crossentropy.h"
 #include "kernels/encoder.h"
 #include "kernels/gelu.h"
+#include "kernels/gemm.h"
 #include "kernels/layernorm.h"
 #include "kernels/linear.h"
 #include "kernels/residual.h"
@@ -82,6 +86,38 @@ void BM_linear(benchmark::State& st, Shape s, LinearShape l, bool backward) {
   set_flops(st, (backward ? 4.0 : 2.0) * N * C * OC);
 }
 
+// The three products of one linear layer (N rows, C in, OC out), as linear.cc calls them:
+//   fwd: out (N,OC) = inp (N,C) @ weight^T          sgemm(no, trans_b), beta 0
+//   dX:  dinp (N,C) += dout (N,OC) @ weight (OC,C)  sgemm(no, no),      beta 1
+//   dW:  dweight (OC,C) += dout^T (OC,N) @ inp      sgemm(trans_a, no), beta 1
+enum class Product { kFwd, kDx, kDw };
+constexpr std::pair<Product, const char*> kProducts[] = {
+    {Product::kFwd, "fwd"}, {Product::kDx, "dX"}, {Product::kDw, "dW"}};
+using SgemmFn = void (*)(bool, bool, int, int, int, const float*, int, const float*, int, float,
+                         float*, int, const float*);
+
+void BM_sgemm(benchmark::State& st, SgemmFn fn, Shape s, LinearShape l, Product prod) {
+  const int N = s.B * s.T, C = s.C * l.in_mult, OC = l.out_mult ? s.C * l.out_mult : s.V;
+  auto x = random_buffer(size_t(N) * C, 1), w = random_buffer(size_t(OC) * C, 2, 0.02f);
+  auto dy = random_buffer(size_t(N) * OC, 3);
+  AlignedBuffer<float> y(size_t(N) * OC), dx(size_t(N) * C), dw(size_t(OC) * C);
+  for (auto _ : st) {
+    switch (prod) {
+      case Product::kFwd:
+        fn(false, true, N, OC, C, x.data(), C, w.data(), C, 0.0f, y.data(), OC, nullptr);
+        break;
+      case Product::kDx:
+        fn(false, false, N, C, OC, dy.data(), OC, w.data(), C, 1.0f, dx.data(), C, nullptr);
+        break;
+      case Product::kDw:
+        fn(true, false, OC, C, N, dy.data(), OC, x.data(), C, 1.0f, dw.data(), C, nullptr);
+        break;
+    }
+    benchmark::ClobberMemory();
+  }
+  set_flops(st, 2.0 * N * C * OC);
+}
+
 void BM_attention(benchmark::State& st, Shape s, bool backward) {
   const int B = s.B, T = s.T, C = s.C, NH = s.NH, HS = C / NH;
   auto qkv = random_buffer(size_t(B) * T * 3 * C, 1);
@@ -96,7 +132,8 @@ void BM_attention(benchmark::State& st, Shape s, bool backward) {
       attention_forward(out.data(), att.data(), qkv.data(), B, T, C, NH);
     benchmark::ClobberMemory();
   }
-  // matmul FLOPs as computed (full T x T score matrices): 2 products forward, 4 backward
+  // matmul FLOPs of full T x T score matrices, 2 products forward, 4 backward: a fixed measure
+  // of work. The kernel skips most of the causally masked half, so it does ~60% of these at T=256.
   set_flops(st, (backward ? 8.0 : 4.0) * B * NH * double(T) * T * HS);
 }
 
@@ -184,6 +221,15 @@ void register_all() {
   const std::pair<const char*, Fn> ops[] = {
       {"encoder", BM_encoder}, {"layernorm", BM_layernorm}, {"attention", BM_attention},
       {"gelu", BM_gelu},       {"residual", BM_residual},   {"crossentropy", BM_crossentropy}};
+  // sgemm: skein's kernel and Eigen (sgemm_portable) side by side at the char config's shapes.
+  const std::pair<const char*, SgemmFn> impls[] = {{"skein", sgemm}, {"eigen", sgemm_portable}};
+  for (const LinearShape& l : kLinears)
+    for (const auto& [prod, prod_name] : kProducts)
+      for (const auto& [impl, fn] : impls)
+        benchmark::RegisterBenchmark(
+            (std::string("sgemm/") + impl + "/" + prod_name + "/" + l.name).c_str(), BM_sgemm, fn,
+            kShapes[0], l, prod)
+            ->Unit(benchmark::kMicrosecond);
   for (const Shape& s : kShapes) {
     for (bool bwd : {false, true}) {
       const std::string pass = bwd ? "backward" : "forward";
@@ -206,6 +252,7 @@ int main(int argc, char** argv) {
   skein::bench::g_peak = skein::measure_fma_peak();
   std::printf("single-thread fp32 FMA peak: %.1f GFLOP/s\n", skein::bench::g_peak / 1e9);
   benchmark::AddCustomContext("fma_peak_gflops", std::to_string(skein::bench::g_peak / 1e9));
+  benchmark::AddCustomContext("sgemm_path", skein::sgemm_path());
   skein::bench::register_all();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

@@ -1,27 +1,28 @@
 #include "kernels/linear.h"
 
 #include "kernels/eigen_maps.h"
+#include "kernels/gemm.h"
 
 namespace skein {
 
+// The products run on gemm: sgemm for float (training), Eigen for double (the finite-difference
+// tests).
+
 template <typename F>
 void linear_forward(F* out, const F* inp, const F* weight, const F* bias, int N, int C, int OC) {
-  ConstRowMap<F> x(inp, N, C);
-  ConstRowMap<F> w(weight, OC, C);
-  RowMap<F> y(out, N, OC);
-  y.noalias() = x * w.transpose();
-  if (bias) y.rowwise() += ConstRowVecMap<F>(bias, OC);
+  // out (N,OC) = inp (N,C) @ weight^T (C,OC) + bias, the bias added in the product's final pass
+  gemm(false, true, N, OC, C, inp, C, weight, C, F(0), out, OC, bias);
 }
 
 template <typename F>
 void linear_backward(F* dinp, F* dweight, F* dbias, const F* dout, const F* inp, const F* weight,
                      int N, int C, int OC) {
-  ConstRowMap<F> dy(dout, N, OC);
-  ConstRowMap<F> x(inp, N, C);
-  ConstRowMap<F> w(weight, OC, C);
-  if (dinp) RowMap<F>(dinp, N, C).noalias() += dy * w;        // (N,OC) @ (OC,C)
-  RowMap<F>(dweight, OC, C).noalias() += dy.transpose() * x;  // (OC,N) @ (N,C)
-  if (dbias) RowVecMap<F>(dbias, OC) += dy.colwise().sum();
+  // dinp (N,C) += dout (N,OC) @ weight (OC,C)
+  if (dinp) gemm(false, false, N, C, OC, dout, OC, weight, C, F(1), dinp, C);
+  // dweight (OC,C) += dout^T (OC,N) @ inp (N,C)
+  gemm(true, false, OC, C, N, dout, OC, inp, C, F(1), dweight, C);
+  // dbias (OC) += column sums of dout (N,OC)
+  if (dbias) RowVecMap<F>(dbias, OC) += ConstRowMap<F>(dout, N, OC).colwise().sum();
 }
 
 template void linear_forward<float>(float*, const float*, const float*, const float*, int, int,

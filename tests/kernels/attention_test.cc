@@ -58,6 +58,31 @@ TEST_P(AttentionTest, BackwardMatchesFiniteDifferences) {
   check_gradients(forward, {{"qkv", &qkv, &dqkv}}, backward);
 }
 
+// float runs its products on sgemm, double on Eigen (checked above against finite differences):
+// the float outputs and gradients must match the double ones.
+void expect_float_matches_double(int B, int T, int C, int NH) {
+  auto qkv = random_vec(B * T * 3 * C, 4), dout = random_vec(B * T * C, 5);
+  auto dqkv = random_vec(qkv.size(), 6);  // backward accumulates: start from nonzero
+  std::vector<double> out(B * T * C), att(B * NH * T * T), scratch(T * T);
+  auto qf = to_float(qkv), doutf = to_float(dout), dqkvf = to_float(dqkv);
+  std::vector<float> outf(out.size()), attf(att.size()), scratchf(T * T);
+  attention_forward(out.data(), att.data(), qkv.data(), B, T, C, NH);
+  attention_backward(dqkv.data(), scratch.data(), dout.data(), qkv.data(), att.data(), B, T, C, NH);
+  attention_forward(outf.data(), attf.data(), qf.data(), B, T, C, NH);
+  attention_backward(dqkvf.data(), scratchf.data(), doutf.data(), qf.data(), attf.data(), B, T, C,
+                     NH);
+  EXPECT_LE(rel_error(outf, out), 1e-5);
+  EXPECT_LE(rel_error(dqkvf, dqkv), 1e-5);
+}
+TEST_P(AttentionTest, FloatMatchesDouble) {
+  const auto [B, T, C, NH] = GetParam();
+  expect_float_matches_double(B, T, C, NH);
+}
+// Large enough for several sgemm tiles per head, with edge tiles (T = 70, HS = 20).
+TEST(Attention, FloatMatchesDoubleAtLargerShape) {
+  expect_float_matches_double(2, 70, 60, 3);
+}
+
 TEST(Attention, IsCausal) {
   // Changing the last position's q, k, v must not change any earlier output.
   const int B = 1, T = 5, C = 6, NH = 2;
@@ -75,7 +100,9 @@ TEST(Attention, IsCausal) {
 INSTANTIATE_TEST_SUITE_P(Shapes, AttentionTest,
                          ::testing::Values(Shape{1, 1, 4, 2}, Shape{2, 1, 3, 1}, Shape{1, 3, 6, 2},
                                            Shape{2, 7, 9, 3}, Shape{1, 17, 10, 2},
-                                           Shape{3, 5, 16, 4}));
+                                           Shape{3, 5, 16, 4},
+                                           // T past the causal blocks of 48 rows (attention.cc)
+                                           Shape{2, 65, 2, 1}, Shape{1, 150, 4, 2}));
 
 }  // namespace
 }  // namespace skein

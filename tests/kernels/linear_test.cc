@@ -49,6 +49,26 @@ TEST_P(LinearTest, BackwardMatchesFiniteDifferences) {
   check_gradients(forward, inputs, backward);
 }
 
+// float runs on sgemm, double on Eigen (checked above against finite differences): the float
+// gradients must match the double ones.
+TEST_P(LinearTest, FloatBackwardMatchesDouble) {
+  const auto [N, C, OC, has_bias] = GetParam();
+  auto x = random_vec(N * C, 7), w = random_vec(OC * C, 8), dout = random_vec(N * OC, 9);
+  // start from nonzero gradients: backward accumulates
+  auto dx = random_vec(N * C, 10), dw = random_vec(OC * C, 11), db = random_vec(OC, 12);
+  auto dxf = to_float(dx), dwf = to_float(dw), dbf = to_float(db);
+  linear_backward(dx.data(), dw.data(), has_bias ? db.data() : nullptr, dout.data(), x.data(),
+                  w.data(), N, C, OC);
+  auto xf = to_float(x), wf = to_float(w), doutf = to_float(dout);
+  linear_backward(dxf.data(), dwf.data(), has_bias ? dbf.data() : nullptr, doutf.data(), xf.data(),
+                  wf.data(), N, C, OC);
+  EXPECT_LE(rel_error(dxf, dx), 1e-5);
+  EXPECT_LE(rel_error(dwf, dw), 1e-5);
+  if (has_bias) {
+    EXPECT_LE(rel_error(dbf, db), 1e-5);
+  }
+}
+
 TEST(Linear, BackwardAccumulates) {
   const int N = 3, C = 4, OC = 5;
   auto x = to_float(random_vec(N * C, 1)), w = to_float(random_vec(OC * C, 2));

@@ -1,0 +1,411 @@
+// sgemm: packed, cache-blocked GEMM with an AVX2+FMA register-blocked microkernel (the loop
+// structure of Goto & van de Geijn, "Anatomy of High-Performance Matrix Multiplication", 2008),
+// and an Eigen fallback for CPUs without AVX2/FMA (also dgemm, the double version).
+//
+// Loops, outermost first (all sizes in floats):
+//   jc: N in steps of kNC   op(B)[pc:pc+kc, jc:jc+nc] packed once into b_pack (lives in L3)
+//   pc: K in steps of kKC
+//   ic: M in steps of kMC   op(A)[ic:ic+mc, pc:pc+kc] packed into a_pack (lives in L2)
+//   jr: nc in steps of kNR  one kc x kNR micro-panel of b_pack, stays in L1 across the ir loop
+//   ir: mc in steps of kMR  microkernel: C[kMR x kNR] += a micro-panel @ b micro-panel
+// Packing lays each micro-panel out in the exact order the microkernel reads it (unit stride,
+// zero-padded to full kMR / kNR), so the kernel itself never sees transposes, leading dimensions
+// or ragged edges; only the final write of an edge tile is special.
+#include "kernels/gemm.h"
+
+#include <algorithm>
+
+#include "base/check.h"
+#include "kernels/eigen_maps.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define SKEIN_GEMM_X86 1
+// The AVX2 path is compiled for avx2+fma whatever the build's -march (SKEIN_NATIVE=OFF builds
+// for baseline x86-64) and only entered after the CPU check in use_avx2().
+#define SKEIN_AVX2 __attribute__((target("avx2,fma")))
+#endif
+
+namespace skein {
+namespace {
+
+// C = beta * C (+ bias): the whole product when K = 0, shared by all paths.
+template <typename F>
+void scale_c(int M, int N, F beta, F* C, long ldc, const F* bias) {
+  for (int i = 0; i < M; ++i) {
+    F* c = C + i * ldc;
+    for (int j = 0; j < N; ++j) c[j] = (beta != 0 ? c[j] : F(0)) + (bias ? bias[j] : F(0));
+  }
+}
+
+template <typename F>
+void check_args(bool trans_a, bool trans_b, int M, int N, int K, int lda, int ldb, F beta,
+                int ldc) {
+  SKEIN_CHECK(M >= 0 && N >= 0 && K >= 0, "gemm: negative dimension");
+  SKEIN_CHECK(beta == 0 || beta == 1, "gemm: beta must be 0 or 1");
+  SKEIN_CHECK(lda >= std::max(1, trans_a ? M : K), "gemm: lda smaller than a row of A");
+  SKEIN_CHECK(ldb >= std::max(1, trans_b ? K : N), "gemm: ldb smaller than a row of B");
+  SKEIN_CHECK(ldc >= std::max(1, N), "gemm: ldc smaller than a row of C");
+}
+
+// The portable path: Eigen on strided maps, which folds the transposes into its own packing.
+template <typename F>
+void gemm_eigen(bool trans_a, bool trans_b, int M, int N, int K, const F* A, int lda, const F* B,
+                int ldb, F beta, F* C, int ldc, const F* bias) {
+  check_args(trans_a, trans_b, M, N, K, lda, ldb, beta, ldc);
+  if (M == 0 || N == 0) return;
+  if (K == 0) return scale_c(M, N, beta, C, ldc, bias);
+  using Stride = Eigen::OuterStride<>;
+  StridedMap<F> c(C, M, N, Stride(ldc));
+  ConstStridedMap<F> a(A, trans_a ? K : M, trans_a ? M : K, Stride(lda));
+  ConstStridedMap<F> b(B, trans_b ? N : K, trans_b ? K : N, Stride(ldb));
+  // beta 0 assigns, so C is never read
+  auto product = [&](const auto& op_a, const auto& op_b) {
+    if (beta == 0)
+      c.noalias() = op_a * op_b;
+    else
+      c.noalias() += op_a * op_b;
+  };
+  if (trans_a && trans_b)
+    product(a.transpose(), b.transpose());
+  else if (trans_a)
+    product(a.transpose(), b);
+  else if (trans_b)
+    product(a, b.transpose());
+  else
+    product(a, b);
+  if (bias) c.rowwise() += ConstRowVecMap<F>(bias, N);
+}
+
+#ifdef SKEIN_GEMM_X86
+
+// Microkernel tile: 6 rows x 16 columns = 12 ymm accumulators, plus 2 ymm for the B row and 1 for
+// the broadcast A value: 15 of the 16 ymm registers. Each k step issues 12 independent FMAs
+// against 8 loads (2 B vectors, 6 broadcasts): Zen 3 retires 2 FMAs and up to 3 loads a cycle,
+// so the FMA ports stay the bottleneck, and 12 chains cover the 4-cycle FMA latency on 2 ports
+// (8 needed). Alone, on L1/L2-resident panels, it reaches ~97% of the FMA peak at kc = 256.
+constexpr int kMR = kSgemmMR;
+constexpr int kNR = kSgemmNR;
+static_assert(kMR == 6 && kNR == 16, "the kernel and the packing routines are written for 6x16");
+// kKC: one kc x kNR micro-panel of B (256 * 16 * 4 B = 16 KiB) plus one kMR x kc micro-panel of
+// A (6 KiB) and the C tile fit the 32 KiB L1d together, while 256 k steps per C tile make the
+// C load/store in the kernel's epilogue small. (384 and 512 measured the same within noise.)
+constexpr int kKC = kSgemmKC;
+// kMC: the packed A block (144 * 256 * 4 B = 144 KiB) sits in the 512 KiB L2 with room for the
+// B micro-panels streaming through it; a multiple of kMR. (72 to 240 measured within noise.)
+constexpr int kMC = kSgemmMC;
+static_assert(kMC % kMR == 0);
+// kNC: the packed B panel (256 * 1536 * 4 B = 1.5 MiB) lives in L3. 1536 = 4C of the char
+// config, so at every one of its training shapes each block of A is packed exactly once.
+constexpr int kNC = kSgemmNC;
+static_assert(kNC % kNR == 0);
+
+// Per-thread packing buffers, fixed-size: no allocation per call and no sharing between the
+// threads that call kernels concurrently. 1.6 MiB of static TLS per thread (glibc carves it out
+// of each thread's stack, 8 MiB by default). a_pack has 16 floats of slack for pack_a's
+// overlapping stores.
+alignas(64) static thread_local float t_a_pack[kMC * kKC + 16];
+alignas(64) static thread_local float t_b_pack[kKC * kNC];
+
+// Element (r, c) of op(X) is data[r * rs + c * cs]: a transpose is just swapped strides.
+struct View {
+  const float* data;
+  long rs, cs;
+};
+
+// In-place transpose of the 8x8 block held in v[0..7] (v[r] = row r): unpack pairs of rows,
+// shuffle 2x2 blocks of pairs, then swap 128-bit halves.
+SKEIN_AVX2 inline void transpose_8x8(__m256 v[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(v[2 * i], v[2 * i + 1]);      // a0 b0 a1 b1 | a4 b4 a5 b5
+    t[2 * i + 1] = _mm256_unpackhi_ps(v[2 * i], v[2 * i + 1]);  // a2 b2 a3 b3 | a6 b6 a7 b7
+  }
+  for (int i = 0; i < 2; ++i) {
+    const int r = 4 * i;                                     // rows r..r+3
+    u[r + 0] = _mm256_shuffle_ps(t[r], t[r + 2], 0x44);      // column 0 | column 4
+    u[r + 1] = _mm256_shuffle_ps(t[r], t[r + 2], 0xEE);      // column 1 | column 5
+    u[r + 2] = _mm256_shuffle_ps(t[r + 1], t[r + 3], 0x44);  // column 2 | column 6
+    u[r + 3] = _mm256_shuffle_ps(t[r + 1], t[r + 3], 0xEE);  // column 3 | column 7
+  }
+  for (int c = 0; c < 4; ++c) {
+    v[c] = _mm256_permute2f128_ps(u[c], u[c + 4], 0x20);
+    v[c + 4] = _mm256_permute2f128_ps(u[c], u[c + 4], 0x31);
+  }
+}
+
+// Software prefetch into L1. The packing routines read short row segments (kc or mc floats),
+// too short for the hardware's stream prefetchers to lock on, so each fetches the next
+// segments it will read while it works on the current ones.
+inline void prefetch(const float* p) {
+  _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);
+}
+
+// Packs op(A)[i0:i0+mc, p0:p0+kc] into ceil(mc / kMR) micro-panels of kMR x kc floats each:
+// panel q holds, for p = 0..kc-1, the kMR values op(A)[i0 + q*kMR + r, p0 + p] (zero for rows
+// past mc) one after another, the order in which the microkernel broadcasts them. Panels are
+// written in order, and a panel may spill 2 floats into the next one (overwritten when that one
+// is packed) or into the buffer's slack.
+// The packing routines and the kernel stay out of line: the kernel is called from two places, and
+// the hot loops keep a register allocation of their own (and their own rows in a profile).
+SKEIN_AVX2 __attribute__((noinline)) void pack_a(const View& a, int i0, int mc, int p0, int kc,
+                                                 float* dst) {
+  const float* src = a.data + i0 * a.rs + p0 * a.cs;
+  if (a.cs != 1) {
+    // op(A) columns contiguous (A stored transposed, so a.rs = 1): for 8 k (8 rows of A) at a
+    // time, walk the rows forward and deal kMR values to every panel. Reads stream instead of
+    // striding down columns, and each panel gets 3 whole cache lines at once: panels sit 6 KiB
+    // apart, so writing one k to all of them would keep ~24 lines in 2 L1 sets (4 KiB aliasing).
+    const int full = mc / kMR * kMR;
+    for (int p = 0; p < kc; p += 8) {
+      const int pb = std::min(8, kc - p);
+      const int pb_next = std::max(0, std::min(8, kc - p - 8));
+      for (int ir = 0; ir < full; ir += kMR) {
+        // Copy kMR floats with one 8-wide load and store where the 2 extra floats may be read
+        // (inside the block) and written (the next k's slot, rewritten right after; not at the
+        // panel's last k, whose next slot belongs to the next panel, already packed).
+        const bool wide = ir + 8 <= mc;
+        for (int k = 0; k < pb; ++k) {
+          if (k < pb_next) prefetch(src + (p + 8 + k) * a.cs + ir);
+          const float* s = src + (p + k) * a.cs + ir;
+          float* d = dst + ir * kc + (p + k) * kMR;
+          if (wide && p + k + 1 < kc) {
+            _mm256_storeu_ps(d, _mm256_loadu_ps(s));
+          } else {
+            _mm_storeu_ps(d, _mm_loadu_ps(s));
+            d[4] = s[4];
+            d[5] = s[5];
+          }
+        }
+      }
+      for (int k = 0; k < pb && full < mc; ++k) {
+        const float* s = src + (p + k) * a.cs;
+        float* d = dst + full * kc + (p + k) * kMR;
+        for (int r = 0; r < kMR; ++r) d[r] = full + r < mc ? s[full + r] : 0.0f;
+      }
+    }
+    return;
+  }
+  // op(A) rows contiguous (A not transposed): 8 k at a time, load kMR rows (plus 2 zero rows),
+  // transpose, and store each k's 8 values; the 2 zero lanes are overwritten by the next k.
+  for (int ir = 0; ir < mc; ir += kMR, dst += kMR * kc) {
+    const int mr = std::min(kMR, mc - ir);
+    const float* s = src + ir * a.rs;
+    int p = 0;
+    const bool next_panel = ir + kMR < mc;
+    if (mr == kMR) {
+      for (; p + 8 <= kc; p += 8) {
+        if (next_panel && p % 16 == 0)
+          for (int r = 0; r < kMR; ++r) prefetch(s + (kMR + r) * a.rs + p);
+        __m256 v[8];
+        for (int r = 0; r < kMR; ++r) v[r] = _mm256_loadu_ps(s + r * a.rs + p);
+        v[6] = v[7] = _mm256_setzero_ps();
+        transpose_8x8(v);
+        for (int k = 0; k < 8; ++k) _mm256_storeu_ps(dst + (p + k) * kMR, v[k]);
+      }
+    }
+    for (; p < kc; ++p)
+      for (int r = 0; r < kMR; ++r) dst[p * kMR + r] = r < mr ? s[r * a.rs + p] : 0.0f;
+  }
+}
+
+// Packs op(B)[p0:p0+kc, j0:j0+nc] into ceil(nc / kNR) micro-panels of kc x kNR floats each:
+// panel q holds, for p = 0..kc-1, the row op(B)[p0 + p, j0 + q*kNR : +kNR] (zero past column nc).
+SKEIN_AVX2 __attribute__((noinline)) void pack_b(const View& b, int p0, int kc, int j0, int nc,
+                                                 float* dst) {
+  const float* src = b.data + p0 * b.rs + j0 * b.cs;
+  const int full = nc / kNR * kNR;
+  if (b.cs == 1) {
+    // op(B) rows contiguous (B not transposed): for 8 k (8 rows of B) at a time, walk the rows
+    // forward and deal kNR values to every panel; as in pack_a, so that reads stream and each
+    // panel (16 KiB apart, all in one L1 set) gets whole cache lines at once.
+    for (int p = 0; p < kc; p += 8) {
+      const int pb = std::min(8, kc - p);
+      const int pb_next = std::max(0, std::min(8, kc - p - 8));
+      for (int jr = 0; jr < full; jr += kNR)
+        for (int k = 0; k < pb; ++k) {
+          if (k < pb_next) prefetch(src + (p + 8 + k) * b.rs + jr);
+          const float* s = src + (p + k) * b.rs + jr;
+          float* d = dst + jr * kc + (p + k) * kNR;
+          _mm256_store_ps(d, _mm256_loadu_ps(s));
+          _mm256_store_ps(d + 8, _mm256_loadu_ps(s + 8));
+        }
+      for (int k = 0; k < pb && full < nc; ++k) {
+        const float* s = src + (p + k) * b.rs;
+        float* d = dst + full * kc + (p + k) * kNR;
+        for (int c = 0; c < kNR; ++c) d[c] = full + c < nc ? s[full + c] : 0.0f;
+      }
+    }
+    return;
+  }
+  // op(B) columns contiguous (B stored transposed, so b.rs = 1): 8 k of 8 columns at a time,
+  // transposed.
+  for (int jr = 0; jr < nc; jr += kNR, dst += kNR * kc) {
+    const int nr = std::min(kNR, nc - jr);
+    const float* s = src + jr * b.cs;
+    int p = 0;
+    const bool next_panel = jr + kNR < nc;
+    if (nr == kNR) {
+      for (; p + 8 <= kc; p += 8) {
+        if (next_panel && p % 16 == 0)
+          for (int c = 0; c < kNR; ++c) prefetch(s + (kNR + c) * b.cs + p);
+        for (int half = 0; half < kNR; half += 8) {
+          __m256 v[8];
+          for (int c = 0; c < 8; ++c) v[c] = _mm256_loadu_ps(s + (half + c) * b.cs + p);
+          transpose_8x8(v);
+          for (int k = 0; k < 8; ++k) _mm256_store_ps(dst + (p + k) * kNR + half, v[k]);
+        }
+      }
+    }
+    for (; p < kc; ++p)
+      for (int c = 0; c < kNR; ++c) dst[p * kNR + c] = c < nr ? s[c * b.cs + p * b.rs] : 0.0f;
+  }
+}
+
+// C tile (kMR, kNR) at c with row stride ldc = [C if load_c] + a (kMR x kc, packed) @ b (kc x kNR,
+// packed) [+ bias (kNR) on every row]. a and b as laid out by pack_a / pack_b.
+SKEIN_AVX2 __attribute__((noinline)) void kernel_6x16(int kc, const float* __restrict a,
+                                                      const float* __restrict b,
+                                                      float* __restrict c, long ldc, bool load_c,
+                                                      const float* __restrict bias) {
+  __m256 acc[kMR][2];
+#pragma GCC unroll 6
+  for (int r = 0; r < kMR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    // The C tile is touched only after kc steps: start fetching it now (without this, the
+    // products at the training shapes ran ~15% slower, waiting on C in the epilogue).
+#pragma GCC unroll 6
+  for (int r = 0; r < kMR; ++r) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + kNR - 1), _MM_HINT_T0);
+  }
+#pragma GCC unroll 4
+  for (int p = 0; p < kc; ++p) {
+    const __m256 b0 = _mm256_load_ps(b);
+    const __m256 b1 = _mm256_load_ps(b + 8);
+#pragma GCC unroll 6
+    for (int r = 0; r < kMR; ++r) {
+      const __m256 ar = _mm256_broadcast_ss(a + r);
+      acc[r][0] = _mm256_fmadd_ps(ar, b0, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(ar, b1, acc[r][1]);
+    }
+    a += kMR;
+    b += kNR;
+  }
+  // Same summation order as write_edge_tile: product, then C, then bias.
+#pragma GCC unroll 6
+  for (int r = 0; r < kMR; ++r) {
+    float* cr = c + r * ldc;
+    if (load_c) {
+      acc[r][0] = _mm256_add_ps(acc[r][0], _mm256_loadu_ps(cr));
+      acc[r][1] = _mm256_add_ps(acc[r][1], _mm256_loadu_ps(cr + 8));
+    }
+    if (bias) {
+      acc[r][0] = _mm256_add_ps(acc[r][0], _mm256_loadu_ps(bias));
+      acc[r][1] = _mm256_add_ps(acc[r][1], _mm256_loadu_ps(bias + 8));
+    }
+    _mm256_storeu_ps(cr, acc[r][0]);
+    _mm256_storeu_ps(cr + 8, acc[r][1]);
+  }
+}
+
+// Writes the top-left (mr, nr) of a full tile computed into `tile` (row stride kNR) to C.
+void write_edge_tile(const float* tile, int mr, int nr, float* c, long ldc, bool load_c,
+                     const float* bias) {
+  for (int r = 0; r < mr; ++r)
+    for (int j = 0; j < nr; ++j) {
+      float v = tile[r * kNR + j];
+      if (load_c) v += c[r * ldc + j];
+      if (bias) v += bias[j];
+      c[r * ldc + j] = v;
+    }
+}
+
+SKEIN_AVX2 void sgemm_avx2(const View& a, const View& b, int M, int N, int K, float beta, float* C,
+                           long ldc, const float* bias) {
+  float* a_pack = t_a_pack;
+  float* b_pack = t_b_pack;
+  alignas(32) float tile[kMR * kNR];
+  for (int jc = 0; jc < N; jc += kNC) {
+    const int nc = std::min(kNC, N - jc);
+    for (int pc = 0; pc < K; pc += kKC) {
+      const int kc = std::min(kKC, K - pc);
+      // Only the first K block sees the caller's beta and adds the bias; later ones accumulate.
+      const bool load_c = pc > 0 || beta != 0;
+      const float* bias_jc = (pc == 0 && bias) ? bias + jc : nullptr;
+      pack_b(b, pc, kc, jc, nc, b_pack);
+      for (int ic = 0; ic < M; ic += kMC) {
+        const int mc = std::min(kMC, M - ic);
+        pack_a(a, ic, mc, pc, kc, a_pack);
+        for (int jr = 0; jr < nc; jr += kNR) {
+          const int nr = std::min(kNR, nc - jr);
+          const float* bp = b_pack + long(jr) * kc;
+          const float* bias_j = bias_jc ? bias_jc + jr : nullptr;
+          for (int ir = 0; ir < mc; ir += kMR) {
+            const int mr = std::min(kMR, mc - ir);
+            const float* ap = a_pack + long(ir) * kc;
+            float* c = C + (ic + ir) * ldc + jc + jr;
+            if (mr == kMR && nr == kNR) {
+              kernel_6x16(kc, ap, bp, c, ldc, load_c, bias_j);
+            } else {
+              kernel_6x16(kc, ap, bp, tile, kNR, false, nullptr);
+              write_edge_tile(tile, mr, nr, c, ldc, load_c, bias_j);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+bool cpu_has_avx2_fma() {
+#if defined(__AVX2__) && defined(__FMA__)
+  return true;  // the build already targets it
+#else
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+}
+
+#endif  // SKEIN_GEMM_X86
+
+bool use_avx2() {
+#ifdef SKEIN_GEMM_X86
+  static const bool ok = cpu_has_avx2_fma();
+  return ok;
+#else
+  return false;
+#endif
+}
+
+}  // namespace
+
+const char* sgemm_path() {
+  return use_avx2() ? "avx2" : "portable";
+}
+
+void sgemm(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda, const float* B,
+           int ldb, float beta, float* C, int ldc, const float* bias) {
+#ifdef SKEIN_GEMM_X86
+  if (use_avx2()) {
+    check_args(trans_a, trans_b, M, N, K, lda, ldb, beta, ldc);
+    if (M == 0 || N == 0) return;
+    if (K == 0) return scale_c(M, N, beta, C, ldc, bias);
+    const View a = trans_a ? View{A, 1, lda} : View{A, lda, 1};
+    const View b = trans_b ? View{B, 1, ldb} : View{B, ldb, 1};
+    return sgemm_avx2(a, b, M, N, K, beta, C, ldc, bias);
+  }
+#endif
+  sgemm_portable(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
+}
+
+void sgemm_portable(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda,
+                    const float* B, int ldb, float beta, float* C, int ldc, const float* bias) {
+  gemm_eigen(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
+}
+
+void dgemm(bool trans_a, bool trans_b, int M, int N, int K, const double* A, int lda,
+           const double* B, int ldb, double beta, double* C, int ldc, const double* bias) {
+  gemm_eigen(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
+}
+
+}  // namespace skein
