@@ -7,7 +7,7 @@
 set -euo pipefail
 
 packages=(cmake ninja-build g++ libeigen3-dev libprotobuf-dev protobuf-compiler libgtest-dev
-          libbenchmark-dev libomp-dev)
+          libbenchmark-dev libomp-dev zlib1g-dev clang libclang-rt-14-dev)
 [[ "${1:-}" == "--torch" ]] && packages+=(python3-torch libopenblas0-openmp)
 
 missing=()

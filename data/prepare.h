@@ -1,0 +1,59 @@
+// The corpus pipeline behind apps/prepare_data: text files (plain or .gz) -> tokenizer.bin, train
+// and val token shards in one directory.
+//
+//  1. (BPE only) read every input and count its pieces; learn the merges.
+//  2. Read every input again and encode it into a temporary token file in the output directory
+//     (files are encoded one after the other; no piece spans two files).
+//  3. Split the N tokens: V = max(ceil(val_fraction * N), min_split_tokens) go to validation
+//     (none when val_fraction is 0), the rest to training; refuse a corpus where either side
+//     would get fewer than min_split_tokens. The validation tokens are m = ceil(V / 65536)
+//     stretches spread evenly over the corpus (so a corpus ordered by topic still gets a
+//     representative val set), the training tokens are what lies between them, in order.
+//  4. Write val_000000.bin ... and train_000000.bin ... of shard_tokens tokens each (a last
+//     shard shorter than min_split_tokens is merged into the one before), then tokenizer.bin,
+//     each atomically; with overwrite, remove older shards that the new set does not replace.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+
+namespace skein {
+
+struct PrepareOptions {
+  std::string out_dir;
+  std::vector<std::string> inputs;
+  std::string tokenizer = "byte";  // "byte" or "bpe"
+  int vocab_size = 0;              // BPE: 257..65536 (0 = 1024); byte: 0 or 256
+  double val_fraction = 0.005;     // in [0, 1)
+  int64_t shard_tokens = 100'000'000;
+  bool overwrite = false;           // replace shards and tokenizer.bin already in out_dir
+  int64_t min_split_tokens = 1025;  // least tokens of each split: one sequence of T = 1024
+};
+
+struct PrepareProgress {
+  const char* phase;     // "counting" (BPE pass), "encoding", "writing"
+  uint64_t done, total;  // input file bytes (compressed for .gz) or, when writing, tokens
+  double seconds;        // since the phase began
+};
+
+struct PrepareStats {
+  uint64_t text_bytes = 0;  // uncompressed
+  int64_t tokens = 0, train_tokens = 0, val_tokens = 0;
+  int train_shards = 0, val_shards = 0;
+  int vocab_size = 0;
+  size_t distinct_pieces = 0;  // BPE: distinct pre-tokenized pieces in the corpus
+  double count_seconds = 0, train_seconds = 0, encode_seconds = 0, write_seconds = 0;
+  double total_seconds = 0;
+};
+
+StatusOr<PrepareStats> prepare_corpus(const PrepareOptions& o,
+                                      const std::function<void(const PrepareProgress&)>& progress);
+
+// Token counts of the shards a split of `total` tokens is cut into (see step 4).
+std::vector<int64_t> shard_sizes(int64_t total, int64_t shard_tokens, int64_t min_tokens);
+
+}  // namespace skein
