@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds skein and runs the whole test suite: a Release build, an ASan+UBSan build, and a
-# ThreadSanitizer build of the concurrent code (data_test) with clang and LLVM's libomp.
+# ThreadSanitizer build of the concurrent code (data_test, trainer_test) with clang and LLVM's
+# libomp.
 # Installs missing dependencies first. -Werror is on when CI=true.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,8 +21,9 @@ run_suite() {  # build-dir, extra cmake args...
   (cd "$dir" && ctest -j "$jobs" --output-on-failure --timeout 600)
 }
 
-# ThreadSanitizer: only data_test (RingBuffer, Loader, the parallel tokenizer and BPE trainer),
-# which holds the project's concurrent code, so the build stays short. TSan does not see the
+# ThreadSanitizer: data_test (RingBuffer, Loader, the parallel tokenizer and BPE trainer) and
+# trainer_test (the thread teams and the data-parallel step), the project's concurrent code, so
+# the build stays short. TSan does not see the
 # synchronisation inside an OpenMP runtime; LLVM's libomp reports it through its Archer tool
 # (OMP_TOOL_LIBRARIES), so this build uses clang, which links libomp, never GCC's libgomp.
 run_tsan() {  # build-dir
@@ -33,18 +35,20 @@ run_tsan() {  # build-dir
     echo "error: $archer not found (Debian package libomp-dev)" >&2
     exit 1
   fi
-  echo "== $dir: configure and build data_test (clang, ThreadSanitizer, libomp + Archer)"
+  echo "== $dir: configure and build data_test, trainer_test (clang, ThreadSanitizer, libomp + Archer)"
   cmake -S . -B "$dir" -G Ninja -DSKEIN_WERROR=$werror -DCMAKE_CXX_COMPILER=clang++ \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSKEIN_SANITIZE=thread -DSKEIN_BUILD_BENCH=OFF >/dev/null
-  cmake --build "$dir" -j "$jobs" --target data_test
-  if ! ldd "$dir/tests/data_test" | grep -q "$llvm/lib/libomp"; then
-    echo "error: $dir/tests/data_test is not linked with LLVM's libomp; Archer needs it" >&2
-    exit 1
-  fi
-  echo "== $dir: ctest -L data_test"
+  cmake --build "$dir" -j "$jobs" --target data_test trainer_test
+  for t in data_test trainer_test; do
+    if ! ldd "$dir/tests/$t" | grep -q "$llvm/lib/libomp"; then
+      echo "error: $dir/tests/$t is not linked with LLVM's libomp; Archer needs it" >&2
+      exit 1
+    fi
+  done
+  echo "== $dir: ctest -L 'data_test|trainer_test'"
   (cd "$dir" && OMP_TOOL_LIBRARIES=$archer \
     TSAN_OPTIONS='ignore_noninstrumented_modules=1 halt_on_error=1' \
-    ctest -j "$jobs" --output-on-failure --timeout 600 -L '^data_test$')
+    ctest -j "$jobs" --output-on-failure --timeout 600 -L '^(data_test|trainer_test)$')
 }
 
 run_suite build -DCMAKE_BUILD_TYPE=Release

@@ -1,0 +1,75 @@
+// train: trains a GPT from a config file. Argument parsing only; the run is engine/training_run.
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "engine/training_run.h"
+
+namespace {
+
+const char kHelp[] =
+    R"(usage: train --config FILE [--set path.to.field=value ...] [--resume auto|none|PATH]
+             [--out DIR]
+
+Trains a GPT as the config file says (protobuf text format; the schema with every field, its unit
+and default is proto/skein.proto). Everything is checked before anything is allocated or written.
+
+  --config FILE        the config (required)
+  --set FIELD=VALUE    override one field, e.g. --set run.steps=100 --set optimizer.lr=3e-4
+                       (repeatable)
+  --resume MODE        auto (default): continue from the newest checkpoint in DIR/checkpoints that
+                       verifies, or start afresh if there is none;
+                       none: start afresh (refused if DIR already holds checkpoints);
+                       PATH: continue from that checkpoint folder
+  --out DIR            the run folder (default: run.out_dir of the config)
+  --help               this text
+
+The run folder gets config.textproto (the resolved config), metrics.jsonl, loss.svg and
+checkpoints/. SIGINT or SIGTERM (Ctrl-C) finishes the current step, saves a checkpoint and exits 0;
+a second one exits at once, leaving the last complete checkpoint intact.
+
+exit codes:
+  0    finished, or stopped by a signal after saving
+  1    error during training (I/O, disk full, non-finite loss with run.on_nonfinite = STOP)
+  2    bad flags, config, data or run folder; nothing was written
+  3    resume refused: incompatible config change, or the checkpoint does not verify
+  130  stopped by a second signal
+)";
+
+int usage_error(const std::string& msg) {
+  std::fprintf(stderr, "error: %s\nrun 'train --help' for usage\n", msg.c_str());
+  return skein::kExitBadInput;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  skein::TrainRequest req;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&](std::string* out) {
+      if (i + 1 >= argc) return false;
+      *out = argv[++i];
+      return true;
+    };
+    std::string v;
+    if (a == "--help" || a == "-h") {
+      std::fputs(kHelp, stdout);
+      return 0;
+    } else if (a == "--config") {
+      if (!value(&req.config_path)) return usage_error("--config needs a file");
+    } else if (a == "--set") {
+      if (!value(&v)) return usage_error("--set needs path.to.field=value");
+      req.overrides.push_back(v);
+    } else if (a == "--resume") {
+      if (!value(&req.resume))
+        return usage_error("--resume needs auto, none or a checkpoint folder");
+    } else if (a == "--out") {
+      if (!value(&req.out_dir)) return usage_error("--out needs a folder");
+    } else {
+      return usage_error("unknown argument '" + a + "'");
+    }
+  }
+  if (req.config_path.empty()) return usage_error("--config FILE is required");
+  return skein::run_training(req);
+}

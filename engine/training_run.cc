@@ -1,0 +1,444 @@
+#include "engine/training_run.h"
+
+#include <google/protobuf/text_format.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+#include "base/crc32c.h"
+#include "data/loader.h"
+#include "data/shard.h"
+#include "data/tokenizer.h"
+#include "engine/checkpoint.h"
+#include "engine/config.h"
+#include "engine/fma_peak.h"
+#include "engine/metrics.h"
+#include "engine/model.h"
+#include "engine/thread_team.h"
+#include "engine/trainer.h"
+
+namespace skein {
+
+namespace fs = std::filesystem;
+using google::protobuf::FieldDescriptor;
+using google::protobuf::Message;
+
+namespace {
+
+// ---- signals: the first SIGINT/SIGTERM asks for a clean stop, the second exits at once ----
+std::atomic<int> g_signals{0};
+extern "C" void on_signal(int) {
+  if (g_signals.fetch_add(1) >= 1) {
+    static const char msg[] = "\nsecond signal: exiting now; the last checkpoint is intact\n";
+    (void)!::write(2, msg, sizeof(msg) - 1);
+    ::_exit(kExitInterrupted);
+  }
+}
+
+void diff_messages(const Message& a, const Message& b, const std::string& prefix,
+                   std::vector<std::pair<std::string, std::string>>* out) {
+  const auto* d = a.GetDescriptor();
+  for (int i = 0; i < d->field_count(); ++i) {
+    const FieldDescriptor* f = d->field(i);
+    const std::string name = prefix + f->name();
+    if (f->is_repeated()) continue;
+    if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+      diff_messages(a.GetReflection()->GetMessage(a, f), b.GetReflection()->GetMessage(b, f),
+                    name + ".", out);
+      continue;
+    }
+    std::string va, vb;
+    google::protobuf::TextFormat::PrintFieldValueToString(a, f, -1, &va);
+    google::protobuf::TextFormat::PrintFieldValueToString(b, f, -1, &vb);
+    if (va != vb) out->emplace_back(name, va + " -> " + vb);
+  }
+}
+
+bool is_incompatible(const std::string& field) {
+  return field.rfind("model.", 0) == 0 || field == "optimizer.kind";
+}
+
+std::string format_duration(double s) {
+  if (!std::isfinite(s) || s < 0) return "?";
+  char buf[32];
+  const long t = static_cast<long>(s + 0.5);
+  if (t >= 3600)
+    std::snprintf(buf, sizeof(buf), "%ldh%02ldm", t / 3600, (t / 60) % 60);
+  else
+    std::snprintf(buf, sizeof(buf), "%ldm%02lds", t / 60, t % 60);
+  return buf;
+}
+
+std::vector<std::string> shard_paths(const std::string& dir, const std::string& split) {
+  std::vector<std::string> paths;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string n = e.path().filename().string();
+    if (n.rfind(split + "_", 0) == 0 && n.size() > 4 && n.substr(n.size() - 4) == ".bin")
+      paths.push_back(e.path().string());
+  }
+  std::sort(paths.begin(), paths.end());
+  return paths;
+}
+
+Status check_writable(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Status::error("cannot create the run folder " + dir + ": " + ec.message());
+  const std::string probe = dir + "/.write-probe-" + std::to_string(::getpid());
+  {
+    std::ofstream f(probe);
+    if (!(f << "probe") || !f.flush())
+      return Status::error("the run folder " + dir +
+                           " is not writable\nHINT: choose another with --out");
+  }
+  fs::remove(probe, ec);
+  return Status();
+}
+
+bool all_finite(const float* p, size_t n) {
+  bool ok = true;
+  for (size_t i = 0; i < n; ++i) ok &= std::isfinite(p[i]);
+  return ok;
+}
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// run.threads = 0: time two steps (after one warm-up) at every thread count 1..cores, with the
+// replica count fixed (so the choice cannot change results) and learning rate 0 (so the
+// parameters do not move: AdamW and SGD then leave every bit as it was), and keep the fastest.
+int measure_best_thread_count(Model& model, TrainerOptions opt, const Batch& batch, int cores) {
+  opt.schedule = {ScheduleKind::kConstant, 0.0f, 0.0f, 0, 1};
+  int best = cores;
+  double best_t = INFINITY;
+  for (int k = 1; k <= cores; ++k) {
+    opt.threads = k;
+    Trainer probe(model, opt);
+    probe.step(batch.inputs.data(), batch.targets.data());
+    const double t0 = now_s();
+    for (int i = 0; i < 2; ++i) probe.step(batch.inputs.data(), batch.targets.data());
+    const double t = (now_s() - t0) / 2;
+    std::printf("threads: auto: %d thread%s %.1f ms/step\n", k, k > 1 ? "s" : " ", t * 1e3);
+    if (t < best_t * 0.97) best = k, best_t = t;  // more threads only for a clear gain
+  }
+  return best;
+}
+
+}  // namespace
+
+std::vector<std::string> incompatible_changes(const proto::Config& saved, const proto::Config& now,
+                                              std::vector<std::string>* notes) {
+  std::vector<std::pair<std::string, std::string>> diffs;
+  diff_messages(saved, now, "", &diffs);
+  std::vector<std::string> bad;
+  for (const auto& [field, change] : diffs) {
+    if (is_incompatible(field))
+      bad.push_back(field + ": " + change);
+    else if (notes)
+      notes->push_back(field + ": " + change);
+  }
+  return bad;
+}
+
+int run_training(const TrainRequest& req) {
+  auto fail = [](int code, const std::string& msg) {
+    std::fprintf(stderr, "error: %s\n", msg.c_str());
+    return code;
+  };
+
+  // ---- 1. config: parse, override, validate (nothing is allocated or written before this) ----
+  StatusOr<proto::Config> loaded = load_config(req.config_path);
+  if (!loaded.ok()) return fail(kExitBadInput, loaded.status().message());
+  proto::Config cfg = *loaded;
+  for (const std::string& o : req.overrides) {
+    Status s = apply_override(&cfg, o);
+    if (!s.ok()) return fail(kExitBadInput, s.message());
+  }
+  if (!req.out_dir.empty()) cfg.mutable_run()->set_out_dir(req.out_dir);
+  if (Status s = validate_config(cfg); !s.ok())
+    return fail(kExitBadInput, req.config_path + ": " + s.message());
+  const GptConfig gcfg = gpt_config(cfg.model());
+  const proto::RunConfig& run = cfg.run();
+
+  // ---- 2. data: folder, shards, tokenizer, vocabulary ----
+  const std::string data_dir = cfg.data().dir();
+  if (data_dir.empty())
+    return fail(kExitBadInput, req.config_path +
+                                   ": config field data.dir is not set\nHINT: run prepare_data "
+                                   "--out DIR FILE... and set data { dir: \"DIR\" }");
+  if (!fs::is_directory(data_dir))
+    return fail(kExitBadInput, "data.dir = \"" + data_dir +
+                                   "\": no such folder\nHINT: create it with prepare_data --out " +
+                                   data_dir + " FILE...");
+  const std::vector<std::string> train_shards = shard_paths(data_dir, "train");
+  const std::vector<std::string> val_shards = shard_paths(data_dir, "val");
+  if (train_shards.empty())
+    return fail(kExitBadInput, "data.dir = \"" + data_dir + "\" holds no train_*.bin shards");
+  uint32_t tokenizer_crc = 0;
+  const std::string tok_path = data_dir + "/tokenizer.bin";
+  if (fs::exists(tok_path)) {
+    StatusOr<Tokenizer> tok = Tokenizer::load(tok_path);
+    if (!tok.ok()) return fail(kExitBadInput, tok.status().message());
+    if (tok->vocab_size() != gcfg.vocab_size)
+      return fail(kExitBadInput,
+                  "config field model.vocab_size = " + std::to_string(gcfg.vocab_size) +
+                      " does not match the data's tokenizer (" + tok_path + ": vocabulary of " +
+                      std::to_string(tok->vocab_size()) + ")\nHINT: set model { vocab_size: " +
+                      std::to_string(tok->vocab_size()) + " }");
+    std::ifstream f(tok_path, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    tokenizer_crc = crc32c(bytes.data(), bytes.size());
+  }
+  int threads = run.threads() > 0 ? run.threads() : available_cores();
+  const int replicas = run.replicas() > 0 ? run.replicas() : threads;
+  if (run.batch_size() % replicas != 0)
+    return fail(kExitBadInput, "config field run.batch_size = " + std::to_string(run.batch_size()) +
+                                   ": must be divisible by the replica count " +
+                                   std::to_string(replicas) +
+                                   " (run.replicas, or run.threads when 0)");
+  LoaderOptions lo;
+  lo.shards = train_shards;
+  lo.B = run.batch_size() * run.grad_accum_steps();
+  lo.T = gcfg.seq_len;
+  lo.seed = run.seed();
+  lo.vocab_size = gcfg.vocab_size;
+  lo.prefetch = cfg.data().prefetch();
+  lo.threads = cfg.data().loader_threads();
+  StatusOr<std::unique_ptr<Loader>> loader = Loader::open(lo);
+  if (!loader.ok()) return fail(kExitBadInput, loader.status().message());
+  std::unique_ptr<ValIterator> val;
+  if (!val_shards.empty() && run.eval_batches() > 0) {
+    StatusOr<ValIterator> v =
+        ValIterator::open(val_shards, run.batch_size(), gcfg.seq_len, gcfg.vocab_size);
+    if (!v.ok()) return fail(kExitBadInput, v.status().message());
+    val = std::make_unique<ValIterator>(std::move(*v));
+  }
+
+  // ---- 3. run folder and resume decision ----
+  const std::string out = run.out_dir();
+  if (Status s = check_writable(out); !s.ok()) return fail(kExitBadInput, s.message());
+  const std::string ckpt_dir = out + "/checkpoints";
+  if (fs::is_directory(ckpt_dir)) {
+    if (int n = clean_leftovers(ckpt_dir); n > 0)
+      std::printf("removed %d leftover(s) of an interrupted save in %s\n", n, ckpt_dir.c_str());
+  }
+  std::string resume_from;
+  if (req.resume == "auto") {
+    std::vector<std::string> skipped;
+    if (fs::is_directory(ckpt_dir)) resume_from = find_latest_valid_checkpoint(ckpt_dir, &skipped);
+    for (const auto& why : skipped)
+      std::printf("skipping a checkpoint that does not verify: %s\n", why.c_str());
+  } else if (req.resume == "none") {
+    std::vector<std::string> ignored;
+    if (fs::is_directory(ckpt_dir) && !find_latest_valid_checkpoint(ckpt_dir, &ignored).empty())
+      return fail(kExitBadInput, out +
+                                     " already holds checkpoints of a run\nHINT: continue it with "
+                                     "--resume auto, or start afresh elsewhere with --out DIR");
+  } else {
+    resume_from = req.resume;
+    if (auto v = verify_checkpoint(resume_from); !v.ok())
+      return fail(kExitResume, v.status().message());
+  }
+
+  // ---- 4. model, trainer, state ----
+  Model model(gcfg);
+  TrainerOptions to;
+  to.threads = threads;
+  to.replicas = replicas;
+  to.batch_size = run.batch_size();
+  to.seq_len = gcfg.seq_len;
+  to.grad_accum_steps = run.grad_accum_steps();
+  to.team = run.team();
+  const auto& oc = cfg.optimizer();
+  to.optimizer =
+      oc.kind() == proto::OptimizerConfig::SGD ? OptimizerKind::kSgd : OptimizerKind::kAdamW;
+  to.adamw = {oc.lr(), oc.beta1(), oc.beta2(), oc.eps(), oc.weight_decay()};
+  to.sgd = {oc.lr(), oc.momentum(), oc.nesterov(), oc.weight_decay()};
+  to.schedule = {cfg.schedule().kind() == proto::ScheduleConfig::COSINE ? ScheduleKind::kCosine
+                                                                        : ScheduleKind::kConstant,
+                 oc.lr(), cfg.schedule().min_lr(), cfg.schedule().warmup_steps(), run.steps()};
+  to.max_grad_norm = oc.max_grad_norm();
+  if (run.threads() == 0 && threads > 1) {
+    Batch probe_batch;
+    Loader::fill((*loader)->options(), (*loader)->shard_set(), 0, &probe_batch);
+    threads = measure_best_thread_count(model, to, probe_batch, threads);
+    to.threads = threads;
+    std::printf("threads: auto: using %d (replicas fixed at %d, so results do not depend on it)\n",
+                threads, replicas);
+  }
+  Trainer trainer(model, to);
+  std::vector<NamedBuffer> buffers = {{"param/", model.params()}};
+  if (to.optimizer == OptimizerKind::kAdamW) {
+    buffers.push_back({"adam_m/", trainer.state_m()});
+    buffers.push_back({"adam_v/", trainer.state_v()});
+  } else {
+    buffers.push_back({"momentum/", trainer.state_m()});
+  }
+
+  long data_cursor = 0, skipped_total = 0;
+  if (!resume_from.empty()) {
+    StatusOr<proto::CheckpointManifest> m = verify_checkpoint(resume_from);
+    if (!m.ok()) return fail(kExitResume, m.status().message());
+    std::vector<std::string> notes;
+    std::vector<std::string> bad = incompatible_changes(m->config(), cfg, &notes);
+    if (!bad.empty()) {
+      std::string msg = "cannot resume from " + resume_from + ": the config changed incompatibly:";
+      for (const auto& b : bad) msg += "\n  " + b;
+      return fail(kExitResume,
+                  msg + "\nHINT: restore these fields, or start a new run with --out DIR");
+    }
+    if (m->tokenizer_crc32c() != tokenizer_crc)
+      return fail(kExitResume,
+                  "cannot resume from " + resume_from +
+                      ": the data's tokenizer is not the one the run was trained with");
+    for (const auto& n : notes)
+      std::printf("config change since the checkpoint (allowed): %s\n", n.c_str());
+    m = load_checkpoint(resume_from, model, buffers);
+    if (!m.ok()) return fail(kExitResume, m.status().message());
+    trainer.set_steps_done(m->step());
+    data_cursor = m->data_cursor();
+    skipped_total = m->skipped_steps();
+    std::printf("resumed from %s (step %ld)\n", resume_from.c_str(), long(m->step()));
+  } else {
+    model.init(run.seed());
+  }
+  {
+    std::string text;
+    google::protobuf::TextFormat::PrintToString(cfg, &text);
+    std::ofstream(out + "/config.textproto") << "# resolved config of this run\n" << text;
+  }
+  StatusOr<MetricsLog> metrics =
+      MetricsLog::open(out, resume_from.empty() ? -1 : trainer.steps_done());
+  if (!metrics.ok()) return fail(kExitRuntime, metrics.status().message());
+
+  auto save = [&](float last_loss) -> Status {
+    if (!all_finite(model.params(), model.num_params()))
+      return Status::error(
+          "parameters hold NaN or Inf: no checkpoint written; the previous one is intact");
+    CheckpointInfo info;
+    info.step = trainer.steps_done();
+    info.seed = run.seed();
+    info.data_cursor = data_cursor;
+    info.last_loss = last_loss;
+    info.skipped_steps = skipped_total;
+    info.tokenizer_crc32c = tokenizer_crc;
+    info.config = cfg;
+    std::string path;
+    Status s = write_checkpoint(ckpt_dir, model, buffers, info, run.keep_checkpoints(), &path);
+    if (s.ok()) std::printf("saved checkpoint %s\n", path.c_str());
+    return s;
+  };
+  auto evaluate = [&]() -> double {
+    if (!val) return NAN;
+    val->reset();
+    Batch b;
+    double sum = 0;
+    int n = 0;
+    while (n < run.eval_batches() && val->next(&b)) {
+      sum += trainer.evaluate(b.inputs.data(), b.targets.data());
+      ++n;
+    }
+    return n ? sum / n : NAN;
+  };
+
+  // ---- 5. the loop ----
+  const double peak = measure_fma_peak(2);
+  const double C = gcfg.d_model, L = gcfg.n_layer, T = gcfg.seq_len;
+  const double flops_per_token =
+      6.0 * (12.0 * L * C * C + double(gcfg.vocab_size) * C) + 12.0 * L * C * T;
+  const long tokens_per_step = long(lo.B) * gcfg.seq_len;
+  std::printf("skein: %s, %ld parameters, %d threads, %d replicas, %ld tokens/step, %ld steps\n",
+              req.config_path.c_str(), long(model.num_params()), threads, replicas, tokens_per_step,
+              long(run.steps()));
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  (*loader)->start(data_cursor);
+  const double t_start = now_s();
+  double window_t = now_s(), window_wait = (*loader)->wait_seconds();
+  long window_steps = 0, consecutive_skips = 0;
+  float last_loss = 0;
+  const long first_step = trainer.steps_done();
+  while (trainer.steps_done() < run.steps()) {
+    if (g_signals.load() > 0) {
+      std::printf("signal received: saving a checkpoint and stopping\n");
+      if (Status s = save(last_loss); !s.ok()) return fail(kExitRuntime, s.message());
+      std::printf("stopped at step %ld. Resume with: train --config %s --out %s --resume auto\n",
+                  trainer.steps_done(), req.config_path.c_str(), out.c_str());
+      return kExitOk;
+    }
+    const Batch& batch = (*loader)->next();
+    ++data_cursor;
+    StepStats st = trainer.step(batch.inputs.data(), batch.targets.data());
+    if (st.skipped || !std::isfinite(st.loss)) {
+      ++skipped_total;
+      ++consecutive_skips;
+      std::printf("step %ld: non-finite %s, update skipped (%ld skipped so far)\n",
+                  trainer.steps_done() + 1, std::isfinite(st.loss) ? "gradient norm" : "loss",
+                  skipped_total);
+      if (run.on_nonfinite() == proto::RunConfig::STOP)
+        return fail(kExitRuntime,
+                    "non-finite loss or gradient at step " +
+                        std::to_string(trainer.steps_done() + 1) +
+                        " (run.on_nonfinite = STOP); the last checkpoint is intact\nHINT: "
+                        "lower optimizer.lr or set optimizer.max_grad_norm");
+      if (consecutive_skips >= run.max_skipped_steps())
+        return fail(kExitRuntime,
+                    std::to_string(consecutive_skips) +
+                        " steps in a row had a non-finite gradient (run.max_skipped_steps); "
+                        "the last checkpoint is intact\nHINT: lower optimizer.lr");
+      continue;
+    }
+    consecutive_skips = 0;
+    last_loss = st.loss;
+    ++window_steps;
+    const long step = trainer.steps_done();
+    if (step % run.log_every() == 0 || step == run.steps()) {
+      const double t = now_s(), wait = (*loader)->wait_seconds();
+      const double dt = t - window_t;
+      const double tps = window_steps * tokens_per_step / dt;
+      const double wait_frac = (wait - window_wait) / dt;
+      const double mfu = tps * flops_per_token / (peak * threads);
+      const double eta = (run.steps() - step) * dt / window_steps;
+      std::printf(
+          "step %ld/%ld | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s | MFU %.1f%% | wait %.1f%% "
+          "| ETA %s\n",
+          step, long(run.steps()), st.loss, st.lr, st.grad_norm, tps, 100 * mfu, 100 * wait_frac,
+          format_duration(eta).c_str());
+      std::fflush(stdout);
+      Status s = metrics->log_train(
+          {step, st.loss, st.lr, st.grad_norm, tps, mfu, wait_frac, t - t_start});
+      if (!s.ok()) return fail(kExitRuntime, s.message());
+      window_t = t;
+      window_wait = wait;
+      window_steps = 0;
+    }
+    const bool last = step == run.steps();
+    if ((run.eval_every() > 0 && step % run.eval_every() == 0) || last) {
+      const double vl = evaluate();
+      if (std::isfinite(vl)) {
+        std::printf("eval step %ld | val loss %.4f\n", step, vl);
+        if (Status s = metrics->log_eval(step, vl); !s.ok()) return fail(kExitRuntime, s.message());
+      }
+      if (Status s = metrics->write_plot(); !s.ok()) return fail(kExitRuntime, s.message());
+    }
+    if ((run.checkpoint_every() > 0 && step % run.checkpoint_every() == 0) || last) {
+      if (Status s = save(last_loss); !s.ok()) return fail(kExitRuntime, s.message());
+    }
+  }
+  std::printf(
+      "done: %ld steps in %s (%ld this session), final loss %.4f, %ld skipped; run folder %s\n",
+      trainer.steps_done(), format_duration(now_s() - t_start).c_str(),
+      trainer.steps_done() - first_step, last_loss, skipped_total, out.c_str());
+  return kExitOk;
+}
+
+}  // namespace skein

@@ -1,0 +1,240 @@
+// System tests of the train binary: real processes, real files. Exact resume (also with another
+// thread count), kill -9 at random moments, SIGINT/SIGTERM, corruption, bad input.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+
+#include "base/rng.h"
+#include "engine/checkpoint.h"
+#include "tests/system/process.h"
+
+namespace skein {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::read_file;
+using testing::run;
+using testing::spawn;
+using testing::wait_exit;
+using testing::wait_for_text;
+
+const std::string kTrain = SKEIN_TRAIN_BIN;
+const std::string kPrepare = SKEIN_PREPARE_DATA_BIN;
+const std::string kInspect = SKEIN_INSPECT_BIN;
+
+class TrainSystemTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    root_ = fs::temp_directory_path() / ("skein_system_" + std::to_string(::getpid()));
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+    // a small repetitive corpus, byte-level
+    std::ofstream text(root_ / "corpus.txt");
+    Rng rng(5);
+    const char* words[] = {"the ", "quick ", "brown ", "fox ", "jumps ", "over ", "lazy ", "dog. "};
+    for (int i = 0; i < 40000; ++i) text << words[rng.below(8)];
+    text.close();
+    const int rc = run({kPrepare, "--out", (root_ / "data").string(), "--val_fraction", "0.05",
+                        (root_ / "corpus.txt").string()},
+                       (root_ / "prepare.log").string());
+    ASSERT_EQ(rc, 0) << read_file((root_ / "prepare.log").string());
+    std::ofstream cfg(root_ / "tiny.textproto");
+    cfg << "model { vocab_size: 256 seq_len: 32 n_layer: 2 n_head: 2 d_model: 32 }\n"
+        << "optimizer { kind: ADAMW lr: 0.003 }\n"
+        << "schedule { kind: CONSTANT }\n"
+        << "data { dir: \"" << (root_ / "data").string() << "\" loader_threads: 1 }\n"
+        << "run { batch_size: 4 replicas: 2 threads: 2 steps: 12 log_every: 1 eval_every: 0 "
+        << "eval_batches: 2 checkpoint_every: 6 keep_checkpoints: 3 seed: 3 }\n";
+  }
+  static void TearDownTestSuite() { fs::remove_all(root_); }
+
+  static std::string config() { return (root_ / "tiny.textproto").string(); }
+  static std::string out(const std::string& name) { return (root_ / name).string(); }
+  static int train(const std::vector<std::string>& extra, const std::string& log) {
+    std::vector<std::string> argv = {kTrain, "--config", config()};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return run(argv, log);
+  }
+
+  static fs::path root_;
+};
+fs::path TrainSystemTest::root_;
+
+// step -> the "loss" text of each train record of metrics.jsonl
+std::map<long, std::string> losses(const std::string& run_dir) {
+  std::map<long, std::string> out;
+  std::ifstream in(run_dir + "/metrics.jsonl");
+  std::string line;
+  std::regex re("\"type\": \"train\", \"step\": (\\d+), \"loss\": ([^,]+),");
+  std::smatch m;
+  while (std::getline(in, line))
+    if (std::regex_search(line, m, re)) out[std::stol(m[1])] = m[2];
+  return out;
+}
+
+TEST_F(TrainSystemTest, ResumeIsBitExactAlsoWithAnotherThreadCount) {
+  const std::string whole = out("whole"), parts = out("parts");
+  ASSERT_EQ(train({"--out", whole}, whole + ".log"), 0) << read_file(whole + ".log");
+  ASSERT_EQ(train({"--out", parts, "--set", "run.steps=6"}, parts + ".1.log"), 0)
+      << read_file(parts + ".1.log");
+  ASSERT_EQ(train({"--out", parts, "--set", "run.threads=1"}, parts + ".2.log"), 0)
+      << read_file(parts + ".2.log");
+  const std::string log2 = read_file(parts + ".2.log");
+  EXPECT_NE(log2.find("resumed from"), std::string::npos) << log2;
+  EXPECT_NE(log2.find("run.steps: 6 -> 12"), std::string::npos) << log2;  // reported, allowed
+  EXPECT_NE(log2.find("run.threads: 2 -> 1"), std::string::npos) << log2;
+  // parameters, optimizer moments (the whole blob) and losses are bit-identical
+  const std::string a = whole + "/checkpoints/step_00000012",
+                    b = parts + "/checkpoints/step_00000012";
+  ASSERT_TRUE(verify_checkpoint(a).ok());
+  ASSERT_TRUE(verify_checkpoint(b).ok());
+  EXPECT_EQ(read_file(a + "/tensors.bin"), read_file(b + "/tensors.bin"));
+  auto ma = verify_checkpoint(a), mb = verify_checkpoint(b);
+  EXPECT_EQ(ma->last_loss(), mb->last_loss());
+  EXPECT_EQ(ma->data_cursor(), mb->data_cursor());
+  auto la = losses(whole), lb = losses(parts);
+  EXPECT_EQ(la.size(), 12u);
+  EXPECT_EQ(la, lb);
+}
+
+TEST_F(TrainSystemTest, KillNineAtRandomMomentsNeverLosesACheckpoint) {
+  const std::string dir = out("kill9");
+  const std::vector<std::string> args = {kTrain,
+                                         "--config",
+                                         config(),
+                                         "--out",
+                                         dir,
+                                         "--set",
+                                         "run.steps=1000000",
+                                         "--set",
+                                         "run.checkpoint_every=1",
+                                         "--set",
+                                         "run.log_every=10"};
+  Rng rng(11);
+  long last_done = -1, found_step = -1;
+  for (int trial = 0; trial < 20; ++trial) {
+    const std::string log = dir + ".trial" + std::to_string(trial) + ".log";
+    testing::Process p = spawn(args, log);
+    usleep(static_cast<useconds_t>(300000 + rng.below(900000)));  // 0.3 to 1.2 s
+    kill(p.pid, SIGKILL);
+    EXPECT_EQ(wait_exit(p), 128 + SIGKILL);
+    // the newest checkpoint whose save completed (its line is printed after the rename)
+    const std::string text = read_file(log);
+    std::regex re("saved checkpoint .*step_(\\d+)");
+    for (std::sregex_iterator it(text.begin(), text.end(), re), end; it != end; ++it)
+      last_done = std::max(last_done, std::stol((*it)[1]));
+    std::vector<std::string> skipped;
+    const std::string found = find_latest_valid_checkpoint(dir + "/checkpoints", &skipped);
+    if (last_done >= 0) {
+      ASSERT_FALSE(found.empty()) << "trial " << trial << ": no checkpoint verifies";
+      found_step = std::stol(fs::path(found).filename().string().substr(5));
+      EXPECT_GE(found_step, last_done) << "trial " << trial;
+    }
+  }
+  EXPECT_GT(last_done, 0) << "no trial got as far as a checkpoint";
+  // and the run resumes and finishes
+  std::vector<std::string> finish = args;
+  finish[6] = "run.steps=" + std::to_string(found_step + 3);
+  const std::string log = dir + ".final.log";
+  ASSERT_EQ(run(finish, log), 0) << read_file(log);
+  EXPECT_NE(read_file(log).find("done: " + std::to_string(found_step + 3) + " steps"),
+            std::string::npos)
+      << read_file(log);
+}
+
+TEST_F(TrainSystemTest, SigtermFinishesTheStepSavesAndExitsZero) {
+  const std::string dir = out("sigterm");
+  testing::Process p = spawn({kTrain, "--config", config(), "--out", dir, "--set",
+                              "run.steps=100000", "--set", "run.checkpoint_every=0"},
+                             dir + ".log");
+  ASSERT_TRUE(wait_for_text(dir + ".log", "step 3/", 120)) << read_file(dir + ".log");
+  kill(p.pid, SIGTERM);
+  EXPECT_EQ(wait_exit(p, 120), 0);
+  const std::string log = read_file(dir + ".log");
+  EXPECT_NE(log.find("Resume with: train --config"), std::string::npos) << log;
+  std::vector<std::string> skipped;
+  const std::string found = find_latest_valid_checkpoint(dir + "/checkpoints", &skipped);
+  ASSERT_FALSE(found.empty());
+  EXPECT_GE(verify_checkpoint(found)->step(), 3);
+}
+
+TEST_F(TrainSystemTest, SecondSigintExitsAtOnceAndTheLastCheckpointVerifies) {
+  const std::string dir = out("sigint2");
+  // A wider model, so that a step lasts long enough for the second signal to arrive while the
+  // first is still being honoured (two pending signals of one kind would merge into one).
+  testing::Process p =
+      spawn({kTrain, "--config", config(), "--out", dir, "--set", "run.steps=100000", "--set",
+             "run.checkpoint_every=2", "--set", "model.d_model=384", "--set", "model.n_layer=4",
+             "--set", "model.seq_len=64"},
+            dir + ".log");
+  ASSERT_TRUE(wait_for_text(dir + ".log", "saved checkpoint", 120)) << read_file(dir + ".log");
+  kill(p.pid, SIGINT);
+  usleep(20000);
+  kill(p.pid, SIGINT);
+  EXPECT_EQ(wait_exit(p, 120), 130);
+  std::vector<std::string> skipped;
+  const std::string found = find_latest_valid_checkpoint(dir + "/checkpoints", &skipped);
+  ASSERT_FALSE(found.empty());
+  EXPECT_EQ(run({kInspect, found}, dir + ".inspect.log"), 0);
+  EXPECT_NE(read_file(dir + ".inspect.log").find("VERIFIED"), std::string::npos);
+}
+
+TEST_F(TrainSystemTest, CorruptCheckpointIsRefusedOnResume) {
+  const std::string dir = out("corrupt");
+  ASSERT_EQ(train({"--out", dir, "--set", "run.steps=6"}, dir + ".log"), 0)
+      << read_file(dir + ".log");
+  const std::string ck = dir + "/checkpoints/step_00000006";
+  {
+    std::fstream f(ck + "/tensors.bin", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(1000);
+    f.put('\x7f');
+  }
+  EXPECT_EQ(run({kInspect, ck}, dir + ".inspect.log"), 1);
+  EXPECT_NE(read_file(dir + ".inspect.log").find("DOES NOT VERIFY"), std::string::npos);
+  EXPECT_EQ(train({"--out", dir, "--resume", ck, "--set", "run.steps=8"}, dir + ".2.log"), 3);
+  EXPECT_NE(read_file(dir + ".2.log").find("is corrupt: stored CRC-32C"), std::string::npos)
+      << read_file(dir + ".2.log");
+  // auto skips it (it is the only one, so training starts afresh) and says so
+  EXPECT_EQ(train({"--out", dir, "--set", "run.steps=2"}, dir + ".3.log"), 0);
+  EXPECT_NE(read_file(dir + ".3.log").find("skipping a checkpoint that does not verify"),
+            std::string::npos);
+}
+
+TEST_F(TrainSystemTest, IncompatibleConfigIsRefusedWithAFieldDiff) {
+  const std::string dir = out("incompatible");
+  ASSERT_EQ(train({"--out", dir, "--set", "run.steps=2"}, dir + ".log"), 0)
+      << read_file(dir + ".log");
+  EXPECT_EQ(train({"--out", dir, "--set", "model.d_model=48", "--set", "optimizer.kind=SGD"},
+                  dir + ".2.log"),
+            3);
+  const std::string log = read_file(dir + ".2.log");
+  EXPECT_NE(log.find("model.d_model: 32 -> 48"), std::string::npos) << log;
+  EXPECT_NE(log.find("optimizer.kind: ADAMW -> SGD"), std::string::npos) << log;
+}
+
+TEST_F(TrainSystemTest, BadInputExitsTwoAndWritesNothing) {
+  const std::string dir = out("bad");
+  EXPECT_EQ(train({"--out", dir, "--set", "model.n_head=5"}, dir + ".1.log"), 2);
+  EXPECT_NE(
+      read_file(dir + ".1.log").find("model.d_model = 32: must be divisible by model.n_head = 5"),
+      std::string::npos);
+  EXPECT_EQ(train({"--out", dir, "--set", "data.dir=/no/such/folder"}, dir + ".2.log"), 2);
+  EXPECT_NE(read_file(dir + ".2.log").find("data.dir = \"/no/such/folder\": no such folder"),
+            std::string::npos);
+  EXPECT_EQ(train({"--out", dir, "--set", "model.vocab_size=200"}, dir + ".3.log"), 2);
+  EXPECT_NE(read_file(dir + ".3.log").find("does not match the data's tokenizer"),
+            std::string::npos)
+      << read_file(dir + ".3.log");
+  EXPECT_EQ(train({"--out", dir, "--bogus"}, dir + ".4.log"), 2);
+  EXPECT_EQ(run({kTrain, "--config", "/no/such.textproto"}, dir + ".5.log"), 2);
+  EXPECT_NE(read_file(dir + ".5.log").find("/no/such.textproto"), std::string::npos);
+  EXPECT_FALSE(fs::exists(dir));
+}
+
+}  // namespace
+}  // namespace skein
