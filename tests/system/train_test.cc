@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -215,6 +216,37 @@ TEST_F(TrainSystemTest, IncompatibleConfigIsRefusedWithAFieldDiff) {
   const std::string log = read_file(dir + ".2.log");
   EXPECT_NE(log.find("model.d_model: 32 -> 48"), std::string::npos) << log;
   EXPECT_NE(log.find("optimizer.kind: ADAMW -> SGD"), std::string::npos) << log;
+}
+
+// A learning rate of 1e30 blows the parameters up after one step; the next loss is not finite.
+TEST_F(TrainSystemTest, NonFiniteLossFollowsThePolicyAndNeverCheckpointsNaN) {
+  const std::string dir = out("nonfinite");
+  const std::vector<std::string> blowup = {"--out", dir,
+                                           "--set", "optimizer.lr=1e30",
+                                           "--set", "optimizer.max_grad_norm=0",
+                                           "--set", "run.checkpoint_every=1"};
+  std::vector<std::string> stop = blowup;
+  stop.insert(stop.end(), {"--set", "run.on_nonfinite=STOP"});
+  EXPECT_EQ(train(stop, dir + ".stop.log"), 1);
+  const std::string log = read_file(dir + ".stop.log");
+  EXPECT_NE(log.find("non-finite loss or gradient at step"), std::string::npos) << log;
+  std::vector<std::string> skip = blowup;
+  skip.insert(skip.end(), {"--set", "run.on_nonfinite=SKIP", "--set", "run.max_skipped_steps=3",
+                           "--resume", "auto"});
+  EXPECT_EQ(train(skip, dir + ".skip.log"), 1);
+  const std::string log2 = read_file(dir + ".skip.log");
+  EXPECT_NE(log2.find("update skipped"), std::string::npos) << log2;
+  EXPECT_NE(log2.find("3 steps in a row had a non-finite gradient"), std::string::npos) << log2;
+  // every checkpoint that exists verifies and holds finite parameters only
+  std::vector<std::string> skipped;
+  const std::string found = find_latest_valid_checkpoint(dir + "/checkpoints", &skipped);
+  EXPECT_TRUE(skipped.empty());
+  if (!found.empty()) {
+    Model model(GptConfig{256, 32, 2, 2, 32});
+    ASSERT_TRUE(load_checkpoint(found, model, {{"param/", model.params()}}).ok());
+    for (size_t i = 0; i < model.num_params(); ++i)
+      ASSERT_TRUE(std::isfinite(model.params()[i])) << i;
+  }
 }
 
 TEST_F(TrainSystemTest, BadInputExitsTwoAndWritesNothing) {
