@@ -39,14 +39,14 @@ struct Words {
 
 }  // namespace
 
-std::string_view BpeTrainer::intern(std::string_view piece) {
-  if (arena_left_ < piece.size()) {
-    arena_.push_back(std::make_unique<char[]>(kArenaBlock));
-    arena_left_ = kArenaBlock;
+std::string_view BpeTrainer::Table::intern(std::string_view piece) {
+  if (arena_left < piece.size()) {
+    arena.push_back(std::make_unique<char[]>(kArenaBlock));
+    arena_left = kArenaBlock;
   }
-  char* dst = arena_.back().get() + (kArenaBlock - arena_left_);
+  char* dst = arena.back().get() + (kArenaBlock - arena_left);
   std::memcpy(dst, piece.data(), piece.size());
-  arena_left_ -= piece.size();
+  arena_left -= piece.size();
   return {dst, piece.size()};
 }
 
@@ -55,22 +55,34 @@ void BpeTrainer::add_text(std::string_view buffer, size_t end) {
   const auto* text = reinterpret_cast<const uint8_t*>(buffer.data());
   const std::vector<size_t> cuts = chunk_bounds(text, buffer.size(), end, kCountChunkBytes);
   const long chunks = static_cast<long>(cuts.size()) - 1;
-  std::vector<std::unordered_map<std::string_view, int64_t>> local(omp_get_max_threads());
+  while (tables_.size() < size_t(omp_get_max_threads())) {
+    tables_.push_back(std::make_unique<Table>());
+  }
 #pragma omp parallel for schedule(dynamic, 1)
   for (long c = 0; c < chunks; ++c) {
-    auto& table = local[omp_get_thread_num()];
+    SKEIN_CHECK(size_t(omp_get_thread_num()) < tables_.size());
+    Table& table = *tables_[omp_get_thread_num()];
     for_each_piece(text, buffer.size(), cuts[c], cuts[c + 1], [&](size_t b, size_t e) {
-      ++table[std::string_view(buffer.data() + b, e - b)];
+      const std::string_view piece(buffer.data() + b, e - b);
+      auto it = table.counts.find(piece);
+      if (it == table.counts.end()) it = table.counts.emplace(table.intern(piece), 0).first;
+      ++it->second;
     });
   }
-  for (auto& table : local) {  // fixed order; integer sums, so any order gives the same counts
-    for (const auto& [piece, n] : table) {
-      auto it = counts_.find(piece);
-      if (it == counts_.end()) it = counts_.emplace(intern(piece), 0).first;
-      it->second += n;
-    }
-  }
   bytes_ += end;
+}
+
+std::unordered_map<std::string_view, int64_t> BpeTrainer::merged_counts() const {
+  std::unordered_map<std::string_view, int64_t> all;
+  // Integer sums: the same counts whichever thread saw which piece.
+  for (const auto& table : tables_) {
+    for (const auto& [piece, n] : table->counts) all[piece] += n;
+  }
+  return all;
+}
+
+size_t BpeTrainer::distinct_pieces() const {
+  return merged_counts().size();
 }
 
 StatusOr<Tokenizer> BpeTrainer::train(int vocab_size) const {
@@ -82,7 +94,7 @@ StatusOr<Tokenizer> BpeTrainer::train(int vocab_size) const {
   }
   // Pieces of one byte hold no pair and are left out.
   Words w;
-  for (const auto& [piece, n] : counts_) {
+  for (const auto& [piece, n] : merged_counts()) {
     if (piece.size() < 2) continue;
     w.start.push_back(static_cast<uint32_t>(w.symbols.size()));
     w.length.push_back(static_cast<uint32_t>(piece.size()));
@@ -92,16 +104,19 @@ StatusOr<Tokenizer> BpeTrainer::train(int vocab_size) const {
   const long num_words = static_cast<long>(w.count.size());
 
   // Pair counts, one table per thread, summed.
-  std::vector<FlatMap64<int64_t>> local(omp_get_max_threads());
+  struct alignas(64) PairTable {  // one cache line or more each: no false sharing
+    FlatMap64<int64_t> counts;
+  };
+  std::vector<PairTable> local(omp_get_max_threads());
 #pragma omp parallel for schedule(static)
   for (long i = 0; i < num_words; ++i) {
-    auto& table = local[omp_get_thread_num()];
+    auto& table = local[omp_get_thread_num()].counts;
     const int32_t* s = &w.symbols[w.start[i]];
     for (uint32_t j = 0; j + 1 < w.length[i]; ++j) table[pair_key(s[j], s[j + 1])] += w.count[i];
   }
-  FlatMap64<int64_t> pair_count(local.empty() ? 16 : local[0].size());
+  FlatMap64<int64_t> pair_count(local.empty() ? 16 : local[0].counts.size());
   for (const auto& table : local) {
-    table.for_each([&](uint64_t key, int64_t n) { pair_count[key] += n; });
+    table.counts.for_each([&](uint64_t key, int64_t n) { pair_count[key] += n; });
   }
   local.clear();
 

@@ -1,8 +1,9 @@
 // Learns byte-level BPE merges from a corpus.
 //
 // add_text() cuts text into pieces (data/pretokenize.h) and counts distinct pieces, in parallel
-// over chunks with one table per thread; the tables are then merged in thread order. Only the
-// table of distinct pieces is kept, not the text, so a corpus of any size can be streamed in.
+// over chunks, each OpenMP thread into its own table that lives across calls (so streaming many
+// blocks or small files costs no merging); train() sums the tables. Only distinct pieces are
+// kept, not the text, so a corpus of any size can be streamed in.
 //
 // train() then repeats: take the pair of adjacent tokens with the highest count over all pieces
 // (weighted by piece count; ties go to the smaller (left, right)), make it a new token, and
@@ -28,7 +29,7 @@ class BpeTrainer {
   void add_text(std::string_view buffer, size_t end);
   void add_text(std::string_view text) { add_text(text, text.size()); }
 
-  size_t distinct_pieces() const { return counts_.size(); }
+  size_t distinct_pieces() const;  // sums the per-thread tables: not free
   uint64_t bytes() const { return bytes_; }
 
   // Learns merges until the vocabulary has vocab_size tokens (257..65536) or no pair of tokens
@@ -36,11 +37,17 @@ class BpeTrainer {
   StatusOr<Tokenizer> train(int vocab_size) const;
 
  private:
-  std::string_view intern(std::string_view piece);
+  // Counts of one thread; the pieces' bytes live in its arena. Cache-line aligned: threads
+  // update their tables' headers all the time, which must not share a line.
+  struct alignas(64) Table {
+    std::unordered_map<std::string_view, int64_t> counts;
+    std::vector<std::unique_ptr<char[]>> arena;
+    size_t arena_left = 0;
+    std::string_view intern(std::string_view piece);
+  };
+  std::unordered_map<std::string_view, int64_t> merged_counts() const;
 
-  std::vector<std::unique_ptr<char[]>> arena_;  // bytes of the distinct pieces
-  size_t arena_left_ = 0;
-  std::unordered_map<std::string_view, int64_t> counts_;
+  std::vector<std::unique_ptr<Table>> tables_;  // indexed by omp_get_thread_num()
   uint64_t bytes_ = 0;
 };
 

@@ -128,8 +128,11 @@ void Tokenizer::encode_all(const uint8_t* text, size_t n, size_t end, std::vecto
   std::vector<std::vector<T>> parts(chunks);
 #pragma omp parallel for schedule(dynamic, 1)
   for (long c = 0; c < chunks; ++c) {
-    parts[c].reserve((cuts[c + 1] - cuts[c]) / 2);
-    encode_range(text, n, cuts[c], cuts[c + 1], &parts[c]);
+    // Encode into a vector of this thread's own: neighbouring parts[c] share cache lines.
+    std::vector<T> local;
+    local.reserve((cuts[c + 1] - cuts[c]) / 2);
+    encode_range(text, n, cuts[c], cuts[c + 1], &local);
+    parts[c] = std::move(local);
   }
   size_t total = out->size();
   for (const auto& p : parts) total += p.size();
