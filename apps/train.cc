@@ -44,6 +44,7 @@ int usage_error(const std::string& msg) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress lines reach a log file as they happen
   skein::TrainRequest req;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];

@@ -48,11 +48,10 @@ double fma_peak_loop(long iters, float* sink) {
 #endif
 }
 
-double measure_fma_peak(int repeats) {
+double measure_fma_peak(int repeats, long iters) {
   float sink = 0;
   double best = 0;
   for (int r = 0; r < repeats; ++r) {
-    const long iters = 20'000'000;
     auto t0 = std::chrono::steady_clock::now();
     double flops = fma_peak_loop(iters, &sink);
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

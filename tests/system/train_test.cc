@@ -138,7 +138,9 @@ TEST_F(TrainSystemTest, KillNineAtRandomMomentsNeverLosesACheckpoint) {
   for (int trial = 0; trial < 20; ++trial) {
     const std::string log = dir + ".trial" + std::to_string(trial) + ".log";
     testing::Process p = spawn(args, log);
-    usleep(static_cast<useconds_t>(300000 + rng.below(900000)));  // 0.3 to 1.2 s
+    // a random moment once training runs (start-up is slow under the sanitizers)
+    ASSERT_TRUE(wait_for_text(log, "skein: ", 120)) << read_file(log);
+    usleep(static_cast<useconds_t>(rng.below(600000)));  // 0 to 0.6 s
     kill(p.pid, SIGKILL);
     EXPECT_EQ(wait_exit(p), 128 + SIGKILL);
     // the newest checkpoint whose save completed (its line is printed after the rename)
