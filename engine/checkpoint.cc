@@ -258,24 +258,33 @@ Status write_checkpoint(const std::string& checkpoints_dir, const Model& model,
   return Status();
 }
 
-StatusOr<proto::CheckpointManifest> verify_checkpoint(const std::string& dir) {
+namespace {
+// Reads the manifest and maps the blob of checkpoint `dir`, verifying both.
+StatusOr<proto::CheckpointManifest> open_verified(const std::string& dir, MappedFile* blob) {
   if (!fs::is_directory(dir)) return Status::error(dir + ": no such checkpoint folder");
   StatusOr<proto::CheckpointManifest> m = read_manifest(dir);
   if (!m.ok()) return m.status();
-  MappedFile blob;
-  SKEIN_RETURN_IF_ERROR(blob.open(dir + "/" + kBlob));
-  SKEIN_RETURN_IF_ERROR(verify_blob(dir, *m, blob));
+  SKEIN_RETURN_IF_ERROR(blob->open(dir + "/" + kBlob));
+  SKEIN_RETURN_IF_ERROR(verify_blob(dir, *m, *blob));
   return m;
+}
+}  // namespace
+
+StatusOr<proto::CheckpointManifest> read_checkpoint_manifest(const std::string& dir) {
+  if (!fs::is_directory(dir)) return Status::error(dir + ": no such checkpoint folder");
+  return read_manifest(dir);
+}
+
+StatusOr<proto::CheckpointManifest> verify_checkpoint(const std::string& dir) {
+  MappedFile blob;
+  return open_verified(dir, &blob);
 }
 
 StatusOr<proto::CheckpointManifest> load_checkpoint(const std::string& dir, const Model& model,
                                                     const std::vector<NamedBuffer>& buffers) {
-  if (!fs::is_directory(dir)) return Status::error(dir + ": no such checkpoint folder");
-  StatusOr<proto::CheckpointManifest> m = read_manifest(dir);
-  if (!m.ok()) return m.status();
   MappedFile blob;
-  SKEIN_RETURN_IF_ERROR(blob.open(dir + "/" + kBlob));
-  SKEIN_RETURN_IF_ERROR(verify_blob(dir, *m, blob));
+  StatusOr<proto::CheckpointManifest> m = open_verified(dir, &blob);
+  if (!m.ok()) return m.status();
   std::map<std::string, const proto::TensorEntry*> by_name;
   for (const auto& t : m->tensors()) by_name[t.name()] = &t;
   // Check every wanted tensor before copying any.

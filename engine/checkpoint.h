@@ -49,6 +49,9 @@ Status write_checkpoint(const std::string& checkpoints_dir, const Model& model,
                         const std::vector<NamedBuffer>& buffers, const CheckpointInfo& info,
                         int keep_last, std::string* path = nullptr);
 
+// Reads a checkpoint's manifest only (cheap: no tensor is read or verified).
+StatusOr<proto::CheckpointManifest> read_checkpoint_manifest(const std::string& checkpoint_dir);
+
 // Reads and fully verifies a checkpoint folder; returns its manifest.
 StatusOr<proto::CheckpointManifest> verify_checkpoint(const std::string& checkpoint_dir);
 

@@ -244,9 +244,7 @@ int run_training(const TrainRequest& req) {
                                      " already holds checkpoints of a run\nHINT: continue it with "
                                      "--resume auto, or start afresh elsewhere with --out DIR");
   } else {
-    resume_from = req.resume;
-    if (auto v = verify_checkpoint(resume_from); !v.ok())
-      return fail(kExitResume, v.status().message());
+    resume_from = req.resume;  // verified once, when it is loaded below
   }
 
   // ---- 4. model, trainer, state ----
@@ -286,7 +284,8 @@ int run_training(const TrainRequest& req) {
 
   long data_cursor = 0, skipped_total = 0;
   if (!resume_from.empty()) {
-    StatusOr<proto::CheckpointManifest> m = verify_checkpoint(resume_from);
+    // The manifest alone for the compatibility checks; load_checkpoint verifies every tensor.
+    StatusOr<proto::CheckpointManifest> m = read_checkpoint_manifest(resume_from);
     if (!m.ok()) return fail(kExitResume, m.status().message());
     std::vector<std::string> notes;
     std::vector<std::string> bad = incompatible_changes(m->config(), cfg, &notes);
