@@ -4,7 +4,7 @@
 //
 // Loops, outermost first (all sizes in floats):
 //   jc: N in steps of kNC   op(B)[pc:pc+kc, jc:jc+nc] packed once into b_pack (lives in L3)
-//   pc: K in steps of kKC
+//   pc: K in steps of at most kKC
 //   ic: M in steps of kMC   op(A)[ic:ic+mc, pc:pc+kc] packed into a_pack (lives in L2)
 //   jr: nc in steps of kNR  one kc x kNR micro-panel of b_pack, stays in L1 across the ir loop
 //   ir: mc in steps of kMR  microkernel: C[kMR x kNR] += a micro-panel @ b micro-panel
@@ -91,6 +91,7 @@ static_assert(kMR == 6 && kNR == 16, "the kernel and the packing routines are wr
 // A (6 KiB) and the C tile fit the 32 KiB L1d together, while 256 k steps per C tile make the
 // C load/store in the kernel's epilogue small. (384 and 512 measured the same within noise.)
 constexpr int kKC = kSgemmKC;
+static_assert(kKC % 8 == 0, "sgemm_avx2 rounds K blocks up to a multiple of 8, at most kKC");
 // kMC: the packed A block (144 * 256 * 4 B = 144 KiB) sits in the 512 KiB L2 with room for the
 // B micro-panels streaming through it; a multiple of kMR. (72 to 240 measured within noise.)
 constexpr int kMC = kSgemmMC;
@@ -327,8 +328,12 @@ SKEIN_AVX2 void sgemm_avx2(const View& a, const View& b, int M, int N, int K, fl
   alignas(32) float tile[kMR * kNR];
   for (int jc = 0; jc < N; jc += kNC) {
     const int nc = std::min(kNC, N - jc);
-    for (int pc = 0; pc < K; pc += kKC) {
-      const int kc = std::min(kKC, K - pc);
+    // K blocks of equal depth (a multiple of 8, at most kKC) rather than kKC and a thin rest:
+    // K = 384 runs as 2 x 192, not 256 + 128, whose C tiles would do half the work per visit.
+    const int k_blocks = (K + kKC - 1) / kKC;
+    const int kc_step = ((K + k_blocks - 1) / k_blocks + 7) / 8 * 8;
+    for (int pc = 0; pc < K; pc += kc_step) {
+      const int kc = std::min(kc_step, K - pc);
       // Only the first K block sees the caller's beta and adds the bias; later ones accumulate.
       const bool load_c = pc > 0 || beta != 0;
       const float* bias_jc = (pc == 0 && bias) ? bias + jc : nullptr;
