@@ -3,6 +3,7 @@
 #include <cstring>
 #include <string>
 
+#include "engine/comm.h"
 #include "engine/training_run.h"
 
 namespace {
@@ -72,5 +73,8 @@ int main(int argc, char** argv) {
     }
   }
   if (req.config_path.empty()) return usage_error("--config FILE is required");
-  return skein::run_training(req);
+  req.comm = skein::world_comm();  // the MPI job when started by mpirun, else this process
+  const int code = skein::run_training(req);
+  skein::finalize_world_comm();
+  return code;
 }

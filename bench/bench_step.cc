@@ -6,6 +6,8 @@
 // peak = this machine's measured single-thread FMA peak x threads), peak RSS, and the split of a
 // step into forward, backward, reduction, optimizer and data wait (no loader here: 0).
 // --scaling runs K = 1..cores, prints speed-up and efficiency, and fits T(K) = W/K + K c + s.
+// Under mpirun (-np P) every rank runs K threads on its share of the batch; rank 0 reports the
+// whole job's tokens/s (MFU against P x K x peak) and the time spent in communication.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -17,8 +19,9 @@
 #include <vector>
 
 #include "base/rng.h"
-#include "engine/fma_peak.h"
+#include "engine/comm.h"
 #include "engine/config.h"
+#include "engine/fma_peak.h"
 #include "engine/trainer.h"
 
 namespace skein {
@@ -93,10 +96,12 @@ struct Result {
   int threads, replicas;
   double ms_per_step, tokens_per_s, gflops, mfu;
   double fwd_ms, bwd_ms, reduce_ms, opt_ms, wait_ms;
+  int ranks;
+  double comm_ms;  // inside reduce_ms + opt_ms (and the step's small collectives)
 };
 
 Result measure(const proto::Config& cfg, int threads, int replicas, const std::string& team,
-               int steps, int warmup, double peak) {
+               int steps, int warmup, double peak, Comm* comm) {
   const GptConfig g = gpt_config(cfg.model());
   Model model(g);
   model.init(cfg.run().seed());
@@ -115,15 +120,18 @@ Result measure(const proto::Config& cfg, int threads, int replicas, const std::s
            cfg.optimizer().weight_decay()};
   o.schedule = {ScheduleKind::kConstant, cfg.optimizer().lr(), 0.0f, 0, 1};
   o.max_grad_norm = cfg.optimizer().max_grad_norm();
+  o.comm = comm;
+  const int P = comm->size();
   Trainer trainer(model, o);
 
-  const size_t ntok = size_t(o.batch_size) * o.grad_accum_steps * o.seq_len;
+  const size_t ntok = size_t(o.batch_size / P) * o.grad_accum_steps * o.seq_len;  // this rank's
+  const size_t first = size_t(comm->rank()) * ntok;
   std::vector<int32_t> in(ntok), tg(ntok);
-  std::vector<double> total, fwd, bwd, red, opt;
+  std::vector<double> total, fwd, bwd, red, opt, com;
   for (int s = 0; s < warmup + steps; ++s) {
     for (size_t i = 0; i < ntok; ++i) {
-      in[i] = static_cast<int32_t>(mix64(s, i) % g.vocab_size);
-      tg[i] = static_cast<int32_t>(mix64(s, i + 1) % g.vocab_size);
+      in[i] = static_cast<int32_t>(mix64(s, first + i) % g.vocab_size);
+      tg[i] = static_cast<int32_t>(mix64(s, first + i + 1) % g.vocab_size);
     }
     StepStats st = trainer.step(in.data(), tg.data());
     if (s < warmup) continue;
@@ -132,6 +140,7 @@ Result measure(const proto::Config& cfg, int threads, int replicas, const std::s
     bwd.push_back(st.backward_s);
     red.push_back(st.reduce_s);
     opt.push_back(st.optimizer_s);
+    com.push_back(st.comm_s);
   }
   const double C = g.d_model, L = g.n_layer, T = g.seq_len;
   const double n_matrix = 12.0 * L * C * C + double(g.vocab_size) * C;
@@ -140,9 +149,11 @@ Result measure(const proto::Config& cfg, int threads, int replicas, const std::s
   r.threads = threads;
   r.replicas = trainer.replicas();
   r.ms_per_step = median(total) * 1e3;
-  r.tokens_per_s = ntok / median(total);
+  r.tokens_per_s = double(ntok) * P / median(total);  // the whole job's
   r.gflops = r.tokens_per_s * flops_per_token / 1e9;
-  r.mfu = r.gflops * 1e9 / (peak * threads);
+  r.mfu = r.gflops * 1e9 / (peak * threads * P);
+  r.ranks = P;
+  r.comm_ms = median(com) * 1e3;
   r.fwd_ms = median(fwd) * 1e3;
   r.bwd_ms = median(bwd) * 1e3;
   r.reduce_ms = median(red) * 1e3;
@@ -152,7 +163,11 @@ Result measure(const proto::Config& cfg, int threads, int replicas, const std::s
 }
 
 void print_human(const Result& r, const std::string& config) {
-  std::printf("%s: %d threads, %d replicas\n", config.c_str(), r.threads, r.replicas);
+  if (r.ranks > 1)
+    std::printf("%s: %d ranks x %d threads, %d replicas\n", config.c_str(), r.ranks, r.threads,
+                r.replicas);
+  else
+    std::printf("%s: %d threads, %d replicas\n", config.c_str(), r.threads, r.replicas);
   std::printf("  %.1f ms/step  %.0f tokens/s  %.1f GFLOP/s  MFU %.1f%%  peak RSS %.0f MiB\n",
               r.ms_per_step, r.tokens_per_s, r.gflops, 100 * r.mfu, peak_rss_mib());
   const double sum = r.fwd_ms + r.bwd_ms + r.reduce_ms + r.opt_ms + r.wait_ms;
@@ -162,6 +177,9 @@ void print_human(const Result& r, const std::string& config) {
       "optimizer %.2f ms (%.1f%%)  data wait %.2f ms (%.1f%%)\n",
       r.fwd_ms, pct(r.fwd_ms), r.bwd_ms, pct(r.bwd_ms), r.reduce_ms, pct(r.reduce_ms), r.opt_ms,
       pct(r.opt_ms), r.wait_ms, pct(r.wait_ms));
+  if (r.ranks > 1)
+    std::printf("  communication (inside reduction and optimizer): %.2f ms/step (%.1f%%)\n",
+                r.comm_ms, pct(r.comm_ms));
 }
 
 void print_json(const Result& r, const std::string& config, double peak) {
@@ -169,9 +187,11 @@ void print_json(const Result& r, const std::string& config, double peak) {
       "{\"config\": \"%s\", \"threads\": %d, \"replicas\": %d, \"ms_per_step\": %.3f, "
       "\"tokens_per_s\": %.1f, \"gflops\": %.2f, \"mfu\": %.4f, \"peak_rss_mib\": %.1f, "
       "\"fma_peak_gflops_per_thread\": %.2f, \"forward_ms\": %.3f, \"backward_ms\": %.3f, "
-      "\"reduce_ms\": %.3f, \"optimizer_ms\": %.3f, \"data_wait_ms\": %.3f}\n",
+      "\"reduce_ms\": %.3f, \"optimizer_ms\": %.3f, \"data_wait_ms\": %.3f, \"ranks\": %d, "
+      "\"comm_ms\": %.3f}\n",
       config.c_str(), r.threads, r.replicas, r.ms_per_step, r.tokens_per_s, r.gflops, r.mfu,
-      peak_rss_mib(), peak / 1e9, r.fwd_ms, r.bwd_ms, r.reduce_ms, r.opt_ms, r.wait_ms);
+      peak_rss_mib(), peak / 1e9, r.fwd_ms, r.bwd_ms, r.reduce_ms, r.opt_ms, r.wait_ms, r.ranks,
+      r.comm_ms);
 }
 
 // Least-squares fit of t(K) = W/K + c K + s. With fewer than 3 thread counts the system is
@@ -219,6 +239,9 @@ void fit_and_print(const std::vector<Result>& rs) {
 int main(int argc, char** argv) {
   using namespace skein;
   Args a = parse(argc, argv);
+  Comm* comm = world_comm();  // the MPI job under mpirun; rank 0 reports
+  const bool leader = comm->rank() == 0;
+  if (a.scaling && comm->size() > 1) usage("--scaling is for one process (not under mpirun)");
   StatusOr<proto::Config> cfg = load_config(a.config);
   if (!cfg.ok()) {
     std::fprintf(stderr, "error: %s\n", cfg.status().message().c_str());
@@ -238,7 +261,7 @@ int main(int argc, char** argv) {
                 "efficiency");
     for (int k = 1; k <= max_k; ++k) {
       rs.push_back(
-          measure(*cfg, k, a.replicas >= 0 ? a.replicas : 0, team, a.steps, a.warmup, peak));
+          measure(*cfg, k, a.replicas >= 0 ? a.replicas : 0, team, a.steps, a.warmup, peak, comm));
       const Result& r = rs.back();
       const double sp = r.tokens_per_s / rs[0].tokens_per_s;
       std::printf("%-8d %12.0f %10.1f %10.2f %10.1f%%\n", k, r.tokens_per_s, r.ms_per_step, sp,
@@ -251,12 +274,23 @@ int main(int argc, char** argv) {
                       : cfg->run().threads() > 0 ? cfg->run().threads()
                                                  : available_cores();
   const int replicas = a.replicas >= 0 ? a.replicas : cfg->run().replicas();
-  Result r = measure(*cfg, threads, replicas, team, a.steps, a.warmup, peak);
-  if (a.json) {
+  const int P = comm->size();
+  if ((replicas > 0 ? replicas : threads * P) % P != 0 ||
+      cfg->run().batch_size() % (replicas > 0 ? replicas : threads * P) != 0) {
+    if (leader)
+      std::fprintf(
+          stderr,
+          "error: the replica count must divide the batch and be divisible by the %d ranks\n", P);
+    finalize_world_comm();
+    return 2;
+  }
+  Result r = measure(*cfg, threads, replicas, team, a.steps, a.warmup, peak, comm);
+  if (leader && a.json) {
     print_json(r, a.config, peak);
-  } else {
+  } else if (leader) {
     std::printf("single-thread fp32 FMA peak: %.1f GFLOP/s\n", peak / 1e9);
     print_human(r, a.config);
   }
+  finalize_world_comm();
   return 0;
 }

@@ -67,9 +67,13 @@ StatusOr<std::unique_ptr<Loader>> Loader::open(const LoaderOptions& o) {
   SKEIN_RETURN_IF_ERROR(check_positive(o.T, "T", "tokens per sequence must be positive"));
   SKEIN_RETURN_IF_ERROR(check_positive(o.prefetch, "prefetch", "prepare at least one batch ahead"));
   SKEIN_RETURN_IF_ERROR(check_positive(o.threads, "threads", "use at least one producer"));
-  if (o.rank < 0) {
-    return Status::error("loader option rank is " + std::to_string(o.rank) +
-                         ", expected 0 or more. HINT: ranks count from 0");
+  if (o.rank < 0 || o.ranks < 1 || o.rank >= o.ranks) {
+    return Status::error("loader options rank = " + std::to_string(o.rank) +
+                         ", ranks = " + std::to_string(o.ranks) + ": expected 0 <= rank < ranks");
+  }
+  if (o.micro_steps < 1 || o.B % o.micro_steps != 0) {
+    return Status::error("loader option micro_steps = " + std::to_string(o.micro_steps) +
+                         ": must be positive and divide B = " + std::to_string(o.B));
   }
   SKEIN_RETURN_IF_ERROR(check_vocab_size(o.vocab_size, "loader option vocab_size"));
   auto shards = ShardSet::open(o.shards, o.T, o.vocab_size);
@@ -87,7 +91,8 @@ void Loader::fill(const LoaderOptions& o, const ShardSet& shards, long step, Bat
   out->step = step;
   const auto windows = static_cast<unsigned __int128>(shards.windows());
   for (int i = 0; i < o.B; ++i) {
-    const uint64_t g = uint64_t(o.rank) * uint64_t(o.B) + uint64_t(i);
+    const uint64_t b = uint64_t(o.B / o.micro_steps), a = uint64_t(i) / b, j = uint64_t(i) % b;
+    const uint64_t g = a * b * uint64_t(o.ranks) + uint64_t(o.rank) * b + j;
     const uint64_t u = mix64(o.seed, static_cast<uint64_t>(step), g);
     const auto w = static_cast<int64_t>((u * windows) >> 64);  // uniform in [0, windows)
     copy_window(shards.window(w), o.T, i, out);

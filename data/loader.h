@@ -3,10 +3,16 @@
 //
 // Sampling (what a batch holds). A window is T+1 consecutive tokens of one shard; shard k of
 // n_k tokens has n_k - T windows (starts 0 .. n_k - T - 1), and all shards' windows are numbered
-// together, W in all. Sequence i of rank r at step s is global sequence g = r*B + i; it is window
+// together, W in all. Sequence i of rank r at step s is global sequence g (below); it is window
 // floor(u * W / 2^64) with u = mix64(seed, s, g): uniform over all windows of all shards (so a
 // shard is drawn in proportion to its length), drawn independently, with replacement. A window
 // never crosses a shard boundary. inputs are its first T tokens, targets its last T.
+//
+// Global sequence numbers: a step's batch may be cut into `micro_steps` micro-batches (gradient
+// accumulation) of b = B / micro_steps sequences per rank. Sequence i = a*b + j of rank r (micro-
+// step a, j < b) is global sequence g = a*b*P + r*b + j, with P = ranks. So micro-step a of the
+// P ranks together is micro-step a of one process with B*P, sequence for sequence, and with one
+// micro-step g = r*B + i.
 //
 // So a batch is a pure function of (seed, step, rank) and the shards: the data cursor is just
 // the step, resuming at step k is exact, and the union of ranks 0..P-1 with B each is the rank-0
@@ -45,7 +51,9 @@ struct LoaderOptions {
   std::vector<std::string> shards;  // paths of the split's shards
   int B = 8, T = 256;               // sequences per batch (this rank's share), tokens per sequence
   uint64_t seed = 1;
-  int rank = 0;            // sequences of rank r are global sequence indices r*B .. r*B+B-1
+  int rank = 0;  // this process's rank, of `ranks` (global sequence numbers: above)
+  int ranks = 1;
+  int micro_steps = 1;     // micro-batches per batch (divides B)
   int vocab_size = 65536;  // tokens >= this are refused at open
   int prefetch = 4;        // batches prepared ahead (ring buffer capacity)
   int threads = 2;         // OpenMP producer threads

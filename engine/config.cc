@@ -169,6 +169,9 @@ Status validate_config(const proto::Config& cfg) {
   if (r.max_skipped_steps() < 1)
     return field_error("run.max_skipped_steps", std::to_string(r.max_skipped_steps()),
                        "must be >= 1");
+  if (!(r.comm_timeout_s() > 0))
+    return field_error("run.comm_timeout_s", std::to_string(r.comm_timeout_s()),
+                       "must be positive (seconds)");
   if (cfg.data().prefetch() <= 0)
     return field_error("data.prefetch", std::to_string(cfg.data().prefetch()), "must be positive");
   if (cfg.data().loader_threads() <= 0)

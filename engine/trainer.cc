@@ -14,25 +14,54 @@ namespace {
 double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
+
+// Sums the n arrays p[0..n) of len floats into p[0] by the tree of trainer.h (split at the
+// largest power of two below n); zeroes p[1..n) when zero_others.
+void tree_sum(float* const* p, int n, size_t len, bool zero_others) {
+  if (n <= 1) return;
+  int m = 1;
+  while (m * 2 < n) m *= 2;
+  tree_sum(p, m, len, zero_others);
+  tree_sum(p + m, n - m, len, zero_others);
+  float* a = p[0];
+  float* b = p[m];
+  for (size_t i = 0; i < len; ++i) a[i] += b[i];
+  if (zero_others) std::fill(b, b + len, 0.0f);
+}
 }  // namespace
 
 Trainer::Trainer(Model& model, const TrainerOptions& opt)
-    : model_(model), opt_(opt), R_(opt.replicas > 0 ? opt.replicas : opt.threads) {
+    : model_(model),
+      opt_(opt),
+      comm_(opt.comm ? opt.comm : &local_comm_),
+      P_(comm_->size()),
+      rank_(comm_->rank()),
+      R_(opt.replicas > 0 ? opt.replicas : opt.threads * P_) {
   SKEIN_CHECK(opt.threads >= 1 && opt.grad_accum_steps >= 1);
+  SKEIN_CHECK(R_ % P_ == 0, "the replica count must be divisible by the number of ranks");
   SKEIN_CHECK(opt.batch_size % R_ == 0, "batch_size must be divisible by the replica count");
+  R_local_ = R_ / P_;
   seqs_per_replica_ = opt.batch_size / R_;
   team_ = make_thread_team(opt.team, opt.threads);
   for (int k = 0; k < opt.threads; ++k)
     acts_.push_back(std::make_unique<Activations>(model.config(), seqs_per_replica_, opt.seq_len));
   const size_t n = model.num_params();
-  grads_.resize(R_);
+  grads_.resize(R_local_);
   for (auto& g : grads_) g.resize(n);  // zero-filled; the step leaves them zero again
-  m_.resize(n);
-  if (opt.optimizer == OptimizerKind::kAdamW) v_.resize(n);
 
-  // Partition: fixed blocks, thread k owns blocks [k*nb/K, (k+1)*nb/K).
+  // Partition: fixed blocks; rank p owns blocks [nb*p/P, nb*(p+1)/P), thread k of a rank a
+  // contiguous run of the rank's blocks.
   nblocks_ = (n + kBlockFloats - 1) / kBlockFloats;
   block_sq_.assign(nblocks_, 0.0);
+  for (int p = 0; p <= P_; ++p) {
+    const size_t b = nblocks_ * p / P_;
+    rank_block_offsets_.push_back(b);
+    rank_offsets_.push_back(std::min(n, b * kBlockFloats));
+  }
+  const size_t owned = owned_end() - owned_begin();
+  m_.resize(owned);
+  if (opt.optimizer == OptimizerKind::kAdamW) v_.resize(owned);
+  if (P_ > 1) pieces_.resize(owned * P_);
   segments_.resize(opt.threads);
   for (int k = 0; k < opt.threads; ++k) {
     auto [b0, b1] = shard_blocks(k);
@@ -42,29 +71,45 @@ Trainer::Trainer(Model& model, const TrainerOptions& opt)
       if (s < e) segments_[k].push_back({s, e, t.decay});
     }
   }
-  const size_t tasks = size_t(R_) * opt.grad_accum_steps;
+  const size_t tasks = size_t(R_local_) * opt.grad_accum_steps;
   replica_loss_.assign(tasks, 0.0);
   replica_weight_.assign(tasks, 0.0);
-  replica_fwd_s_.assign(R_, 0.0);
-  replica_bwd_s_.assign(R_, 0.0);
+  my_terms_.assign(tasks, 0.0);
+  all_terms_.assign(tasks * P_, 0.0);
+  tree_terms_.assign(opt.threads, std::vector<float*>(std::max(R_local_, P_)));
+  replica_fwd_s_.assign(R_local_, 0.0);
+  replica_bwd_s_.assign(R_local_, 0.0);
 }
 
 std::pair<size_t, size_t> Trainer::shard_blocks(int k) const {
   const size_t K = team_->size();
-  return {nblocks_ * k / K, nblocks_ * (k + 1) / K};
+  const size_t b0 = rank_block_offsets_[rank_], nb = rank_block_offsets_[rank_ + 1] - b0;
+  return {b0 + nb * k / K, b0 + nb * (k + 1) / K};
+}
+
+void Trainer::gather_state(float* m_full, float* v_full) {
+  comm_->gather_ranges(m_.data(), rank_offsets_, m_full);
+  if (v_.size() > 0) comm_->gather_ranges(v_.data(), rank_offsets_, v_full);
+}
+
+void Trainer::scatter_state(const float* m_full, const float* v_full) {
+  comm_->scatter_ranges(m_full, rank_offsets_, m_.data());
+  if (v_.size() > 0) comm_->scatter_ranges(v_full, rank_offsets_, v_.data());
 }
 
 StepStats Trainer::step(const int32_t* inputs, const int32_t* targets) {
   const int A = opt_.grad_accum_steps, T = opt_.seq_len;
   const size_t replica_tokens = size_t(seqs_per_replica_) * T;
-  // Each (micro-step, replica) loss is weighted by its share of the step's targets, so the step's
-  // loss and gradient are those of the mean over all targets.
+  // Each (micro-step, replica) loss is weighted by its share of the step's targets over all
+  // ranks, so the step's loss and gradient are those of the mean over all targets.
   long total = 0;
-  for (int i = 0; i < A * R_; ++i) {
+  for (int i = 0; i < A * R_local_; ++i) {
     replica_weight_[i] =
         count_targets(targets + i * replica_tokens, static_cast<int>(replica_tokens));
     total += static_cast<long>(replica_weight_[i]);
   }
+  const double comm0 = comm_->seconds();
+  total = comm_->sum(total);
   for (auto& w : replica_weight_) w = total ? w / double(total) : 0.0;
 
   StepStats stats;
@@ -73,14 +118,22 @@ StepStats Trainer::step(const int32_t* inputs, const int32_t* targets) {
   team_->run([&](int k) { run_thread(k, inputs, targets, &stats); });
   stats.total_s = now_s() - t0;
 
+  // The loss: the weighted terms of every (micro-step, replica) of every rank, summed in the
+  // order of one process (micro-step, then global replica), so it is the same on every rank.
+  const int local = A * R_local_;
+  for (int i = 0; i < local; ++i) my_terms_[i] = replica_weight_[i] * replica_loss_[i];
+  comm_->allgather_bytes(my_terms_.data(), local * sizeof(double), all_terms_.data());
   double loss = 0;
-  for (int i = 0; i < A * R_; ++i) loss += replica_weight_[i] * replica_loss_[i];
+  for (int a = 0; a < A; ++a)
+    for (int p = 0; p < P_; ++p)
+      for (int r = 0; r < R_local_; ++r) loss += all_terms_[size_t(p) * local + a * R_local_ + r];
   stats.loss = static_cast<float>(loss);
   double fwd = 0, bwd = 0;
-  for (int r = 0; r < R_; ++r) fwd += replica_fwd_s_[r], bwd += replica_bwd_s_[r];
+  for (int r = 0; r < R_local_; ++r) fwd += replica_fwd_s_[r], bwd += replica_bwd_s_[r];
   const double compute = stats.forward_s;  // thread 0 stored the compute phase's wall time here
   stats.forward_s = fwd + bwd > 0 ? compute * fwd / (fwd + bwd) : 0;
   stats.backward_s = compute - stats.forward_s;
+  stats.comm_s = comm_->seconds() - comm0;
   if (!stats.skipped) ++step_;
   stats.step = step_;
   return stats;
@@ -88,32 +141,37 @@ StepStats Trainer::step(const int32_t* inputs, const int32_t* targets) {
 
 float Trainer::evaluate(const int32_t* inputs, const int32_t* targets) {
   const size_t replica_tokens = size_t(seqs_per_replica_) * opt_.seq_len;
-  std::vector<double> loss(R_), count(R_);
-  for (int r = 0; r < R_; ++r)
-    count[r] = count_targets(targets + r * replica_tokens, static_cast<int>(replica_tokens));
+  const size_t first = size_t(rank_) * R_local_;                // this rank's first replica
+  std::vector<double> mine(2 * R_local_), all(2 * size_t(R_));  // (loss, count) per replica
+  for (int r = 0; r < R_local_; ++r)
+    mine[2 * r + 1] =
+        count_targets(targets + (first + r) * replica_tokens, static_cast<int>(replica_tokens));
   next_task_.store(0, std::memory_order_relaxed);
   team_->run([&](int k) {
-    for (int r; (r = next_task_.fetch_add(1, std::memory_order_relaxed)) < R_;)
-      loss[r] = model_.forward(*acts_[k], inputs + r * replica_tokens, targets + r * replica_tokens);
+    for (int r; (r = next_task_.fetch_add(1, std::memory_order_relaxed)) < R_local_;) {
+      const size_t off = (first + r) * replica_tokens;
+      mine[2 * r] = model_.forward(*acts_[k], inputs + off, targets + off);
+    }
   });
+  comm_->allgather_bytes(mine.data(), mine.size() * sizeof(double), all.data());
   double sum = 0, n = 0;
-  for (int r = 0; r < R_; ++r) sum += loss[r] * count[r], n += count[r];
+  for (int r = 0; r < R_; ++r) sum += all[2 * r] * all[2 * r + 1], n += all[2 * r + 1];
   return n > 0 ? static_cast<float>(sum / n) : 0.0f;
 }
 
 void Trainer::run_thread(int k, const int32_t* inputs, const int32_t* targets, StepStats* stats) {
-  const int A = opt_.grad_accum_steps, T = opt_.seq_len;
+  const int A = opt_.grad_accum_steps, T = opt_.seq_len, K = team_->size();
   const size_t replica_tokens = size_t(seqs_per_replica_) * T;
-  const size_t micro_tokens = size_t(opt_.batch_size) * T;
+  const size_t micro_tokens = size_t(R_local_) * replica_tokens;  // this rank's micro-batch
   const double t0 = now_s();
 
-  // Phase 1: replicas, handed out dynamically; each into its own gradient buffer.
+  // Phase 1: this rank's replicas, handed out dynamically; each into its own gradient buffer.
   Activations& acts = *acts_[k];
-  for (int r; (r = next_task_.fetch_add(1, std::memory_order_relaxed)) < R_;) {
+  for (int r; (r = next_task_.fetch_add(1, std::memory_order_relaxed)) < R_local_;) {
     double fwd = 0, bwd = 0;
     for (int a = 0; a < A; ++a) {
       const size_t off = a * micro_tokens + r * replica_tokens;
-      const int i = a * R_ + r;
+      const int i = a * R_local_ + r;
       const double ta = now_s();
       replica_loss_[i] = model_.forward(acts, inputs + off, targets + off);
       const double tb = now_s();
@@ -127,49 +185,83 @@ void Trainer::run_thread(int k, const int32_t* inputs, const int32_t* targets, S
   team_->barrier();
   const double t1 = now_s();
 
-  // Phase 2: sum this shard over replicas in replica order into grads_[0]; one norm partial per
-  // block. The other replicas' buffers are zeroed here, while the shard is in cache.
+  // Phase 2: the replica tree into grads_[0] (the other buffers are zeroed while in cache); with
+  // one rank over this thread's shard, with several over its share of the whole vector, which
+  // then goes to the owners. One squared-norm partial per owned block.
   const size_t n = model_.num_params();
   const auto [b0, b1] = shard_blocks(k);
   float* g = grads_[0].data();
+  std::vector<float*>& terms = tree_terms_[k];
+  auto reduce_replicas = [&](size_t bb, size_t be) {
+    for (size_t b = bb; b < be; ++b) {
+      const size_t lo = b * kBlockFloats, hi = std::min(n, lo + kBlockFloats);
+      for (int r = 0; r < R_local_; ++r) terms[r] = grads_[r].data() + lo;
+      tree_sum(terms.data(), R_local_, hi - lo, true);
+    }
+  };
+  if (P_ == 1) {
+    reduce_replicas(b0, b1);
+  } else {
+    const size_t a0 = nblocks_ * k / K, a1 = nblocks_ * (k + 1) / K;
+    reduce_replicas(a0, a1);
+    team_->barrier();
+    if (k == 0) comm_->exchange_pieces(g, rank_offsets_, pieces_.data());
+    team_->barrier();
+    // This thread's owned blocks: the P pieces summed by the tree, in rank order, into g.
+    const size_t own_lo = owned_begin(), owned = owned_end() - own_lo;
+    for (size_t b = b0; b < b1; ++b) {
+      const size_t lo = b * kBlockFloats, hi = std::min(n, lo + kBlockFloats);
+      for (int p = 0; p < P_; ++p) terms[p] = pieces_.data() + p * owned + (lo - own_lo);
+      tree_sum(terms.data(), P_, hi - lo, false);
+      std::copy(terms[0], terms[0] + (hi - lo), g + lo);
+    }
+    // g outside this rank's range has been sent: clear this thread's share of it.
+    const size_t z0 = std::min(n, a0 * kBlockFloats), z1 = std::min(n, a1 * kBlockFloats);
+    if (z0 < owned_begin()) std::fill(g + z0, g + std::min(z1, owned_begin()), 0.0f);
+    if (z1 > owned_end()) std::fill(g + std::max(z0, owned_end()), g + z1, 0.0f);
+  }
   for (size_t b = b0; b < b1; ++b) {
     const size_t lo = b * kBlockFloats, hi = std::min(n, lo + kBlockFloats);
-    for (int r = 1; r < R_; ++r) {
-      float* gr = grads_[r].data();
-      for (size_t i = lo; i < hi; ++i) g[i] += gr[i];
-      std::fill(gr + lo, gr + hi, 0.0f);
-    }
     block_sq_[b] = squared_norm(g + lo, static_cast<long>(hi - lo));
   }
   team_->barrier();
+  if (P_ > 1) {
+    if (k == 0) comm_->allgather_ranges(block_sq_.data(), sizeof(double), rank_block_offsets_);
+    team_->barrier();
+  }
   const double t2 = now_s();
 
-  // Phase 3: global norm from the block partials in block order (the same on every thread), then
-  // the update of this shard.
+  // Phase 3: global norm from the block partials in block order (the same on every thread and
+  // rank), then the update of this shard; ranks then share their updated parameters.
   double sq = 0;
   for (double s : block_sq_) sq += s;
   const double norm = std::sqrt(sq);
   const bool finite = std::isfinite(norm);
   const float scale = clip_factor(norm, opt_.max_grad_norm);
   const float lr = learning_rate(opt_.schedule, step_);
+  const size_t own_lo = owned_begin();
   if (finite) {
     for (const Segment& s : segments_[k]) {
       const long len = static_cast<long>(s.end - s.begin);
+      float* m = m_.data() + (s.begin - own_lo);
       if (opt_.optimizer == OptimizerKind::kAdamW) {
         AdamWHyper h = opt_.adamw;
         h.lr = lr;
-        adamw_update(model_.params() + s.begin, g + s.begin, m_.data() + s.begin,
-                     v_.data() + s.begin, len, h, step_ + 1, s.decay, scale);
+        adamw_update(model_.params() + s.begin, g + s.begin, m, v_.data() + (s.begin - own_lo), len,
+                     h, step_ + 1, s.decay, scale);
       } else {
         SgdHyper h = opt_.sgd;
         h.lr = lr;
-        sgd_update(model_.params() + s.begin, g + s.begin, m_.data() + s.begin, len, h, s.decay,
-                   scale);
+        sgd_update(model_.params() + s.begin, g + s.begin, m, len, h, s.decay, scale);
       }
     }
   }
   const size_t lo = b0 * kBlockFloats, hi = std::min(n, b1 * kBlockFloats);
   if (lo < hi) std::fill(g + lo, g + hi, 0.0f);
+  if (P_ > 1) {
+    team_->barrier();
+    if (k == 0 && finite) comm_->allgather_ranges(model_.params(), sizeof(float), rank_offsets_);
+  }
   if (k == 0) {
     const double t3 = now_s();
     stats->grad_norm = norm;

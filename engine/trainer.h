@@ -1,16 +1,28 @@
-// The data-parallel training step of DESIGN.md ("One training step"):
-//  1. the micro-batch is cut into R replicas; threads take replicas from an atomic counter and run
-//     forward+backward for each into the replica's own gradient buffer (activations per thread);
-//  2. barrier; the flat parameter vector is cut into fixed blocks of kBlockFloats; thread k owns a
-//     contiguous run of blocks (its shard), sums the R gradient buffers over it in replica order,
-//     and writes one squared-norm partial per block;
-//  3. barrier; every thread sums the block partials in block order (same bits on every thread),
-//     derives the clipping factor, and applies SGD or AdamW to its shard with the shard's
-//     optimizer state;
+// The data-parallel training step of DESIGN.md ("One training step"), inside one process and
+// across the ranks of a Comm:
+//  1. the global micro-batch is cut into R replicas, R/P per rank; a rank's threads take its
+//     replicas from an atomic counter and run forward+backward for each into the replica's own
+//     gradient buffer (activations per thread);
+//  2. barrier; the flat parameter vector is cut into fixed blocks of kBlockFloats; rank p owns a
+//     contiguous run of blocks and thread k of a rank a contiguous run of the rank's blocks (its
+//     shard). The replica buffers are summed by a fixed tree (below) into buffer 0; with P > 1
+//     ranks, every rank sends each owner its piece of that sum and the owner sums the P pieces by
+//     the same tree, in rank order. One squared-norm partial per block;
+//  3. barrier (ranks: all-gather of the block partials); every thread sums the block partials in
+//     block order (same bits on every thread and rank), derives the clipping factor, and applies
+//     SGD or AdamW to its shard with the shard's optimizer state, which only the owning rank holds
+//     (ZeRO-1); ranks then all-gather the updated parameters;
 //  4. the team's end-of-run barrier.
-// No mutex and no atomic float: the only shared writes are to disjoint ranges. With R fixed, the
-// result is bit-identical for any thread count, since each replica's gradient is computed the same
-// way whichever thread runs it and every sum runs in a fixed order.
+// No mutex and no atomic float: the only shared writes are to disjoint ranges, and MPI is called
+// by thread 0 between barriers. With R fixed, the result is bit-identical for any thread count,
+// since each replica's gradient is computed the same way whichever thread runs it and every sum
+// runs in a fixed order.
+//
+// The tree: n terms t_0..t_{n-1} are summed as sum(t_0..t_{m-1}) + sum(t_m..t_{n-1}) with m the
+// largest power of two below n (so n <= 3 is a left fold). When R/P is a power of two the tree
+// over R replicas is exactly the tree over P rank-sums of R/P-replica trees, so P ranks give the
+// same bits as one process with the same R (tested); otherwise the association differs and the
+// results agree to rounding.
 #pragma once
 
 #include <atomic>
@@ -20,6 +32,7 @@
 #include <vector>
 
 #include "base/aligned.h"
+#include "engine/comm.h"
 #include "engine/model.h"
 #include "engine/thread_team.h"
 #include "optimizers/adamw.h"
@@ -33,7 +46,8 @@ enum class OptimizerKind { kAdamW, kSgd };
 struct TrainerOptions {
   int threads = 1;           // compute threads (>= 1; resolve "auto" before)
   int replicas = 0;          // R; 0 = threads
-  int batch_size = 8;        // sequences per micro-step, all replicas together (divisible by R)
+  int batch_size = 8;        // sequences per micro-step, all replicas of all ranks together
+                             // (divisible by R)
   int seq_len = 256;         // T
   int grad_accum_steps = 1;  // micro-steps per optimizer step
   std::string team = "omp";  // "omp" or "pool"
@@ -42,6 +56,8 @@ struct TrainerOptions {
   SgdHyper sgd;
   Schedule schedule;           // lr of each step (overrides adamw.lr / sgd.lr)
   float max_grad_norm = 1.0f;  // 0 = no clipping
+  Comm* comm = nullptr;        // the ranks training together (R divisible by their number);
+                               // nullptr = this process alone
   // A step whose gradient norm is not finite leaves parameters and optimizer state untouched
   // (StepStats::skipped says so); what to do next is the caller's policy.
 };
@@ -55,6 +71,7 @@ struct StepStats {
   // wall seconds of the phases (thread 0's view), the forward/backward split of the compute
   // phase apportioned by the per-replica times
   double forward_s = 0, backward_s = 0, reduce_s = 0, optimizer_s = 0, total_s = 0;
+  double comm_s = 0;  // of reduce_s + optimizer_s, the time inside Comm operations
 };
 
 class Trainer {
@@ -63,11 +80,13 @@ class Trainer {
 
   Trainer(Model& model, const TrainerOptions& opt);
 
-  // One optimizer step on grad_accum_steps micro-batches: inputs and targets hold
-  // grad_accum_steps x (batch_size, seq_len) tokens, micro-step after micro-step.
+  // One optimizer step on grad_accum_steps micro-batches of this rank: inputs and targets hold
+  // grad_accum_steps x (batch_size / P, seq_len) tokens, micro-step after micro-step (the
+  // loader's batch for this rank, LoaderOptions::ranks = P). Collective across ranks.
   StepStats step(const int32_t* inputs, const int32_t* targets);
 
-  // Mean loss over the targets of one (batch_size, seq_len) batch, forward only, on the team.
+  // Mean loss over the targets of one whole (batch_size, seq_len) batch, forward only; every rank
+  // passes the same batch and computes its replicas' share. Collective across ranks.
   float evaluate(const int32_t* inputs, const int32_t* targets);
 
   long steps_done() const { return step_; }
@@ -75,15 +94,24 @@ class Trainer {
   int threads() const { return team_->size(); }
   int replicas() const { return R_; }
 
-  // Optimizer state in the parameter layout: AdamW m and v, or SGD's momentum buffer (m; v is
-  // then empty).
+  // Optimizer state of this rank's parameters [owned_begin(), owned_end()), in the parameter
+  // layout: AdamW m and v, or SGD's momentum buffer (m; v is then empty). With one rank that is
+  // every parameter.
   float* state_m() { return m_.data(); }
   float* state_v() { return v_.data(); }
   size_t state_m_floats() const { return m_.size(); }
   size_t state_v_floats() const { return v_.size(); }
-  // First block and one-past-last block of thread k's shard.
+  size_t owned_begin() const { return rank_offsets_[rank_]; }
+  size_t owned_end() const { return rank_offsets_[rank_ + 1]; }
+  // The whole optimizer state on rank 0 (m_full, v_full: num_params floats each, used on rank
+  // 0 only; v_full may be null for SGD). Collective.
+  void gather_state(float* m_full, float* v_full);
+  // Each rank takes its part of rank 0's full state. Collective.
+  void scatter_state(const float* m_full, const float* v_full);
+  // First block and one-past-last block of thread k's shard (of this rank's blocks).
   std::pair<size_t, size_t> shard_blocks(int k) const;
   size_t num_blocks() const { return nblocks_; }
+  Comm& comm() { return *comm_; }
 
  private:
   struct Segment {  // a piece of one tensor inside one thread's shard
@@ -94,8 +122,14 @@ class Trainer {
 
   Model& model_;
   TrainerOptions opt_;
-  int R_;
+  LocalComm local_comm_;
+  Comm* comm_;
+  int P_, rank_;
+  int R_, R_local_;  // replicas in all, of this rank
   int seqs_per_replica_;
+  std::vector<size_t> rank_offsets_;        // P+1 parameter indices: rank p's range
+  std::vector<size_t> rank_block_offsets_;  // P+1 block indices: rank p's blocks
+  AlignedBuffer<float> pieces_;             // P pieces of this rank's range (P > 1)
   std::unique_ptr<ThreadTeam> team_;
   std::vector<std::unique_ptr<Activations>> acts_;  // one per thread
   std::vector<AlignedBuffer<float>> grads_;         // one per replica
@@ -103,7 +137,10 @@ class Trainer {
   size_t nblocks_;
   std::vector<std::vector<Segment>> segments_;         // per thread
   std::vector<double> block_sq_;                       // per block
-  std::vector<double> replica_loss_, replica_weight_;  // per (micro-step, replica)
+  std::vector<double> replica_loss_, replica_weight_;  // per (micro-step, local replica)
+  std::vector<double> my_terms_;                       // weighted losses, per local task
+  std::vector<double> all_terms_;                      // per (rank, micro-step, local replica)
+  std::vector<std::vector<float*>> tree_terms_;        // per thread: the arrays a tree sums
   std::vector<double> replica_fwd_s_, replica_bwd_s_;
   std::atomic<int> next_task_{0};
   long step_ = 0;

@@ -14,6 +14,8 @@
 
 namespace skein {
 
+class Comm;
+
 // Exit codes of the train binary (documented in train --help).
 enum ExitCode : int {
   kExitOk = 0,             // finished, or stopped by a signal after saving a checkpoint
@@ -28,6 +30,8 @@ struct TrainRequest {
   std::vector<std::string> overrides;  // --set path=value
   std::string resume = "auto";         // "auto", "none", or a checkpoint folder
   std::string out_dir;                 // --out; empty = run.out_dir of the config
+  Comm* comm = nullptr;                // the MPI job's ranks (rank 0 prints and writes);
+                                       // nullptr = this process alone
 };
 
 // Runs training; prints progress to stdout and errors to stderr. Returns an ExitCode.

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 
@@ -133,6 +134,41 @@ TEST(Loader, RanksTogetherMakeTheBiggerRankZeroBatch) {
   }
 }
 
+// With gradient accumulation, micro-step a of P ranks together is micro-step a of one process
+// with P times the batch, sequence for sequence (so ranks reproduce one process's replicas).
+TEST(Loader, RanksTogetherMakeEachMicroStepOfTheBiggerBatch) {
+  Fixture f;
+  const ShardSet s = f.set();
+  const int P = 2, A = 2;
+  const int b = f.opts.B / A;  // sequences per rank and micro-step
+  const size_t row = size_t(f.opts.T);
+  LoaderOptions all = f.opts;
+  all.B = f.opts.B * P;
+  all.micro_steps = A;
+  for (long step : {0L, 7L}) {
+    const Batch big = fill(all, s, step);
+    for (int r = 0; r < P; ++r) {
+      LoaderOptions o = f.opts;
+      o.rank = r;
+      o.ranks = P;
+      o.micro_steps = A;
+      const Batch mine = fill(o, s, step);
+      for (int a = 0; a < A; ++a)
+        for (int j = 0; j < b; ++j) {
+          const size_t from = (size_t(a) * b + j) * row;
+          const size_t to = (size_t(a) * b * P + size_t(r) * b + j) * row;
+          EXPECT_TRUE(std::equal(mine.inputs.begin() + from, mine.inputs.begin() + from + row,
+                                 big.inputs.begin() + to))
+              << "step " << step << " rank " << r << " micro-step " << a << " sequence " << j;
+        }
+    }
+    // One process: the micro-step split does not move any sequence.
+    LoaderOptions one = all;
+    one.micro_steps = 1;
+    EXPECT_EQ(fill(one, s, step).inputs, big.inputs);
+  }
+}
+
 TEST(Loader, NextReturnsFillOfEachStepInOrder) {
   Fixture f;
   for (int threads : {1, 3}) {
@@ -224,7 +260,14 @@ TEST(Loader, OpenRefusesBadOptionsAndShards) {
   expect_open_error(o, "option threads is 0");
   o = f.opts;
   o.rank = -1;
-  expect_open_error(o, "rank is -1");
+  expect_open_error(o, "rank = -1, ranks = 1: expected 0 <= rank < ranks");
+  o = f.opts;
+  o.rank = 2;
+  o.ranks = 2;
+  expect_open_error(o, "rank = 2, ranks = 2");
+  o = f.opts;
+  o.micro_steps = 3;  // B = 4
+  expect_open_error(o, "micro_steps = 3: must be positive and divide B = 4");
   o = f.opts;
   o.vocab_size = 65537;
   expect_open_error(o, "vocabulary size 65537 is out of range");
