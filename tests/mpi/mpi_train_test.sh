@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# The train binary under mpirun (2 ranks on this machine):
+#  1. 2 ranks x 1 thread and 1 process x 2 threads, same global batch and R: bit-identical
+#     parameters and optimizer state after 10 steps (also with 2 replicas per rank and gradient
+#     accumulation, where the replica tree makes it so);
+#  2. a checkpoint written by 2 ranks resumes in one process, and the reverse, continuing exactly;
+#  3. only rank 0 prints; a bad config stops every rank with one message;
+#  4. kill -9 of one rank ends the job non-zero within a bounded time, and the last checkpoint
+#     verifies; a rank that hangs (SIGSTOP) is detected by run.comm_timeout_s.
+# Usage: mpi_train_test.sh MPIRUN TRAIN PREPARE_DATA INSPECT_CHECKPOINT
+set -uo pipefail
+mpirun=$1 train=$2 prepare=$3 inspect=$4
+tmp=$(mktemp -d)
+cleanup() {
+  pkill -KILL -f "$tmp/" 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+failures=0
+fail() {
+  echo "FAIL: $*"
+  failures=$((failures + 1))
+}
+mpi() { "$mpirun" --oversubscribe --allow-run-as-root -np 2 "$@"; }
+
+for i in $(seq 1 4000); do echo "line $i: the quick brown fox jumps over the lazy dog $((i * 7919 % 1000))"; done >"$tmp/corpus.txt"
+"$prepare" --quiet --out "$tmp/data" --tokenizer byte "$tmp/corpus.txt" || { echo "prepare_data failed"; exit 1; }
+cat >"$tmp/cfg.textproto" <<CFG
+model { vocab_size: 256 seq_len: 32 n_layer: 2 n_head: 2 d_model: 32 }
+optimizer { kind: ADAMW lr: 0.003 weight_decay: 0.1 max_grad_norm: 1.0 }
+schedule { kind: COSINE warmup_steps: 3 }
+run { batch_size: 8 steps: 10 seed: 5 replicas: 2 log_every: 5 checkpoint_every: 5 keep_checkpoints: 5 eval_every: 5 eval_batches: 2 }
+data { dir: "$tmp/data" }
+CFG
+cfg=$tmp/cfg.textproto
+ckpt() { echo "$tmp/$1/checkpoints/step_$(printf %08d "$2")/tensors.bin"; }
+
+# 1. Same bits: P=2 x 1 thread vs 1 x 2 threads.
+for extra in "" "--set run.replicas=4 --set run.grad_accum_steps=2"; do
+  rm -rf "$tmp/one" "$tmp/two"
+  "$train" --config "$cfg" --out "$tmp/one" --set run.threads=2 $extra >"$tmp/one.log" 2>&1 ||
+    fail "single process ($extra): exit $?"$'\n'"$(cat "$tmp/one.log")"
+  mpi "$train" --config "$cfg" --out "$tmp/two" --set run.threads=1 $extra >"$tmp/two.log" 2>&1 ||
+    fail "2 ranks ($extra): exit $?"$'\n'"$(cat "$tmp/two.log")"
+  cmp -s "$(ckpt one 10)" "$(ckpt two 10)" ||
+    fail "2 ranks x 1 thread and 1 x 2 threads differ after 10 steps ($extra)"
+  grep -q "2 ranks x 1 threads" "$tmp/two.log" || fail "the job's header line is missing"
+  [[ $(grep -c "^done:" "$tmp/two.log") -eq 1 ]] || fail "expected one 'done:' line (rank 0 only)"
+  grep -q "comm [0-9.]*%" "$tmp/two.log" || fail "no communication share in the progress line"
+  [[ $(wc -l <"$tmp/two/metrics.jsonl") -eq $(wc -l <"$tmp/one/metrics.jsonl") ]] ||
+    fail "metrics.jsonl written more than once per record"
+done
+
+# 2. Resume across process counts (the last run above: R=4, 2 micro-steps).
+extra="--set run.replicas=4 --set run.grad_accum_steps=2"
+rm -rf "$tmp/r1" "$tmp/r2"
+mpi "$train" --config "$cfg" --out "$tmp/r1" --set run.threads=1 $extra --resume "$tmp/one/checkpoints/step_00000005" >"$tmp/r1.log" 2>&1 ||
+  fail "2 ranks resuming a 1-process checkpoint: exit $?"$'\n'"$(cat "$tmp/r1.log")"
+cmp -s "$(ckpt one 10)" "$(ckpt r1 10)" || fail "1 process -> 2 ranks: not an exact continuation"
+"$train" --config "$cfg" --out "$tmp/r2" --set run.threads=2 $extra --resume "$tmp/two/checkpoints/step_00000005" >"$tmp/r2.log" 2>&1 ||
+  fail "1 process resuming a 2-rank checkpoint: exit $?"$'\n'"$(cat "$tmp/r2.log")"
+cmp -s "$(ckpt one 10)" "$(ckpt r2 10)" || fail "2 ranks -> 1 process: not an exact continuation"
+
+# 3. A bad config: every rank refuses, one message, exit 2.
+out=$(mpi "$train" --config "$cfg" --out "$tmp/bad" --set run.replicas=1 2>&1)
+rc=$?
+[[ $rc -eq 2 ]] || fail "bad replica count under mpirun: exit $rc, expected 2"$'\n'"$out"
+[[ $(grep -c "run.replicas = 1: must be divisible by the number of MPI ranks, 2" <<<"$out") -eq 1 ]] ||
+  fail "expected the error once"$'\n'"$out"
+
+# rank_pid RUN_DIR RANK: the pid of that rank of the job training into RUN_DIR.
+rank_pid() {
+  local p
+  for p in $(pgrep -f -- "--out $1 "); do
+    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2"; then
+      echo "$p"
+      return
+    fi
+  done
+}
+# wait_for FILE PATTERN SECONDS
+wait_for() {
+  for _ in $(seq 1 $(($3 * 10))); do
+    grep -q "$2" "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# 4a. kill -9 of rank 1 while training: the job ends non-zero, the last checkpoint verifies.
+long="--set run.steps=1000000 --set run.checkpoint_every=20 --set run.log_every=1000 --set run.threads=1"
+"$mpirun" --oversubscribe --allow-run-as-root -np 2 "$train" --config "$cfg" --out "$tmp/k" $long >"$tmp/k.log" 2>&1 &
+job=$!
+if wait_for "$tmp/k.log" "saved checkpoint" 120; then
+  victim=$(rank_pid "$tmp/k" 1)
+  [[ -n $victim ]] || fail "rank 1's process not found"
+  start=$SECONDS
+  kill -9 "$victim"
+  for _ in $(seq 1 600); do kill -0 "$job" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$job" 2>/dev/null; then
+    fail "the job still runs 60 s after rank 1 was killed"
+    kill -9 "$job"
+  fi
+  wait "$job"
+  rc=$?
+  [[ $rc -ne 0 ]] || fail "the job exited 0 after rank 1 was killed"
+  echo "kill -9 of rank 1: the job ended in $((SECONDS - start)) s with exit $rc"
+  latest=$(ls -d "$tmp"/k/checkpoints/step_* | sort | tail -1)
+  "$inspect" "$latest" >/dev/null || fail "the last checkpoint $latest does not verify"
+else
+  fail "no checkpoint within 120 s"$'\n'"$(cat "$tmp/k.log")"
+  kill -9 "$job"
+fi
+
+# 4b. A rank that hangs: the other stops the job after run.comm_timeout_s.
+"$mpirun" --oversubscribe --allow-run-as-root -np 2 "$train" --config "$cfg" --out "$tmp/h" $long --set run.comm_timeout_s=2 >"$tmp/h.log" 2>&1 &
+job=$!
+if wait_for "$tmp/h.log" "saved checkpoint" 120; then
+  victim=$(rank_pid "$tmp/h" 1)
+  [[ -n $victim ]] || fail "rank 1's process not found"
+  start=$SECONDS
+  kill -STOP "$victim"
+  for _ in $(seq 1 600); do kill -0 "$job" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$job" 2>/dev/null; then
+    fail "the job still runs 60 s after rank 1 stopped answering"
+    kill -9 "$job"
+  fi
+  wait "$job"
+  rc=$?
+  kill -9 "$victim" 2>/dev/null
+  [[ $rc -ne 0 ]] || fail "the job exited 0 with a hung rank"
+  grep -q "rank 0: no progress in .* for [0-9]* s: another rank has failed or hangs" "$tmp/h.log" ||
+    fail "no timeout message"$'\n'"$(tail -5 "$tmp/h.log")"
+  echo "SIGSTOP of rank 1: the job ended in $((SECONDS - start)) s with exit $rc"
+else
+  fail "no checkpoint within 120 s"$'\n'"$(cat "$tmp/h.log")"
+  kill -9 "$job"
+fi
+
+if [[ $failures -gt 0 ]]; then
+  echo "$failures failure(s)"
+  exit 1
+fi
+echo "all MPI checks passed"
