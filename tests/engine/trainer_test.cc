@@ -348,7 +348,9 @@ TEST(Trainer, RanksOwnDisjointRangesOfTheState) {
   for (int p = 0; p < P; ++p) {
     EXPECT_EQ(floats[p], end[p] - begin[p]);
     EXPECT_LT(floats[p], n / 2);
-    if (p > 0) EXPECT_EQ(begin[p], end[p - 1]);
+    if (p > 0) {
+      EXPECT_EQ(begin[p], end[p - 1]);
+    }
   }
   EXPECT_EQ(end[P - 1], n);
 }
