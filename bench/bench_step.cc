@@ -98,6 +98,7 @@ struct Result {
   double fwd_ms, bwd_ms, reduce_ms, opt_ms, wait_ms;
   int ranks;
   double comm_ms;  // inside reduce_ms + opt_ms (and the step's small collectives)
+  MemoryReport memory;
 };
 
 Result measure(const proto::Config& cfg, int threads, int replicas, const std::string& team,
@@ -154,6 +155,7 @@ Result measure(const proto::Config& cfg, int threads, int replicas, const std::s
   r.mfu = r.gflops * 1e9 / (peak * threads * P);
   r.ranks = P;
   r.comm_ms = median(com) * 1e3;
+  r.memory = trainer.memory();
   r.fwd_ms = median(fwd) * 1e3;
   r.bwd_ms = median(bwd) * 1e3;
   r.reduce_ms = median(red) * 1e3;
@@ -170,6 +172,7 @@ void print_human(const Result& r, const std::string& config) {
     std::printf("%s: %d threads, %d replicas\n", config.c_str(), r.threads, r.replicas);
   std::printf("  %.1f ms/step  %.0f tokens/s  %.1f GFLOP/s  MFU %.1f%%  peak RSS %.0f MiB\n",
               r.ms_per_step, r.tokens_per_s, r.gflops, 100 * r.mfu, peak_rss_mib());
+  std::printf("  memory: %s\n", r.memory.describe().c_str());
   const double sum = r.fwd_ms + r.bwd_ms + r.reduce_ms + r.opt_ms + r.wait_ms;
   auto pct = [&](double v) { return 100.0 * v / sum; };
   std::printf(

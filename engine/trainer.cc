@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 
 #include "base/check.h"
 #include "kernels/crossentropy.h"
@@ -85,6 +86,33 @@ std::pair<size_t, size_t> Trainer::shard_blocks(int k) const {
   const size_t K = team_->size();
   const size_t b0 = rank_block_offsets_[rank_], nb = rank_block_offsets_[rank_ + 1] - b0;
   return {b0 + nb * k / K, b0 + nb * (k + 1) / K};
+}
+
+std::string MemoryReport::describe() const {
+  auto mib = [](double b) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%.1f MiB", b / (1 << 20));
+    return std::string(buf);
+  };
+  std::string s = "parameters " + mib(double(params)) + ", gradients " + std::to_string(replicas) +
+                  " x " + mib(replicas ? double(gradients) / replicas : 0) + ", optimizer state " +
+                  mib(double(optimizer)) + ", activations " + std::to_string(threads) + " x " +
+                  mib(threads ? double(activations) / threads : 0);
+  if (exchange) s += ", exchange " + mib(double(exchange));
+  return s + " = " + mib(double(total()));
+}
+
+MemoryReport Trainer::memory() const {
+  MemoryReport r;
+  const size_t n = model_.num_params() * sizeof(float);
+  r.params = n;
+  r.gradients = grads_.size() * n;
+  r.optimizer = (m_.size() + v_.size()) * sizeof(float);
+  for (const auto& a : acts_) r.activations += a->num_floats() * sizeof(float);
+  r.exchange = pieces_.size() * sizeof(float);
+  r.replicas = R_local_;
+  r.threads = team_->size();
+  return r;
 }
 
 void Trainer::gather_state(float* m_full, float* v_full) {

@@ -74,6 +74,19 @@ struct StepStats {
   double comm_s = 0;  // of reduce_s + optimizer_s, the time inside Comm operations
 };
 
+// Where a trainer's memory goes, in bytes (this rank's; the model's parameters included).
+struct MemoryReport {
+  size_t params = 0;       // the parameters (every rank holds all of them)
+  size_t gradients = 0;    // one full-size buffer per local replica
+  size_t optimizer = 0;    // AdamW m and v (or SGD momentum) of this rank's range
+  size_t activations = 0;  // one set per thread, for seqs_per_replica x T tokens
+  size_t exchange = 0;     // with several ranks: the pieces of this rank's range
+  int replicas = 0, threads = 0;
+  size_t total() const { return params + gradients + optimizer + activations + exchange; }
+  // One line: "parameters 41.0 MiB, gradients 2 x 41.0 MiB, ... = 365.2 MiB".
+  std::string describe() const;
+};
+
 class Trainer {
  public:
   static constexpr size_t kBlockFloats = 16384;  // 64 KiB: the unit of the parameter partition
@@ -112,6 +125,7 @@ class Trainer {
   std::pair<size_t, size_t> shard_blocks(int k) const;
   size_t num_blocks() const { return nblocks_; }
   Comm& comm() { return *comm_; }
+  MemoryReport memory() const;
 
  private:
   struct Segment {  // a piece of one tensor inside one thread's shard

@@ -480,6 +480,7 @@ int run_training(const TrainRequest& req) {
     say("skein: %s, %ld parameters, %d threads, %d replicas, %ld tokens/step, %ld steps\n",
         req.config_path.c_str(), long(model.num_params()), threads, replicas, tokens_per_step,
         long(run.steps()));
+  say("memory%s: %s\n", P > 1 ? " per rank" : "", trainer.memory().describe().c_str());
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   loader->start(data_cursor);
