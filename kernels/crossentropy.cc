@@ -5,6 +5,7 @@
 
 #include "base/check.h"
 #include "kernels/fast_math.h"
+#include "kernels/lane_reduce.h"
 
 namespace skein {
 
@@ -21,13 +22,9 @@ double softmax_crossentropy_forward(F* losses, F* probs, const F* logits, const 
   for (int i = 0; i < N; ++i) {
     const F* z = logits + static_cast<long>(i) * V;
     F* p = probs + static_cast<long>(i) * V;
-    F mx = z[0];
-    for (int v = 1; v < V; ++v) mx = std::max(mx, z[v]);
-    F sum = 0;
-    for (int v = 0; v < V; ++v) {
-      p[v] = exp_of(z[v] - mx);
-      sum += p[v];
-    }
+    const F mx = lane_max(z, V);
+    for (int v = 0; v < V; ++v) p[v] = exp_of(z[v] - mx);
+    const F sum = lane_sum<F>(V, [&](long v) { return p[v]; });
     F inv = F(1) / sum;
     for (int v = 0; v < V; ++v) p[v] *= inv;
     const int32_t y = targets[i];

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "kernels/lane_reduce.h"
+
 namespace skein {
 
 template <typename F>
@@ -11,12 +13,8 @@ void layernorm_forward(F* out, F* mean, F* rstd, const F* inp, const F* weight, 
     const F* x = inp + static_cast<long>(i) * C;
     F* o = out + static_cast<long>(i) * C;
     // Two passes: the centred variance avoids the cancellation of E[x^2] - E[x]^2.
-    F m = 0;
-    for (int c = 0; c < C; ++c) m += x[c];
-    m /= C;
-    F v = 0;
-    for (int c = 0; c < C; ++c) v += (x[c] - m) * (x[c] - m);
-    v /= C;
+    const F m = lane_sum<F>(C, [&](long c) { return x[c]; }) / C;
+    const F v = lane_sum<F>(C, [&](long c) { return (x[c] - m) * (x[c] - m); }) / C;
     F s = F(1) / std::sqrt(v + F(kLayerNormEps));
     for (int c = 0; c < C; ++c) o[c] = (x[c] - m) * s * weight[c] + bias[c];
     mean[i] = m;
@@ -34,16 +32,9 @@ void layernorm_backward(F* dinp, F* dweight, F* dbias, const F* dout, const F* i
     const F m = mean[i];
     const F s = rstd[i];
     // Two reductions over the row: mean(dnorm) and mean(dnorm * norm), dnorm = dout * weight.
-    F dnorm_mean = 0;
-    F dnorm_norm_mean = 0;
-    for (int c = 0; c < C; ++c) {
-      F norm = (x[c] - m) * s;
-      F dnorm = d[c] * weight[c];
-      dnorm_mean += dnorm;
-      dnorm_norm_mean += dnorm * norm;
-    }
-    dnorm_mean /= C;
-    dnorm_norm_mean /= C;
+    const F dnorm_mean = lane_sum<F>(C, [&](long c) { return d[c] * weight[c]; }) / C;
+    const F dnorm_norm_mean =
+        lane_sum<F>(C, [&](long c) { return d[c] * weight[c] * ((x[c] - m) * s); }) / C;
     for (int c = 0; c < C; ++c) {
       F norm = (x[c] - m) * s;
       F dnorm = d[c] * weight[c];
