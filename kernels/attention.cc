@@ -6,6 +6,7 @@
 #include "base/check.h"
 #include "kernels/fast_math.h"
 #include "kernels/gemm.h"
+#include "kernels/lane_reduce.h"
 
 namespace skein {
 
@@ -43,13 +44,10 @@ void attention_forward(F* out, F* att, const F* qkv, int B, int T, int C, int NH
       // Causal, numerically stable softmax of the scaled scores, row by row.
       for (int t = 0; t < T; ++t) {
         F* row = a + static_cast<long>(t) * T;
-        F mx = row[0] * scale;
-        for (int j = 1; j <= t; ++j) mx = std::max(mx, row[j] * scale);
-        F sum = 0;
-        for (int j = 0; j <= t; ++j) {
-          row[j] = exp_of(row[j] * scale - mx);
-          sum += row[j];
-        }
+        // max(row) * scale == max(row * scale): scale > 0 and rounding is monotonic
+        const F mx = lane_max(row, t + 1) * scale;
+        for (int j = 0; j <= t; ++j) row[j] = exp_of(row[j] * scale - mx);
+        const F sum = lane_sum<F>(t + 1, [=](long j) { return row[j]; });
         F inv = F(1) / sum;
         for (int j = 0; j <= t; ++j) row[j] *= inv;
         for (int j = t + 1; j < T; ++j) row[j] = 0;
@@ -97,8 +95,7 @@ void attention_backward(F* dqkv, F* scratch, const F* dout, const F* qkv, const 
       for (int t = 0; t < T; ++t) {
         const F* prow = p + static_cast<long>(t) * T;
         F* drow = dp + static_cast<long>(t) * T;
-        F dot = 0;
-        for (int j = 0; j <= t; ++j) dot += prow[j] * drow[j];
+        const F dot = lane_sum<F>(t + 1, [=](long j) { return prow[j] * drow[j]; });
         for (int j = 0; j <= t; ++j) drow[j] = prow[j] * (drow[j] - dot) * scale;
         for (int j = t + 1; j < T; ++j) drow[j] = 0;
       }

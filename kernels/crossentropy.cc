@@ -24,7 +24,7 @@ double softmax_crossentropy_forward(F* losses, F* probs, const F* logits, const 
     F* p = probs + static_cast<long>(i) * V;
     const F mx = lane_max(z, V);
     for (int v = 0; v < V; ++v) p[v] = exp_of(z[v] - mx);
-    const F sum = lane_sum<F>(V, [&](long v) { return p[v]; });
+    const F sum = lane_sum<F>(V, [=](long v) { return p[v]; });
     F inv = F(1) / sum;
     for (int v = 0; v < V; ++v) p[v] *= inv;
     const int32_t y = targets[i];

@@ -11,7 +11,8 @@ template <typename F>
 void layernorm_forward(F* out, F* mean, F* rstd, const F* inp, const F* weight, const F* bias,
                        int N, int C);
 
-// dout (N,C) -> dinp (N,C) +=, dweight (C) +=, dbias (C) +=
+// dout (N,C) -> dinp (N,C) +=, dweight (C) +=, dbias (C) +=. The three outputs overlap neither
+// each other nor the inputs.
 template <typename F>
 void layernorm_backward(F* dinp, F* dweight, F* dbias, const F* dout, const F* inp, const F* weight,
                         const F* mean, const F* rstd, int N, int C);
