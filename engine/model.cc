@@ -1,5 +1,6 @@
 #include "engine/model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -106,6 +107,22 @@ Model::Model(const GptConfig& cfg) : cfg_(cfg) {
   lnfw_ = add("ln_f.weight", {C}, false);
   lnfb_ = add("ln_f.bias", {C}, false);
   params_.resize(round_up(tensors_.back().offset + tensors_.back().size, kTensorAlign));
+  // lm_head's product writes wte whole (then the encoder adds to it), each block's four products
+  // their weight matrices; everything else, padding included, is accumulated_.
+  std::vector<std::pair<size_t, size_t>> written = {{wte_, size_t(V) * C}};
+  for (const LayerOffsets& o : layer_) {
+    written.emplace_back(o.qkvw, size_t(3) * C * C);
+    written.emplace_back(o.projw, size_t(C) * C);
+    written.emplace_back(o.fcw, size_t(4) * C * C);
+    written.emplace_back(o.fcprojw, size_t(4) * C * C);
+  }
+  std::sort(written.begin(), written.end());
+  size_t at = 0;
+  for (const auto& [offset, size] : written) {
+    if (offset > at) accumulated_.emplace_back(at, offset - at);
+    at = offset + size;
+  }
+  if (params_.size() > at) accumulated_.emplace_back(at, params_.size() - at);
 }
 
 const TensorView& Model::tensor(std::string_view name) const {
@@ -164,19 +181,26 @@ float Model::forward(Activations& a, const int32_t* tokens, const int32_t* targe
   return a.target_count_ ? static_cast<float>(sum / a.target_count_) : 0.0f;
 }
 
-void Model::backward(Activations& a, float* g, float loss_scale) const {
+void Model::backward(Activations& a, float* g, float loss_scale, GradMode mode) const {
   const int B = a.B_, T = a.T_, C = cfg_.d_model, V = cfg_.vocab_size, NH = cfg_.n_head;
   const int BT = B * T;
   const long nC = long(BT) * C;
   const float* p = params_.data();
-  if (a.target_count_ == 0) return;  // no target, no gradient
+  const bool overwrite = mode == GradMode::kOverwrite;
+  if (a.target_count_ == 0) {  // no target, no gradient
+    if (overwrite) std::memset(g, 0, sizeof(float) * params_.size());
+    return;
+  }
+  if (overwrite)
+    for (const auto& [offset, size] : accumulated_)
+      std::memset(g + offset, 0, sizeof(float) * size);
+  const float beta_w = overwrite ? 0.0f : 1.0f;  // the matrices' old gradient: kept or ignored
   const float dloss = loss_scale / static_cast<float>(a.target_count_);
 
   softmax_crossentropy_backward(a.dlogits_, a.probs_, a.targets_.data(), BT, V, dloss);
   // lm_head tied to wte: logits = lnf @ wte^T
-  std::memset(a.dnarrow_, 0, sizeof(float) * nC);
   linear_backward(a.dnarrow_, g + wte_, static_cast<float*>(nullptr), a.dlogits_, a.lnf_, p + wte_,
-                  BT, C, V);
+                  BT, C, V, 0.0f, beta_w);
   const float* x_last = cfg_.n_layer ? a.layers_.back().res3 : a.encoded_;
   std::memset(a.dres_, 0, sizeof(float) * nC);
   layernorm_backward(a.dres_, g + lnfw_, g + lnfb_, a.dnarrow_, x_last, p + lnfw_, a.lnf_mean_,
@@ -188,24 +212,22 @@ void Model::backward(Activations& a, float* g, float loss_scale) const {
     Activations::Layer& A = a.layers_[l];
     const float* x_in = l ? a.layers_[l - 1].res3 : a.encoded_;
     // MLP: res3 = res2 + c_proj(gelu(c_fc(ln_2(res2))))
-    std::memset(a.dwide_a_, 0, sizeof(float) * nC * 4);
     linear_backward(a.dwide_a_, g + o.fcprojw, g + o.fcprojb, a.dres_, A.fcg, p + o.fcprojw, BT,
-                    4 * C, C);
+                    4 * C, C, 0.0f, beta_w);
     std::memset(a.dwide_b_, 0, sizeof(float) * nC * 4);
     gelu_backward(a.dwide_b_, A.fch, a.dwide_a_, nC * 4);
-    std::memset(a.dnarrow_, 0, sizeof(float) * nC);
-    linear_backward(a.dnarrow_, g + o.fcw, g + o.fcb, a.dwide_b_, A.ln2, p + o.fcw, BT, C, 4 * C);
+    linear_backward(a.dnarrow_, g + o.fcw, g + o.fcb, a.dwide_b_, A.ln2, p + o.fcw, BT, C, 4 * C,
+                    0.0f, beta_w);
     // the skip path carries dres_ through unchanged; ln_2 adds its share
     layernorm_backward(a.dres_, g + o.ln2w, g + o.ln2b, a.dnarrow_, A.res2, p + o.ln2w, A.ln2_mean,
                        A.ln2_rstd, BT, C);
     // attention: res2 = x_in + c_proj(attn(c_attn(ln_1(x_in))))
-    std::memset(a.dnarrow_, 0, sizeof(float) * nC);
-    linear_backward(a.dnarrow_, g + o.projw, g + o.projb, a.dres_, A.atty, p + o.projw, BT, C, C);
+    linear_backward(a.dnarrow_, g + o.projw, g + o.projb, a.dres_, A.atty, p + o.projw, BT, C, C,
+                    0.0f, beta_w);
     std::memset(a.dwide_a_, 0, sizeof(float) * nC * 3);
     attention_backward(a.dwide_a_, a.att_scratch_, a.dnarrow_, A.qkv, A.att, B, T, C, NH);
-    std::memset(a.dnarrow_, 0, sizeof(float) * nC);
-    linear_backward(a.dnarrow_, g + o.qkvw, g + o.qkvb, a.dwide_a_, A.ln1, p + o.qkvw, BT, C,
-                    3 * C);
+    linear_backward(a.dnarrow_, g + o.qkvw, g + o.qkvb, a.dwide_a_, A.ln1, p + o.qkvw, BT, C, 3 * C,
+                    0.0f, beta_w);
     layernorm_backward(a.dres_, g + o.ln1w, g + o.ln1b, a.dnarrow_, x_in, p + o.ln1w, A.ln1_mean,
                        A.ln1_rstd, BT, C);
   }

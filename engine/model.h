@@ -76,9 +76,13 @@ class Model {
   // Returns the mean cross-entropy over non-ignored targets (0 if there are none).
   float forward(Activations& acts, const int32_t* tokens, const int32_t* targets) const;
 
-  // Accumulates d(loss_scale * mean loss)/d(params) into grads (same layout as params, caller
-  // zeroes it). Uses the activations of the last forward with acts.
-  void backward(Activations& acts, float* grads, float loss_scale = 1.0f) const;
+  // d(loss_scale * mean loss)/d(params) into grads (same layout as params), from the activations
+  // of the last forward with acts. kAccumulate adds to grads; kOverwrite ignores what grads held
+  // (anything, NaN included) and gives what kAccumulate gives on a zeroed buffer (up to the sign
+  // of zeros), without reading the big matrices' old gradients or needing them zeroed.
+  enum class GradMode { kAccumulate, kOverwrite };
+  void backward(Activations& acts, float* grads, float loss_scale = 1.0f,
+                GradMode mode = GradMode::kAccumulate) const;
 
   // Logits (B,T,V) of the last forward with acts.
   const float* logits(const Activations& acts) const { return acts.logits_; }
@@ -95,6 +99,9 @@ class Model {
   AlignedBuffer<float> params_;
   size_t wte_ = 0, wpe_ = 0, lnfw_ = 0, lnfb_ = 0;
   std::vector<LayerOffsets> layer_;
+  // (offset, size) of the tensors whose gradient backward adds up piece by piece (all but the
+  // matrices, which one product writes whole): zeroed first in GradMode::kOverwrite.
+  std::vector<std::pair<size_t, size_t>> accumulated_;
 };
 
 }  // namespace skein

@@ -17,17 +17,16 @@ double now_s() {
 }
 
 // Sums the n arrays p[0..n) of len floats into p[0] by the tree of trainer.h (split at the
-// largest power of two below n); zeroes p[1..n) when zero_others.
-void tree_sum(float* const* p, int n, size_t len, bool zero_others) {
+// largest power of two below n).
+void tree_sum(float* const* p, int n, size_t len) {
   if (n <= 1) return;
   int m = 1;
   while (m * 2 < n) m *= 2;
-  tree_sum(p, m, len, zero_others);
-  tree_sum(p + m, n - m, len, zero_others);
-  float* a = p[0];
-  float* b = p[m];
+  tree_sum(p, m, len);
+  tree_sum(p + m, n - m, len);
+  float* __restrict a = p[0];
+  const float* __restrict b = p[m];
   for (size_t i = 0; i < len; ++i) a[i] += b[i];
-  if (zero_others) std::fill(b, b + len, 0.0f);
 }
 }  // namespace
 
@@ -48,7 +47,7 @@ Trainer::Trainer(Model& model, const TrainerOptions& opt)
     acts_.push_back(std::make_unique<Activations>(model.config(), seqs_per_replica_, opt.seq_len));
   const size_t n = model.num_params();
   grads_.resize(R_local_);
-  for (auto& g : grads_) g.resize(n);  // zero-filled; the step leaves them zero again
+  for (auto& g : grads_) g.resize(n);  // each step's first backward overwrites them
 
   // Partition: fixed blocks; rank p owns blocks [nb*p/P, nb*(p+1)/P), thread k of a rank a
   // contiguous run of the rank's blocks.
@@ -203,7 +202,10 @@ void Trainer::run_thread(int k, const int32_t* inputs, const int32_t* targets, S
       const double ta = now_s();
       replica_loss_[i] = model_.forward(acts, inputs + off, targets + off);
       const double tb = now_s();
-      model_.backward(acts, grads_[r].data(), static_cast<float>(replica_weight_[i]));
+      // The first micro-step writes the replica's buffer (its old content is last step's), the
+      // others add to it: no buffer is ever zeroed.
+      model_.backward(acts, grads_[r].data(), static_cast<float>(replica_weight_[i]),
+                      a == 0 ? Model::GradMode::kOverwrite : Model::GradMode::kAccumulate);
       fwd += tb - ta;
       bwd += now_s() - tb;
     }
@@ -213,7 +215,7 @@ void Trainer::run_thread(int k, const int32_t* inputs, const int32_t* targets, S
   team_->barrier();
   const double t1 = now_s();
 
-  // Phase 2: the replica tree into grads_[0] (the other buffers are zeroed while in cache); with
+  // Phase 2: the replica tree into grads_[0]; with
   // one rank over this thread's shard, with several over its share of the whole vector, which
   // then goes to the owners. One squared-norm partial per owned block.
   const size_t n = model_.num_params();
@@ -224,7 +226,7 @@ void Trainer::run_thread(int k, const int32_t* inputs, const int32_t* targets, S
     for (size_t b = bb; b < be; ++b) {
       const size_t lo = b * kBlockFloats, hi = std::min(n, lo + kBlockFloats);
       for (int r = 0; r < R_local_; ++r) terms[r] = grads_[r].data() + lo;
-      tree_sum(terms.data(), R_local_, hi - lo, true);
+      tree_sum(terms.data(), R_local_, hi - lo);
     }
   };
   if (P_ == 1) {
@@ -240,13 +242,9 @@ void Trainer::run_thread(int k, const int32_t* inputs, const int32_t* targets, S
     for (size_t b = b0; b < b1; ++b) {
       const size_t lo = b * kBlockFloats, hi = std::min(n, lo + kBlockFloats);
       for (int p = 0; p < P_; ++p) terms[p] = pieces_.data() + p * owned + (lo - own_lo);
-      tree_sum(terms.data(), P_, hi - lo, false);
+      tree_sum(terms.data(), P_, hi - lo);
       std::copy(terms[0], terms[0] + (hi - lo), g + lo);
     }
-    // g outside this rank's range has been sent: clear this thread's share of it.
-    const size_t z0 = std::min(n, a0 * kBlockFloats), z1 = std::min(n, a1 * kBlockFloats);
-    if (z0 < owned_begin()) std::fill(g + z0, g + std::min(z1, owned_begin()), 0.0f);
-    if (z1 > owned_end()) std::fill(g + std::max(z0, owned_end()), g + z1, 0.0f);
   }
   for (size_t b = b0; b < b1; ++b) {
     const size_t lo = b * kBlockFloats, hi = std::min(n, lo + kBlockFloats);
@@ -284,8 +282,6 @@ void Trainer::run_thread(int k, const int32_t* inputs, const int32_t* targets, S
       }
     }
   }
-  const size_t lo = b0 * kBlockFloats, hi = std::min(n, b1 * kBlockFloats);
-  if (lo < hi) std::fill(g + lo, g + hi, 0.0f);
   if (P_ > 1) {
     team_->barrier();
     if (k == 0 && finite) comm_->allgather_ranges(model_.params(), sizeof(float), rank_offsets_);

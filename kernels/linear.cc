@@ -1,6 +1,5 @@
 #include "kernels/linear.h"
 
-#include "kernels/eigen_maps.h"
 #include "kernels/gemm.h"
 
 namespace skein {
@@ -16,13 +15,18 @@ void linear_forward(F* out, const F* inp, const F* weight, const F* bias, int N,
 
 template <typename F>
 void linear_backward(F* dinp, F* dweight, F* dbias, const F* dout, const F* inp, const F* weight,
-                     int N, int C, int OC) {
-  // dinp (N,C) += dout (N,OC) @ weight (OC,C)
-  if (dinp) gemm(false, false, N, C, OC, dout, OC, weight, C, F(1), dinp, C);
-  // dweight (OC,C) += dout^T (OC,N) @ inp (N,C)
-  gemm(true, false, OC, C, N, dout, OC, inp, C, F(1), dweight, C);
-  // dbias (OC) += column sums of dout (N,OC)
-  if (dbias) RowVecMap<F>(dbias, OC) += ConstRowMap<F>(dout, N, OC).colwise().sum();
+                     int N, int C, int OC, F dinp_beta, F dweight_beta) {
+  // dinp (N,C) = dinp_beta * dinp + dout (N,OC) @ weight (OC,C)
+  if (dinp) gemm(false, false, N, C, OC, dout, OC, weight, C, dinp_beta, dinp, C);
+  // dweight (OC,C) = dweight_beta * dweight + dout^T (OC,N) @ inp (N,C)
+  gemm(true, false, OC, C, N, dout, OC, inp, C, dweight_beta, dweight, C);
+  // dbias (OC) += column sums of dout (N,OC), row after row: the order of the sums does not
+  // depend on how the buffers happen to be aligned (Eigen's colwise sum did).
+  if (dbias)
+    for (int n = 0; n < N; ++n) {
+      const F* d = dout + static_cast<long>(n) * OC;
+      for (int oc = 0; oc < OC; ++oc) dbias[oc] += d[oc];
+    }
 }
 
 template void linear_forward<float>(float*, const float*, const float*, const float*, int, int,
@@ -30,8 +34,8 @@ template void linear_forward<float>(float*, const float*, const float*, const fl
 template void linear_forward<double>(double*, const double*, const double*, const double*, int, int,
                                      int);
 template void linear_backward<float>(float*, float*, float*, const float*, const float*,
-                                     const float*, int, int, int);
+                                     const float*, int, int, int, float, float);
 template void linear_backward<double>(double*, double*, double*, const double*, const double*,
-                                      const double*, int, int, int);
+                                      const double*, int, int, int, double, double);
 
 }  // namespace skein

@@ -9,9 +9,11 @@ template <typename F>
 void linear_forward(F* out, const F* inp, const F* weight, const F* bias, int N, int C, int OC);
 
 // dout (N,OC) -> dinp (N,C) +=, dweight (OC,C) +=, dbias (OC) += (dbias may be nullptr).
-// dinp may be nullptr when the input's gradient is not needed.
+// dinp may be nullptr when the input's gradient is not needed. dinp_beta / dweight_beta 0
+// (instead of the default 1) write dinp / dweight instead of adding to them: their previous
+// content is never read (it may be garbage).
 template <typename F>
 void linear_backward(F* dinp, F* dweight, F* dbias, const F* dout, const F* inp, const F* weight,
-                     int N, int C, int OC);
+                     int N, int C, int OC, F dinp_beta = F(1), F dweight_beta = F(1));
 
 }  // namespace skein

@@ -89,5 +89,37 @@ TEST(Model, ShorterSequenceThanSeqLenAndGradientAccumulates) {
   for (size_t i = T * 24; i < wpe.size; ++i) EXPECT_EQ(g1[wpe.offset + i], 0.0f);
 }
 
+// GradMode::kOverwrite on a buffer full of NaN gives exactly what kAccumulate gives on zeros
+// (padding included), also for a following kAccumulate, and zeros when there is no target.
+TEST(Model, OverwriteIgnoresTheOldGradient) {
+  Model m(tiny());
+  m.init(5);
+  const int B = 2, T = 11;
+  Activations acts(m.config(), B, T);
+  std::vector<int32_t> tok(B * T), tgt(B * T);
+  for (int i = 0; i < B * T; ++i) tok[i] = (i * 7) % 37, tgt[i] = (i * 5 + 1) % 37;
+  tgt[3] = -1;
+  m.forward(acts, tok.data(), tgt.data());
+  const size_t n = m.num_params();
+  std::vector<float> zeroed(n, 0.0f), garbage(n, NAN);
+  m.backward(acts, zeroed.data(), 0.7f);
+  m.backward(acts, garbage.data(), 0.7f, Model::GradMode::kOverwrite);
+  size_t nonzero = 0;
+  for (size_t i = 0; i < n; ++i) {
+    ASSERT_EQ(garbage[i], zeroed[i]) << "element " << i;  // == also equates -0 and +0
+    nonzero += zeroed[i] != 0;
+  }
+  EXPECT_GT(nonzero, n / 2);
+  m.backward(acts, zeroed.data(), 0.3f);
+  m.backward(acts, garbage.data(), 0.3f, Model::GradMode::kAccumulate);
+  for (size_t i = 0; i < n; ++i) ASSERT_EQ(garbage[i], zeroed[i]) << "element " << i;
+
+  std::vector<int32_t> none(B * T, -1);
+  m.forward(acts, tok.data(), none.data());
+  std::fill(garbage.begin(), garbage.end(), NAN);
+  m.backward(acts, garbage.data(), 1.0f, Model::GradMode::kOverwrite);
+  for (size_t i = 0; i < n; ++i) ASSERT_EQ(garbage[i], 0.0f) << "element " << i;
+}
+
 }  // namespace
 }  // namespace skein

@@ -82,6 +82,21 @@ TEST(Linear, BackwardAccumulates) {
   for (int i = 0; i < OC; ++i) EXPECT_FLOAT_EQ(db2[i], 2 * db1[i]);
 }
 
+// beta 0 writes dinp and dweight without reading them: NaN there changes nothing.
+TEST(Linear, BackwardBetaZeroOverwrites) {
+  const int N = 7, C = 300, OC = 9;  // C > the product's K block: two passes over dweight
+  auto x = to_float(random_vec(N * C, 4)), w = to_float(random_vec(OC * C, 5));
+  auto dout = to_float(random_vec(N * OC, 6));
+  std::vector<float> dx0(N * C), dw0(OC * C), db0(OC);
+  linear_backward(dx0.data(), dw0.data(), db0.data(), dout.data(), x.data(), w.data(), N, C, OC);
+  std::vector<float> dx(N * C, NAN), dw(OC * C, NAN), db(OC);
+  linear_backward(dx.data(), dw.data(), db.data(), dout.data(), x.data(), w.data(), N, C, OC, 0.0f,
+                  0.0f);
+  for (int i = 0; i < N * C; ++i) ASSERT_EQ(dx[i], dx0[i]) << i;
+  for (int i = 0; i < OC * C; ++i) ASSERT_EQ(dw[i], dw0[i]) << i;
+  for (int i = 0; i < OC; ++i) ASSERT_EQ(db[i], db0[i]) << i;
+}
+
 INSTANTIATE_TEST_SUITE_P(Shapes, LinearTest,
                          ::testing::Values(Shape{1, 1, 1, true}, Shape{1, 7, 3, true},
                                            Shape{5, 8, 16, true}, Shape{9, 17, 13, false},
