@@ -39,6 +39,8 @@ Trainer::Trainer(Model& model, const TrainerOptions& opt)
       R_(opt.replicas > 0 ? opt.replicas : opt.threads * P_) {
   SKEIN_CHECK(opt.threads >= 1 && opt.grad_accum_steps >= 1);
   SKEIN_CHECK(R_ % P_ == 0, "the replica count must be divisible by the number of ranks");
+  SKEIN_CHECK(P_ == 1 || (comm_->max(R_) == R_ && comm_->max(-R_) == -R_),
+              "the ranks disagree on the replica count");
   SKEIN_CHECK(opt.batch_size % R_ == 0, "batch_size must be divisible by the replica count");
   R_local_ = R_ / P_;
   seqs_per_replica_ = opt.batch_size / R_;

@@ -45,7 +45,7 @@ enum class OptimizerKind { kAdamW, kSgd };
 
 struct TrainerOptions {
   int threads = 1;           // compute threads (>= 1; resolve "auto" before)
-  int replicas = 0;          // R; 0 = threads
+  int replicas = 0;          // R; 0 = threads x ranks (the same on every rank)
   int batch_size = 8;        // sequences per micro-step, all replicas of all ranks together
                              // (divisible by R)
   int seq_len = 256;         // T

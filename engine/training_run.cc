@@ -13,8 +13,10 @@
 #include <fstream>
 #include <memory>
 #include <optional>
+#include <thread>
 
 #include "base/crc32c.h"
+#include "base/rng.h"
 #include "data/loader.h"
 #include "data/shard.h"
 #include "data/tokenizer.h"
@@ -112,6 +114,21 @@ bool all_finite(const float* p, size_t n) {
   return ok;
 }
 
+// What the ranks of a job must agree on about their data: shard names and sizes (train and the
+// validation shards in use) and the tokenizer's checksum, hashed.
+uint64_t data_fingerprint(const std::vector<std::string>& train,
+                          const std::vector<std::string>& val, uint32_t tokenizer_crc) {
+  uint64_t h = mix64(tokenizer_crc, train.size(), val.size());
+  for (const auto* list : {&train, &val})
+    for (const std::string& path : *list) {
+      std::error_code ec;
+      const uint64_t size = fs::file_size(path, ec);
+      const std::string name = fs::path(path).filename().string();
+      h = mix64(h, crc32c(name.data(), name.size()), ec ? ~0ull : size);
+    }
+  return h;
+}
+
 // Progress and notes: printed by rank 0 only.
 bool g_leader = true;
 __attribute__((format(printf, 1, 2))) void say(const char* fmt, ...) {
@@ -205,6 +222,7 @@ int run_training(const TrainRequest& req) {
   LoaderOptions lo;
   std::unique_ptr<Loader> loader;
   std::unique_ptr<ValIterator> val;
+  std::vector<std::string> val_files;  // the validation shards in use (none when not evaluating)
   const int setup_code = [&]() -> int {
     StatusOr<proto::Config> loaded = load_config(req.config_path);
     if (!loaded.ok()) return fail(kExitBadInput, loaded.status().message());
@@ -249,24 +267,16 @@ int run_training(const TrainRequest& req) {
     }
     if (run.threads() > 0) {
       threads = run.threads();
-    } else if (P > 1) {  // the machine's cores shared by the ranks on it; no timing probe
+    } else if (P > 1) {  // no timing probe: the cores this rank may use
+      threads = available_cores();
+      const int machine = static_cast<int>(std::thread::hardware_concurrency());
       const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
       const int on_this_machine = local ? std::max(1, std::atoi(local)) : 1;
-      threads = std::max(1, available_cores() / on_this_machine);
+      // mpirun may have bound the rank to a subset already; else share the machine's cores
+      if (threads >= machine) threads = std::max(1, machine / on_this_machine);
     } else {
       threads = available_cores();
     }
-    replicas = run.replicas() > 0 ? run.replicas() : threads * P;
-    if (replicas % P != 0)
-      return fail(kExitBadInput, "config field run.replicas = " + std::to_string(replicas) +
-                                     ": must be divisible by the number of MPI ranks, " +
-                                     std::to_string(P));
-    if (run.batch_size() % replicas != 0)
-      return fail(kExitBadInput,
-                  "config field run.batch_size = " + std::to_string(run.batch_size()) +
-                      ": must be divisible by the replica count " + std::to_string(replicas) +
-                      (P > 1 ? " (run.replicas, or threads x ranks when 0)"
-                             : " (run.replicas, or run.threads when 0)"));
     lo.shards = train_shards;
     lo.B = run.batch_size() / P * run.grad_accum_steps();  // this rank's share
     lo.T = gcfg.seq_len;
@@ -285,12 +295,41 @@ int run_training(const TrainRequest& req) {
           ValIterator::open(val_shards, run.batch_size(), gcfg.seq_len, gcfg.vocab_size);
       if (!v.ok()) return fail(kExitBadInput, v.status().message());
       val = std::make_unique<ValIterator>(std::move(*v));
+      val_files = val_shards;
     }
     return 0;
   }();
   if (int c = agree(setup_code)) return c;
   const proto::RunConfig& run = cfg.run();
   comm.set_timeout_seconds(run.comm_timeout_s());
+
+  // ---- 1b. what the ranks must share: the replica count (from rank 0's thread count, since
+  // R fixes the results and every rank must cut the batch alike) and the data ----
+  const int agreed_code = [&]() -> int {
+    int threads0 = threads;
+    comm.broadcast_bytes(&threads0, sizeof(threads0));
+    replicas = run.replicas() > 0 ? run.replicas() : threads0 * P;
+    uint64_t mine = data_fingerprint(lo.shards, val_files, tokenizer_crc);
+    std::vector<uint64_t> all(P);
+    comm.allgather_bytes(&mine, sizeof(mine), all.data());
+    if (all[0] != mine)
+      return fail(kExitBadInput, "data.dir = \"" + cfg.data().dir() +
+                                     "\" differs from rank 0's (shard names or sizes, validation "
+                                     "shards or tokenizer)\nHINT: copy the same prepared data to "
+                                     "every machine");
+    if (replicas % P != 0)
+      return fail(kExitBadInput, "config field run.replicas = " + std::to_string(replicas) +
+                                     ": must be divisible by the number of MPI ranks, " +
+                                     std::to_string(P));
+    if (run.batch_size() % replicas != 0)
+      return fail(kExitBadInput,
+                  "config field run.batch_size = " + std::to_string(run.batch_size()) +
+                      ": must be divisible by the replica count " + std::to_string(replicas) +
+                      (P > 1 ? " (run.replicas, or threads x ranks when 0)"
+                             : " (run.replicas, or run.threads when 0)"));
+    return 0;
+  }();
+  if (int c = agree(agreed_code)) return c;
 
   // ---- 2. model and trainer ----
   Model model(gcfg);

@@ -60,15 +60,17 @@ class MpiComm final : public Comm {
   }
   void allgather_ranges(void* data, size_t elem, const std::vector<size_t>& o) override {
     SKEIN_CHECK(o.size() == size_t(size_) + 1);
+    SKEIN_CHECK(elem == sizeof(float) || elem == sizeof(double), "float or double arrays only");
+    const MPI_Datatype type = elem == sizeof(float) ? MPI_FLOAT : MPI_DOUBLE;
     std::vector<int> count(size_), displ(size_);
     for (int p = 0; p < size_; ++p) {
-      count[p] = to_int((o[p + 1] - o[p]) * elem);
-      displ[p] = to_int(o[p] * elem);
+      count[p] = to_int(o[p + 1] - o[p]);
+      displ[p] = to_int(o[p]);
     }
     MPI_Request req;
     const double t0 = now_s();
-    MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_BYTE, data, count.data(), displ.data(), MPI_BYTE,
-                    MPI_COMM_WORLD, &req);
+    MPI_Iallgatherv(MPI_IN_PLACE, 0, type, data, count.data(), displ.data(), type, MPI_COMM_WORLD,
+                    &req);
     wait(&req, "the parameter all-gather", t0);
   }
   void gather_ranges(const float* mine, const std::vector<size_t>& o, float* full) override {
@@ -97,11 +99,11 @@ class MpiComm final : public Comm {
     wait(&req, "an all-gather", t0);
   }
   void broadcast_bytes(void* data, size_t bytes) override {
-    const double t0 = now_s();
     auto* p = static_cast<char*>(data);
     for (size_t done = 0; done < bytes;) {  // in pieces below INT_MAX bytes
       const size_t n = std::min<size_t>(bytes - done, size_t(1) << 30);
       MPI_Request req;
+      const double t0 = now_s();
       MPI_Ibcast(p + done, static_cast<int>(n), MPI_BYTE, 0, MPI_COMM_WORLD, &req);
       wait(&req, "a broadcast from rank 0", t0);
       done += n;
@@ -136,7 +138,7 @@ class MpiComm final : public Comm {
 
  private:
   static int to_int(size_t n) {
-    SKEIN_CHECK(n <= size_t(INT_MAX), "an MPI message above 2 GiB: not supported");
+    SKEIN_CHECK(n <= size_t(INT_MAX), "an MPI count or offset above 2^31 elements: not supported");
     return static_cast<int>(n);
   }
   void wait(MPI_Request* req, const char* what, double t0) {

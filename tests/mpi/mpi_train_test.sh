@@ -74,6 +74,17 @@ rc=$?
 [[ $(grep -c "run.replicas = 1: must be divisible by the number of MPI ranks, 2" <<<"$out") -eq 1 ]] ||
   fail "expected the error once"$'\n'"$out"
 
+# 3b. Ranks whose data folders differ (MPMD launch: rank 1 gets another folder) refuse to start.
+head -2000 "$tmp/corpus.txt" >"$tmp/other.txt"
+"$prepare" --quiet --out "$tmp/data2" --tokenizer byte "$tmp/other.txt" || fail "prepare_data (2) failed"
+out=$(ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" "$mpirun" --oversubscribe \
+  --allow-run-as-root -np 1 "$train" --config "$cfg" --out "$tmp/mixed" : \
+  -np 1 "$train" --config "$cfg" --out "$tmp/mixed" --set data.dir="$tmp/data2" 2>&1)
+rc=$?
+[[ $rc -eq 2 ]] || fail "different data on the ranks: exit $rc, expected 2"$'\n'"$out"
+[[ $(grep -c "error: rank 1: data.dir = .* differs from rank 0's" <<<"$out") -eq 1 ]] ||
+  fail "expected rank 1's data error once"$'\n'"$out"
+
 # rank_pid RUN_DIR RANK: the pid of that rank of the job training into RUN_DIR.
 rank_pid() {
   local p
