@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <memory>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "base/check.h"
 #include "engine/comm.h"
@@ -59,14 +61,9 @@ class MpiComm final : public Comm {
     wait(&req, "the gradient exchange", t0);
   }
   void allgather_ranges(void* data, size_t elem, const std::vector<size_t>& o) override {
-    SKEIN_CHECK(o.size() == size_t(size_) + 1);
     SKEIN_CHECK(elem == sizeof(float) || elem == sizeof(double), "float or double arrays only");
     const MPI_Datatype type = elem == sizeof(float) ? MPI_FLOAT : MPI_DOUBLE;
-    std::vector<int> count(size_), displ(size_);
-    for (int p = 0; p < size_; ++p) {
-      count[p] = to_int(o[p + 1] - o[p]);
-      displ[p] = to_int(o[p]);
-    }
+    const auto [count, displ] = counts(o);
     MPI_Request req;
     const double t0 = now_s();
     MPI_Iallgatherv(MPI_IN_PLACE, 0, type, data, count.data(), displ.data(), type, MPI_COMM_WORLD,
@@ -74,8 +71,7 @@ class MpiComm final : public Comm {
     wait(&req, "the parameter all-gather", t0);
   }
   void gather_ranges(const float* mine, const std::vector<size_t>& o, float* full) override {
-    std::vector<int> count(size_), displ(size_);
-    for (int p = 0; p < size_; ++p) count[p] = to_int(o[p + 1] - o[p]), displ[p] = to_int(o[p]);
+    const auto [count, displ] = counts(o);
     MPI_Request req;
     const double t0 = now_s();
     MPI_Igatherv(mine, count[rank_], MPI_FLOAT, full, count.data(), displ.data(), MPI_FLOAT, 0,
@@ -83,8 +79,7 @@ class MpiComm final : public Comm {
     wait(&req, "gathering the optimizer state", t0);
   }
   void scatter_ranges(const float* full, const std::vector<size_t>& o, float* mine) override {
-    std::vector<int> count(size_), displ(size_);
-    for (int p = 0; p < size_; ++p) count[p] = to_int(o[p + 1] - o[p]), displ[p] = to_int(o[p]);
+    const auto [count, displ] = counts(o);
     MPI_Request req;
     const double t0 = now_s();
     MPI_Iscatterv(full, count.data(), displ.data(), MPI_FLOAT, mine, count[rank_], MPI_FLOAT, 0,
@@ -137,6 +132,13 @@ class MpiComm final : public Comm {
   }
 
  private:
+  // MPI's element counts and offsets of the ranges [o[p], o[p+1]).
+  std::pair<std::vector<int>, std::vector<int>> counts(const std::vector<size_t>& o) const {
+    SKEIN_CHECK(o.size() == size_t(size_) + 1);
+    std::vector<int> count(size_), displ(size_);
+    for (int p = 0; p < size_; ++p) count[p] = to_int(o[p + 1] - o[p]), displ[p] = to_int(o[p]);
+    return {count, displ};
+  }
   static int to_int(size_t n) {
     SKEIN_CHECK(n <= size_t(INT_MAX), "an MPI count or offset above 2^31 elements: not supported");
     return static_cast<int>(n);

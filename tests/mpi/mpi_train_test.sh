@@ -104,55 +104,47 @@ wait_for() {
   return 1
 }
 
-# 4a. kill -9 of rank 1 while training: the job ends non-zero, the last checkpoint verifies.
+# break_rank NAME SIGNAL EXTRA_ARGS...: starts a long job into $tmp/NAME, sends SIGNAL to rank 1
+# after its first checkpoint, and checks that the job ends non-zero within 60 s and that the
+# last checkpoint verifies. Sets rc and log.
 long="--set run.steps=1000000 --set run.checkpoint_every=20 --set run.log_every=1000 --set run.threads=1"
-mpi "$train" --config "$cfg" --out "$tmp/k" $long >"$tmp/k.log" 2>&1 &
-job=$!
-if wait_for "$tmp/k.log" "saved checkpoint" 120; then
-  victim=$(rank_pid "$tmp/k" 1)
-  [[ -n $victim ]] || fail "rank 1's process not found"
-  start=$SECONDS
-  kill -9 "$victim"
-  for _ in $(seq 1 600); do kill -0 "$job" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$job" 2>/dev/null; then
-    fail "the job still runs 60 s after rank 1 was killed"
+break_rank() {
+  local name=$1 signal=$2
+  shift 2
+  log=$tmp/$name.log
+  rc=0
+  mpi "$train" --config "$cfg" --out "$tmp/$name" $long "$@" >"$log" 2>&1 &
+  local job=$! victim start
+  if ! wait_for "$log" "saved checkpoint" 120; then
+    fail "$name: no checkpoint within 120 s"$'\n'"$(cat "$log")"
     kill -9 "$job"
+    return
   fi
-  wait "$job"
-  rc=$?
-  [[ $rc -ne 0 ]] || fail "the job exited 0 after rank 1 was killed"
-  echo "kill -9 of rank 1: the job ended in $((SECONDS - start)) s with exit $rc"
-  latest=$(ls -d "$tmp"/k/checkpoints/step_* | sort | tail -1)
-  "$inspect" "$latest" >/dev/null || fail "the last checkpoint $latest does not verify"
-else
-  fail "no checkpoint within 120 s"$'\n'"$(cat "$tmp/k.log")"
-  kill -9 "$job"
-fi
-
-# 4b. A rank that hangs: the other stops the job after run.comm_timeout_s.
-mpi "$train" --config "$cfg" --out "$tmp/h" $long --set run.comm_timeout_s=2 >"$tmp/h.log" 2>&1 &
-job=$!
-if wait_for "$tmp/h.log" "saved checkpoint" 120; then
-  victim=$(rank_pid "$tmp/h" 1)
-  [[ -n $victim ]] || fail "rank 1's process not found"
+  victim=$(rank_pid "$tmp/$name" 1)
+  [[ -n $victim ]] || fail "$name: rank 1's process not found"
   start=$SECONDS
-  kill -STOP "$victim"
+  kill "-$signal" "$victim"
   for _ in $(seq 1 600); do kill -0 "$job" 2>/dev/null || break; sleep 0.1; done
   if kill -0 "$job" 2>/dev/null; then
-    fail "the job still runs 60 s after rank 1 stopped answering"
+    fail "$name: the job still runs 60 s after SIG$signal to rank 1"
     kill -9 "$job"
   fi
   wait "$job"
   rc=$?
   kill -9 "$victim" 2>/dev/null
-  [[ $rc -ne 0 ]] || fail "the job exited 0 with a hung rank"
-  grep -q "rank 0: no progress in .* for [0-9]* s: another rank has failed or hangs" "$tmp/h.log" ||
-    fail "no timeout message"$'\n'"$(tail -5 "$tmp/h.log")"
-  echo "SIGSTOP of rank 1: the job ended in $((SECONDS - start)) s with exit $rc"
-else
-  fail "no checkpoint within 120 s"$'\n'"$(cat "$tmp/h.log")"
-  kill -9 "$job"
-fi
+  [[ $rc -ne 0 ]] || fail "$name: the job exited 0 after SIG$signal to rank 1"
+  echo "SIG$signal to rank 1: the job ended in $((SECONDS - start)) s with exit $rc"
+  local latest
+  latest=$(ls -d "$tmp/$name"/checkpoints/step_* | sort | tail -1)
+  "$inspect" "$latest" >/dev/null || fail "$name: the last checkpoint $latest does not verify"
+}
+
+# 4a. kill -9 of rank 1 while training: mpirun ends the job.
+break_rank killed KILL
+# 4b. A rank that hangs: the other stops the job after run.comm_timeout_s.
+break_rank hung STOP --set run.comm_timeout_s=2
+grep -q "rank 0: no progress in .* for [0-9]* s: another rank has failed or hangs" "$log" ||
+  fail "no timeout message"$'\n'"$(tail -5 "$log")"
 
 if [[ $failures -gt 0 ]]; then
   echo "$failures failure(s)"
