@@ -245,7 +245,8 @@ void Trainer::run_thread(int k, const int32_t* inputs, const int32_t* targets, S
       const size_t lo = b * kBlockFloats, hi = std::min(n, lo + kBlockFloats);
       for (int p = 0; p < P_; ++p) terms[p] = pieces_.data() + p * owned + (lo - own_lo);
       tree_sum(terms.data(), P_, hi - lo);
-      std::copy(terms[0], terms[0] + (hi - lo), g + lo);
+      const float* sum = terms[0];
+      for (size_t i = 0; i < hi - lo; ++i) g[lo + i] = sum[i];  // a loop, not memmove: see test.sh
     }
   }
   for (size_t b = b0; b < b1; ++b) {
