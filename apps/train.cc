@@ -26,7 +26,9 @@ and default is proto/skein.proto). Everything is checked before anything is allo
   --help               this text
 
 The run folder gets config.textproto (the resolved config), metrics.jsonl, loss.svg and
-checkpoints/. SIGINT or SIGTERM (Ctrl-C) finishes the current step, saves a checkpoint and exits 0;
+checkpoints/. Under mpirun (mpirun -np P train ...) the P processes train one model on their shares
+of each batch; rank 0 prints and writes. README.md, "Several processes and machines", says how.
+SIGINT or SIGTERM (Ctrl-C) finishes the current step, saves a checkpoint and exits 0;
 a second one exits at once, leaving the last complete checkpoint intact.
 
 exit codes:
