@@ -217,9 +217,9 @@ void Trainer::run_thread(int k, const int32_t* inputs, const int32_t* targets, S
   team_->barrier();
   const double t1 = now_s();
 
-  // Phase 2: the replica tree into grads_[0]; with
-  // one rank over this thread's shard, with several over its share of the whole vector, which
-  // then goes to the owners. One squared-norm partial per owned block.
+  // Phase 2: the replica tree into grads_[0]; with one rank over this thread's shard, with
+  // several over its share of the whole vector, which then goes to the owners. One squared-norm
+  // partial per owned block.
   const size_t n = model_.num_params();
   const auto [b0, b1] = shard_blocks(k);
   float* g = grads_[0].data();
