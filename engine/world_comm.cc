@@ -104,22 +104,8 @@ class MpiComm final : public Comm {
       done += n;
     }
   }
-  long sum(long x) override {
-    long r = 0;
-    MPI_Request req;
-    const double t0 = now_s();
-    MPI_Iallreduce(&x, &r, 1, MPI_LONG, MPI_SUM, MPI_COMM_WORLD, &req);
-    wait(&req, "an all-reduce", t0);
-    return r;
-  }
-  int max(int x) override {
-    int r = 0;
-    MPI_Request req;
-    const double t0 = now_s();
-    MPI_Iallreduce(&x, &r, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD, &req);
-    wait(&req, "an all-reduce", t0);
-    return r;
-  }
+  long sum(long x) override { return allreduce(x, MPI_LONG, MPI_SUM); }
+  int max(int x) override { return allreduce(x, MPI_INT, MPI_MAX); }
   [[noreturn]] void abort(int code) override {
     std::fflush(stdout);
     std::fflush(stderr);
@@ -132,6 +118,15 @@ class MpiComm final : public Comm {
   }
 
  private:
+  template <typename T>
+  T allreduce(T x, MPI_Datatype type, MPI_Op op) {
+    T r{};
+    MPI_Request req;
+    const double t0 = now_s();
+    MPI_Iallreduce(&x, &r, 1, type, op, MPI_COMM_WORLD, &req);
+    wait(&req, "an all-reduce", t0);
+    return r;
+  }
   // MPI's element counts and offsets of the ranges [o[p], o[p+1]).
   std::pair<std::vector<int>, std::vector<int>> counts(const std::vector<size_t>& o) const {
     SKEIN_CHECK(o.size() == size_t(size_) + 1);
