@@ -31,13 +31,14 @@ struct Args {
   std::string config;
   int threads = -1, replicas = -1, steps = 10, warmup = 2;
   std::string team;
+  std::vector<std::string> overrides;  // --set path=value, as train's
   bool json = false, scaling = false;
 };
 
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "%s\nusage: bench_step --config FILE [--threads K] [--replicas R] [--steps N] "
-               "[--warmup W] [--team omp|pool] [--json] [--scaling]\n",
+               "[--warmup W] [--team omp|pool] [--set path=value]... [--json] [--scaling]\n",
                why);
   std::exit(2);
 }
@@ -69,6 +70,8 @@ Args parse(int argc, char** argv) {
       a.warmup = number();
     else if (f == "--team")
       a.team = value();
+    else if (f == "--set")
+      a.overrides.push_back(value());
     else if (f == "--json")
       a.json = true;
     else if (f == "--scaling")
@@ -106,6 +109,9 @@ Result measure(const proto::Config& cfg, int threads, int replicas, const std::s
   const GptConfig g = gpt_config(cfg.model());
   Model model(g);
   model.init(cfg.run().seed());
+  std::string precision_note;
+  model.set_matmul_precision(matmul_precision_for(cfg.run().precision(), &precision_note));
+  if (!precision_note.empty() && comm->rank() == 0) std::printf("%s\n", precision_note.c_str());
   TrainerOptions o;
   o.threads = threads;
   o.replicas = replicas;
@@ -249,6 +255,13 @@ int main(int argc, char** argv) {
   if (!cfg.ok()) {
     std::fprintf(stderr, "error: %s\n", cfg.status().message().c_str());
     return 2;
+  }
+  for (const std::string& o : a.overrides) {
+    Status s = apply_override(&*cfg, o);
+    if (!s.ok()) {
+      std::fprintf(stderr, "error: %s\n", s.message().c_str());
+      return 2;
+    }
   }
   Status valid = validate_config(*cfg);
   if (!valid.ok()) {

@@ -184,4 +184,23 @@ GptConfig gpt_config(const proto::ModelConfig& m) {
   return {m.vocab_size(), m.seq_len(), m.n_layer(), m.n_head(), m.d_model()};
 }
 
+MatmulPrecision matmul_precision_for(proto::RunConfig::Precision p, std::string* note) {
+  note->clear();
+  switch (p) {
+    case proto::RunConfig::FP32:
+      return MatmulPrecision::kFp32;
+    case proto::RunConfig::BF16_EMULATED:
+      return MatmulPrecision::kBf16Rounded;
+    case proto::RunConfig::BF16:
+      break;
+  }
+  // No vdpbf16ps kernels are built yet (the machines they were meant for were not at hand), so
+  // BF16 can only fall back; the message says why on this CPU.
+  *note = std::string("run.precision = BF16: ") +
+          (cpu_has_avx512_bf16() ? "this build of skein has no bf16 (vdpbf16ps) kernels yet"
+                                 : "this CPU has no avx512_bf16 (the vdpbf16ps instruction)") +
+          ", so the matmuls run in fp32 (BF16_EMULATED gives bf16's numerics at fp32 speed)";
+  return MatmulPrecision::kFp32;
+}
+
 }  // namespace skein

@@ -23,4 +23,8 @@ Status validate_config(const proto::Config& cfg);
 
 GptConfig gpt_config(const proto::ModelConfig& m);
 
+// The matmul arithmetic for run.precision on this CPU. *note gets a line for the user when the
+// run does not get what it asked for (BF16 without the means to run it: fp32 then), else "".
+MatmulPrecision matmul_precision_for(proto::RunConfig::Precision p, std::string* note);
+
 }  // namespace skein

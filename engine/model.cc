@@ -154,6 +154,7 @@ float Model::forward(Activations& a, const int32_t* tokens, const int32_t* targe
   const int B = a.B_, T = a.T_, C = cfg_.d_model, V = cfg_.vocab_size, NH = cfg_.n_head;
   const int BT = B * T;
   const float* p = params_.data();
+  const ScopedMatmulPrecision precision(precision_);
   std::memcpy(a.tokens_.data(), tokens, sizeof(int32_t) * BT);
   std::memcpy(a.targets_.data(), targets, sizeof(int32_t) * BT);
 
@@ -187,6 +188,7 @@ void Model::backward(Activations& a, float* g, float loss_scale, GradMode mode) 
   const long nC = long(BT) * C;
   const float* p = params_.data();
   const bool overwrite = mode == GradMode::kOverwrite;
+  const ScopedMatmulPrecision precision(precision_);
   if (a.target_count_ == 0) {  // no target, no gradient
     if (overwrite) std::memset(g, 0, sizeof(float) * params_.size());
     return;

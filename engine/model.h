@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/aligned.h"
+#include "kernels/gemm.h"
 
 namespace skein {
 
@@ -84,6 +85,11 @@ class Model {
   void backward(Activations& acts, float* grads, float loss_scale = 1.0f,
                 GradMode mode = GradMode::kAccumulate) const;
 
+  // The arithmetic of the matmuls in forward and backward (on whichever thread runs them);
+  // kFp32 unless set. Set it before the threads start using the model.
+  void set_matmul_precision(MatmulPrecision p) { precision_ = p; }
+  MatmulPrecision matmul_precision() const { return precision_; }
+
   // Logits (B,T,V) of the last forward with acts.
   const float* logits(const Activations& acts) const { return acts.logits_; }
 
@@ -95,6 +101,7 @@ class Model {
   size_t add(const std::string& name, std::vector<int> shape, bool decay);
 
   GptConfig cfg_;
+  MatmulPrecision precision_ = MatmulPrecision::kFp32;
   std::vector<TensorView> tensors_;
   AlignedBuffer<float> params_;
   size_t wte_ = 0, wpe_ = 0, lnfw_ = 0, lnfb_ = 0;

@@ -333,6 +333,9 @@ int run_training(const TrainRequest& req) {
 
   // ---- 2. model and trainer ----
   Model model(gcfg);
+  std::string precision_note;
+  model.set_matmul_precision(matmul_precision_for(run.precision(), &precision_note));
+  if (!precision_note.empty()) say("%s\n", precision_note.c_str());
   TrainerOptions to;
   to.threads = threads;
   to.replicas = replicas;
@@ -520,6 +523,9 @@ int run_training(const TrainRequest& req) {
         req.config_path.c_str(), long(model.num_params()), threads, replicas, tokens_per_step,
         long(run.steps()));
   say("memory%s: %s\n", P > 1 ? " per rank" : "", trainer.memory().describe().c_str());
+  if (model.matmul_precision() == MatmulPrecision::kBf16Rounded)
+    say("precision: BF16_EMULATED: matmul operands rounded to bf16, fp32 sums (bf16's numerics, "
+        "fp32's speed)\n");
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   loader->start(data_cursor);

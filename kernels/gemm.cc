@@ -14,6 +14,9 @@
 #include "kernels/gemm.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
 
 #include "base/check.h"
 #include "kernels/eigen_maps.h"
@@ -28,6 +31,12 @@
 
 namespace skein {
 namespace {
+
+thread_local MatmulPrecision t_precision = MatmulPrecision::kFp32;
+
+bool rounds_to_bf16() {
+  return t_precision == MatmulPrecision::kBf16Rounded;
+}
 
 // C = beta * C (+ bias): the whole product when K = 0, shared by all paths.
 template <typename F>
@@ -61,6 +70,17 @@ void gemm_eigen(bool trans_a, bool trans_b, int M, int N, int K, const F* A, int
   ConstStridedMap<F> b(B, trans_b ? N : K, trans_b ? K : N, Stride(ldb));
   // beta 0 assigns, so C is never read
   auto product = [&](const auto& op_a, const auto& op_b) {
+    if constexpr (std::is_same_v<F, float>) {
+      if (rounds_to_bf16()) {
+        // Eigen evaluates the rounded operands into temporaries before its product
+        const auto round = [](float x) { return round_to_bf16(x); };
+        if (beta == 0)
+          c.noalias() = op_a.unaryExpr(round) * op_b.unaryExpr(round);
+        else
+          c.noalias() += op_a.unaryExpr(round) * op_b.unaryExpr(round);
+        return;
+      }
+    }
     if (beta == 0)
       c.noalias() = op_a * op_b;
     else
@@ -142,6 +162,29 @@ inline void prefetch(const float* p) {
   _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);
 }
 
+// What packing stores for a value of op(A) or op(B): the value, or with kRound its bf16 rounding
+// (MatmulPrecision::kBf16Rounded), the vector version computing exactly round_to_bf16.
+template <bool kRound>
+inline float packed(float x) {
+  if constexpr (kRound) return round_to_bf16(x);
+  return x;
+}
+template <bool kRound>
+SKEIN_AVX2 inline __m256 packed(__m256 v) {
+  if constexpr (kRound) {
+    const __m256i u = _mm256_castps_si256(v);
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    const __m256i up = _mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff)));
+    const __m256 high = _mm256_castsi256_ps(_mm256_set1_epi32(int32_t(0xffff0000u)));
+    const __m256 rounded = _mm256_and_ps(_mm256_castsi256_ps(up), high);
+    // NaN: set the quiet bit and keep the high half, as round_to_bf16 does
+    const __m256 quiet = _mm256_castsi256_ps(_mm256_set1_epi32(0x00400000));
+    const __m256 nan = _mm256_and_ps(_mm256_or_ps(v, quiet), high);
+    return _mm256_blendv_ps(rounded, nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+  }
+  return v;
+}
+
 // Packs op(A)[i0:i0+mc, p0:p0+kc] into ceil(mc / kMR) micro-panels of kMR x kc floats each:
 // panel q holds, for p = 0..kc-1, the kMR values op(A)[i0 + q*kMR + r, p0 + p] (zero for rows
 // past mc) one after another, the order in which the microkernel broadcasts them. Panels are
@@ -149,6 +192,7 @@ inline void prefetch(const float* p) {
 // is packed) or into the buffer's slack.
 // The packing routines and the kernel stay out of line: the kernel is called from two places, and
 // the hot loops keep a register allocation of their own (and their own rows in a profile).
+template <bool kRound>
 SKEIN_AVX2 __attribute__((noinline)) void pack_a(const View& a, int i0, int mc, int p0, int kc,
                                                  float* dst) {
   const float* src = a.data + i0 * a.rs + p0 * a.cs;
@@ -171,18 +215,16 @@ SKEIN_AVX2 __attribute__((noinline)) void pack_a(const View& a, int i0, int mc, 
           const float* s = src + (p + k) * a.cs + ir;
           float* d = dst + ir * kc + (p + k) * kMR;
           if (wide && p + k + 1 < kc) {
-            _mm256_storeu_ps(d, _mm256_loadu_ps(s));
+            _mm256_storeu_ps(d, packed<kRound>(_mm256_loadu_ps(s)));
           } else {
-            _mm_storeu_ps(d, _mm_loadu_ps(s));
-            d[4] = s[4];
-            d[5] = s[5];
+            for (int r = 0; r < kMR; ++r) d[r] = packed<kRound>(s[r]);
           }
         }
       }
       for (int k = 0; k < pb && full < mc; ++k) {
         const float* s = src + (p + k) * a.cs;
         float* d = dst + full * kc + (p + k) * kMR;
-        for (int r = 0; r < kMR; ++r) d[r] = full + r < mc ? s[full + r] : 0.0f;
+        for (int r = 0; r < kMR; ++r) d[r] = full + r < mc ? packed<kRound>(s[full + r]) : 0.0f;
       }
     }
     return;
@@ -202,16 +244,18 @@ SKEIN_AVX2 __attribute__((noinline)) void pack_a(const View& a, int i0, int mc, 
         for (int r = 0; r < kMR; ++r) v[r] = _mm256_loadu_ps(s + r * a.rs + p);
         v[6] = v[7] = _mm256_setzero_ps();
         transpose_8x8(v);
-        for (int k = 0; k < 8; ++k) _mm256_storeu_ps(dst + (p + k) * kMR, v[k]);
+        for (int k = 0; k < 8; ++k) _mm256_storeu_ps(dst + (p + k) * kMR, packed<kRound>(v[k]));
       }
     }
     for (; p < kc; ++p)
-      for (int r = 0; r < kMR; ++r) dst[p * kMR + r] = r < mr ? s[r * a.rs + p] : 0.0f;
+      for (int r = 0; r < kMR; ++r)
+        dst[p * kMR + r] = r < mr ? packed<kRound>(s[r * a.rs + p]) : 0.0f;
   }
 }
 
 // Packs op(B)[p0:p0+kc, j0:j0+nc] into ceil(nc / kNR) micro-panels of kc x kNR floats each:
 // panel q holds, for p = 0..kc-1, the row op(B)[p0 + p, j0 + q*kNR : +kNR] (zero past column nc).
+template <bool kRound>
 SKEIN_AVX2 __attribute__((noinline)) void pack_b(const View& b, int p0, int kc, int j0, int nc,
                                                  float* dst) {
   const float* src = b.data + p0 * b.rs + j0 * b.cs;
@@ -228,13 +272,13 @@ SKEIN_AVX2 __attribute__((noinline)) void pack_b(const View& b, int p0, int kc, 
           if (k < pb_next) prefetch(src + (p + 8 + k) * b.rs + jr);
           const float* s = src + (p + k) * b.rs + jr;
           float* d = dst + jr * kc + (p + k) * kNR;
-          _mm256_store_ps(d, _mm256_loadu_ps(s));
-          _mm256_store_ps(d + 8, _mm256_loadu_ps(s + 8));
+          _mm256_store_ps(d, packed<kRound>(_mm256_loadu_ps(s)));
+          _mm256_store_ps(d + 8, packed<kRound>(_mm256_loadu_ps(s + 8)));
         }
       for (int k = 0; k < pb && full < nc; ++k) {
         const float* s = src + (p + k) * b.rs;
         float* d = dst + full * kc + (p + k) * kNR;
-        for (int c = 0; c < kNR; ++c) d[c] = full + c < nc ? s[full + c] : 0.0f;
+        for (int c = 0; c < kNR; ++c) d[c] = full + c < nc ? packed<kRound>(s[full + c]) : 0.0f;
       }
     }
     return;
@@ -254,12 +298,14 @@ SKEIN_AVX2 __attribute__((noinline)) void pack_b(const View& b, int p0, int kc, 
           __m256 v[8];
           for (int c = 0; c < 8; ++c) v[c] = _mm256_loadu_ps(s + (half + c) * b.cs + p);
           transpose_8x8(v);
-          for (int k = 0; k < 8; ++k) _mm256_store_ps(dst + (p + k) * kNR + half, v[k]);
+          for (int k = 0; k < 8; ++k)
+            _mm256_store_ps(dst + (p + k) * kNR + half, packed<kRound>(v[k]));
         }
       }
     }
     for (; p < kc; ++p)
-      for (int c = 0; c < kNR; ++c) dst[p * kNR + c] = c < nr ? s[c * b.cs + p * b.rs] : 0.0f;
+      for (int c = 0; c < kNR; ++c)
+        dst[p * kNR + c] = c < nr ? packed<kRound>(s[c * b.cs + p * b.rs]) : 0.0f;
   }
 }
 
@@ -321,6 +367,7 @@ void write_edge_tile(const float* tile, int mr, int nr, float* c, long ldc, bool
     }
 }
 
+template <bool kRound>
 SKEIN_AVX2 void sgemm_avx2(const View& a, const View& b, int M, int N, int K, float beta, float* C,
                            long ldc, const float* bias) {
   float* a_pack = t_a_pack;
@@ -337,10 +384,10 @@ SKEIN_AVX2 void sgemm_avx2(const View& a, const View& b, int M, int N, int K, fl
       // Only the first K block sees the caller's beta and adds the bias; later ones accumulate.
       const bool load_c = pc > 0 || beta != 0;
       const float* bias_jc = (pc == 0 && bias) ? bias + jc : nullptr;
-      pack_b(b, pc, kc, jc, nc, b_pack);
+      pack_b<kRound>(b, pc, kc, jc, nc, b_pack);
       for (int ic = 0; ic < M; ic += kMC) {
         const int mc = std::min(kMC, M - ic);
-        pack_a(a, ic, mc, pc, kc, a_pack);
+        pack_a<kRound>(a, ic, mc, pc, kc, a_pack);
         for (int jr = 0; jr < nc; jr += kNR) {
           const int nr = std::min(kNR, nc - jr);
           const float* bp = b_pack + long(jr) * kc;
@@ -388,6 +435,42 @@ const char* sgemm_path() {
   return use_avx2() ? "avx2" : "portable";
 }
 
+MatmulPrecision matmul_precision() {
+  return t_precision;
+}
+
+ScopedMatmulPrecision::ScopedMatmulPrecision(MatmulPrecision p) : previous_(t_precision) {
+  t_precision = p;
+}
+
+ScopedMatmulPrecision::~ScopedMatmulPrecision() {
+  t_precision = previous_;
+}
+
+float round_to_bf16(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  if ((u & 0x7fffffffu) > 0x7f800000u) {
+    u = (u | 0x00400000u) & 0xffff0000u;  // NaN: quiet, high half kept
+  } else {
+    // add just under half a bf16 ulp, plus one when the kept part is odd (ties to even); an
+    // overflow of the mantissa carries into the exponent, up to infinity
+    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+  }
+  float r;
+  std::memcpy(&r, &u, sizeof r);
+  return r;
+}
+
+bool cpu_has_avx512_bf16() {
+#ifdef SKEIN_GEMM_X86
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512bf16");
+#else
+  return false;
+#endif
+}
+
 void sgemm(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda, const float* B,
            int ldb, float beta, float* C, int ldc, const float* bias) {
 #ifdef SKEIN_GEMM_X86
@@ -397,7 +480,8 @@ void sgemm(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int 
     if (K == 0) return scale_c(M, N, beta, C, ldc, bias);
     const View a = trans_a ? View{A, 1, lda} : View{A, lda, 1};
     const View b = trans_b ? View{B, 1, ldb} : View{B, ldb, 1};
-    return sgemm_avx2(a, b, M, N, K, beta, C, ldc, bias);
+    if (rounds_to_bf16()) return sgemm_avx2<true>(a, b, M, N, K, beta, C, ldc, bias);
+    return sgemm_avx2<false>(a, b, M, N, K, beta, C, ldc, bias);
   }
 #endif
   sgemm_portable(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);

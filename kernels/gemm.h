@@ -34,6 +34,38 @@ void sgemm_portable(bool trans_a, bool trans_b, int M, int N, int K, const float
 // Which path sgemm takes on this CPU: "avx2" or "portable".
 const char* sgemm_path();
 
+// The arithmetic of sgemm's products (sgemm and sgemm_portable alike) on the calling thread.
+enum class MatmulPrecision {
+  kFp32,  // fp32 operands, products and sums
+  // Every element of op(A) and op(B) rounded to bf16 (round_to_bf16) as it is packed; products
+  // (exact in fp32) and sums in fp32; C, beta * C and the bias stay fp32. The numerics of a bf16
+  // matmul with fp32 accumulation (vdpbf16ps), computed with fp32 instructions on any CPU: to
+  // check a model's accuracy in bf16, not faster than kFp32.
+  kBf16Rounded,
+};
+MatmulPrecision matmul_precision();  // of the calling thread; kFp32 unless a scope set it
+
+// Sets the calling thread's MatmulPrecision for its lifetime, then restores the previous one.
+class ScopedMatmulPrecision {
+ public:
+  explicit ScopedMatmulPrecision(MatmulPrecision p);
+  ~ScopedMatmulPrecision();
+  ScopedMatmulPrecision(const ScopedMatmulPrecision&) = delete;
+  ScopedMatmulPrecision& operator=(const ScopedMatmulPrecision&) = delete;
+
+ private:
+  MatmulPrecision previous_;
+};
+
+// x rounded to the nearest bfloat16 (8 significant bits, ties to even), returned as the float
+// of that value (its low 16 bits zero). Infinities stay, a NaN stays a (quiet) NaN, values
+// that round past the largest bf16 become infinities. Subnormals round like any other value
+// (vdpbf16ps would flush them to zero: a difference below 1e-38).
+float round_to_bf16(float x);
+
+// Whether the CPU has the AVX-512 bf16 instructions (vdpbf16ps).
+bool cpu_has_avx512_bf16();
+
 // The same contract in double, on Eigen: for the double builds of the kernels, which the
 // finite-difference tests check.
 void dgemm(bool trans_a, bool trans_b, int M, int N, int K, const double* A, int lda,

@@ -88,6 +88,25 @@ TEST(Config, DefaultsComeFromTheSchema) {
   EXPECT_TRUE(validate_config(*cfg).ok());
 }
 
+// run.precision: FP32 and BF16_EMULATED as asked; BF16 falls back to fp32 here with a line that
+// says so (no bf16 kernels are built yet, whatever the CPU).
+TEST(Config, PrecisionMapsToTheMatmulArithmetic) {
+  StatusOr<proto::Config> cfg = parse_config_text("run { precision: BF16_EMULATED }", "p");
+  ASSERT_TRUE(cfg.ok()) << cfg.status().message();
+  std::string note = "stale";
+  EXPECT_EQ(matmul_precision_for(cfg->run().precision(), &note), MatmulPrecision::kBf16Rounded);
+  EXPECT_EQ(note, "");
+  EXPECT_EQ(matmul_precision_for(proto::RunConfig::FP32, &note), MatmulPrecision::kFp32);
+  EXPECT_EQ(note, "");
+  EXPECT_EQ(matmul_precision_for(proto::RunConfig::BF16, &note), MatmulPrecision::kFp32);
+  EXPECT_NE(note.find("run.precision = BF16"), std::string::npos) << note;
+  EXPECT_NE(note.find("fp32"), std::string::npos) << note;
+  EXPECT_NE(note.find(cpu_has_avx512_bf16() ? "no bf16 (vdpbf16ps) kernels" : "no avx512_bf16"),
+            std::string::npos)
+      << note;
+  EXPECT_FALSE(parse_config_text("run { precision: FP16 }", "p").ok());
+}
+
 TEST(Config, MissingFileIsNamed) {
   StatusOr<proto::Config> cfg = load_config("no/such/config.textproto");
   ASSERT_FALSE(cfg.ok());

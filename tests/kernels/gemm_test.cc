@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <thread>
@@ -186,6 +188,158 @@ TEST(Sgemm, MatchesPortableAtATrainingShape) {
   sgemm(false, true, M, N, K, x.data(), K, w.data(), K, 0.0f, fast.data(), N);
   sgemm_portable(false, true, M, N, K, x.data(), K, w.data(), K, 0.0f, slow.data(), N);
   EXPECT_LE(testing::rel_error(fast, slow), 1e-5);
+}
+
+// ---- MatmulPrecision::kBf16Rounded ----
+
+uint32_t bits(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  return u;
+}
+
+TEST(RoundToBf16, NearestEvenAndSpecialValues) {
+  const float one = 1.0f, ulp = std::ldexp(1.0f, -7);  // a bf16 ulp at 1 (8 significant bits)
+  EXPECT_EQ(round_to_bf16(one), one);
+  EXPECT_EQ(round_to_bf16(-1.5f), -1.5f);
+  EXPECT_EQ(round_to_bf16(one + ulp), one + ulp);              // representable
+  EXPECT_EQ(round_to_bf16(one + ulp / 2), one);                // tie, to even (1)
+  EXPECT_EQ(round_to_bf16(one + 3 * ulp / 2), one + 2 * ulp);  // tie, to even (1+2u)
+  EXPECT_EQ(round_to_bf16(one + ulp / 2 + std::ldexp(1.0f, -20)), one + ulp);  // above the tie
+  EXPECT_EQ(round_to_bf16(one + ulp / 2 - std::ldexp(1.0f, -20)), one);        // below the tie
+  EXPECT_EQ(round_to_bf16(-(one + ulp / 2 + std::ldexp(1.0f, -20))), -(one + ulp));
+  const float inf = std::numeric_limits<float>::infinity();
+  EXPECT_EQ(round_to_bf16(std::numeric_limits<float>::max()), inf);  // rounds past bf16's max
+  EXPECT_EQ(round_to_bf16(inf), inf);
+  EXPECT_EQ(round_to_bf16(-inf), -inf);
+  EXPECT_TRUE(std::isnan(round_to_bf16(std::numeric_limits<float>::quiet_NaN())));
+  // a NaN whose payload sits only in the low half must not turn into an infinity
+  float low_nan;
+  const uint32_t low_nan_bits = 0x7f800001u;
+  std::memcpy(&low_nan, &low_nan_bits, sizeof low_nan);
+  EXPECT_TRUE(std::isnan(round_to_bf16(low_nan)));
+  EXPECT_EQ(bits(round_to_bf16(-0.0f)), bits(-0.0f));
+  // every result has its low 16 bits clear, and is within half a bf16 ulp of the input
+  const auto v = to_float(random_vec(1000, 7, 100.0));
+  for (float x : v) {
+    const float r = round_to_bf16(x);
+    EXPECT_EQ(bits(r) & 0xffffu, 0u);
+    EXPECT_LE(std::abs(r - x), std::ldexp(std::abs(x), -8) * 1.0001f) << x;
+  }
+}
+
+TEST(MatmulPrecision, ScopeSetsAndRestoresTheCallingThreadOnly) {
+  EXPECT_EQ(matmul_precision(), MatmulPrecision::kFp32);
+  {
+    ScopedMatmulPrecision bf16(MatmulPrecision::kBf16Rounded);
+    EXPECT_EQ(matmul_precision(), MatmulPrecision::kBf16Rounded);
+    MatmulPrecision other = MatmulPrecision::kBf16Rounded;
+    std::thread([&] { other = matmul_precision(); }).join();
+    EXPECT_EQ(other, MatmulPrecision::kFp32);
+    {
+      ScopedMatmulPrecision fp32(MatmulPrecision::kFp32);
+      EXPECT_EQ(matmul_precision(), MatmulPrecision::kFp32);
+    }
+    EXPECT_EQ(matmul_precision(), MatmulPrecision::kBf16Rounded);
+  }
+  EXPECT_EQ(matmul_precision(), MatmulPrecision::kFp32);
+}
+
+// Under kBf16Rounded, every path gives exactly (bit for bit) what it gives in fp32 on operands
+// rounded beforehand: the rounding happens to every element of op(A) and op(B), in every packing
+// branch (vector and edge), and to nothing else (C and the bias stay fp32).
+TEST(MatmulPrecision, Bf16RoundedIsTheFp32ProductOfRoundedOperands) {
+  struct Shape {
+    int M, N, K;
+  };
+  const Shape shapes[] = {{1, 1, 1},
+                          {5, 17, 9},
+                          {6, 16, 8},
+                          {13, 35, 257},
+                          {7, 33, 40},
+                          {145, 70, 19},
+                          {12, kSgemmNC + 3, 24}};
+  for (const Impl& impl : kImpls)
+    for (const Shape& sh : shapes)
+      for (bool ta : {false, true})
+        for (bool tb : {false, true})
+          for (float beta : {0.0f, 1.0f}) {
+            const int M = sh.M, N = sh.N, K = sh.K;
+            SCOPED_TRACE(std::string(impl.name) + " " + describe({M, N, K, 1, true}, ta, tb, beta));
+            const int lda = (ta ? M : K) + 1, ldb = (tb ? K : N) + 1, ldc = N;
+            const uint64_t seed = uint64_t(M) * 31 + N * 7 + K;
+            const auto a = to_float(random_vec(size_t(ta ? K : M) * lda, seed));
+            const auto b = to_float(random_vec(size_t(tb ? N : K) * ldb, seed + 1));
+            const auto bias = to_float(random_vec(N, seed + 2));
+            const auto c0 = to_float(random_vec(size_t(M) * N, seed + 3));
+            std::vector<float> ar(a.size()), br(b.size());
+            std::transform(a.begin(), a.end(), ar.begin(), round_to_bf16);
+            std::transform(b.begin(), b.end(), br.begin(), round_to_bf16);
+            std::vector<float> got = c0, want = c0, fp32 = c0;
+            {
+              ScopedMatmulPrecision bf16(MatmulPrecision::kBf16Rounded);
+              impl.fn(ta, tb, M, N, K, a.data(), lda, b.data(), ldb, beta, got.data(), ldc,
+                      bias.data());
+            }
+            impl.fn(ta, tb, M, N, K, ar.data(), lda, br.data(), ldb, beta, want.data(), ldc,
+                    bias.data());
+            impl.fn(ta, tb, M, N, K, a.data(), lda, b.data(), ldb, beta, fp32.data(), ldc,
+                    bias.data());
+            int differ = 0;
+            for (size_t i = 0; i < got.size(); ++i) differ += bits(got[i]) != bits(want[i]);
+            EXPECT_EQ(differ, 0);
+            // and the rounding is real: bf16's 8 bits move the result by ~1e-3 relative
+            if (K >= 8) {
+              EXPECT_GT(testing::rel_error(got, fp32), 1e-4);
+            }
+          }
+}
+
+// Special values through both packing directions of op(B) (rows contiguous: vector stores;
+// columns contiguous: transposed) and of op(A): C = 1 * round(x) shows each rounded element.
+// (Not -0: the sum starts at +0, and +0 + -0 = +0.)
+TEST(MatmulPrecision, Bf16RoundedPacksSpecialValuesLikeTheScalarRounding) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const float one = 1.0f, ulp = std::ldexp(1.0f, -7);
+  std::vector<float> x = {one,
+                          one + ulp / 2,
+                          one + 3 * ulp / 2,
+                          std::numeric_limits<float>::max(),
+                          inf,
+                          -inf,
+                          -3e-39f,
+                          std::numeric_limits<float>::quiet_NaN(),
+                          1e-3f,
+                          -7.77f,
+                          3.14159f,
+                          1e30f,
+                          -2.5e-20f,
+                          65504.7f,
+                          0.1f,
+                          -0.3f};
+  const auto more = to_float(random_vec(21, 9));  // 37 values: full panels and an edge
+  x.insert(x.end(), more.begin(), more.end());
+  const int n = int(x.size());
+  const float unit = 1.0f;
+  for (const Impl& impl : kImpls)
+    for (bool tb : {false, true})
+      for (bool along_m : {false, true}) {
+        SCOPED_TRACE(std::string(impl.name) + (along_m ? " values in A" : " values in B") +
+                     (tb ? " transposed" : ""));
+        std::vector<float> c(n, 0.0f);
+        ScopedMatmulPrecision bf16(MatmulPrecision::kBf16Rounded);
+        if (along_m)  // A (n,1) or A^T stored (1,n), B = [1]: C (n,1) = round(x)
+          impl.fn(tb, false, n, 1, 1, x.data(), tb ? n : 1, &unit, 1, 0.0f, c.data(), 1, nullptr);
+        else  // A = [1], B (1,n) or B^T stored (n,1): C (1,n) = round(x)
+          impl.fn(false, tb, 1, n, 1, &unit, 1, x.data(), tb ? 1 : n, 0.0f, c.data(), n, nullptr);
+        for (int i = 0; i < n; ++i) {
+          const float want = round_to_bf16(x[i]);
+          if (std::isnan(want))
+            EXPECT_TRUE(std::isnan(c[i])) << i;
+          else
+            EXPECT_EQ(bits(c[i]), bits(want)) << i << ": " << x[i];
+        }
+      }
 }
 
 }  // namespace

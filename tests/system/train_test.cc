@@ -120,6 +120,37 @@ TEST_F(TrainSystemTest, ResumeIsBitExactAlsoWithAnotherThreadCount) {
   EXPECT_EQ(la, lb);
 }
 
+// run.precision = BF16 on a machine that cannot run it says so and trains in fp32 (the same
+// losses, bit for bit); BF16_EMULATED says what it does and trains close to, not exactly as, fp32.
+TEST_F(TrainSystemTest, PrecisionBf16FallsBackToFp32AndEmulatedIsClose) {
+  const std::vector<std::string> short_run = {"--set", "run.steps=3", "--set",
+                                              "run.checkpoint_every=0"};
+  auto run_with = [&](const std::string& name, const std::string& precision) {
+    std::vector<std::string> args = {"--out", out(name), "--set", "run.precision=" + precision};
+    args.insert(args.end(), short_run.begin(), short_run.end());
+    EXPECT_EQ(train(args, out(name) + ".log"), 0) << read_file(out(name) + ".log");
+    return read_file(out(name) + ".log");
+  };
+  const std::string fp32_log = run_with("p_fp32", "FP32");
+  const std::string bf16_log = run_with("p_bf16", "BF16");
+  const std::string emu_log = run_with("p_emulated", "BF16_EMULATED");
+  EXPECT_EQ(fp32_log.find("precision"), std::string::npos) << fp32_log;
+  EXPECT_NE(bf16_log.find("run.precision = BF16: "), std::string::npos) << bf16_log;
+  EXPECT_NE(bf16_log.find("the matmuls run in fp32"), std::string::npos) << bf16_log;
+  EXPECT_NE(emu_log.find("precision: BF16_EMULATED"), std::string::npos) << emu_log;
+  const auto fp32 = losses(out("p_fp32")), bf16 = losses(out("p_bf16")),
+             emulated = losses(out("p_emulated"));
+  ASSERT_EQ(fp32.size(), 3u);
+  EXPECT_EQ(bf16, fp32);
+  ASSERT_EQ(emulated.size(), 3u);
+  for (const auto& [step, loss] : fp32) {
+    EXPECT_NEAR(std::stod(emulated.at(step)), std::stod(loss), 0.02 * std::stod(loss)) << step;
+    if (step == 1) {
+      EXPECT_NE(emulated.at(step), loss);
+    }
+  }
+}
+
 TEST_F(TrainSystemTest, KillNineAtRandomMomentsNeverLosesACheckpoint) {
   const std::string dir = out("kill9");
   const std::vector<std::string> args = {kTrain,
