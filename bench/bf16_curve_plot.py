@@ -42,7 +42,7 @@ def main():
     ys = [y for _, pts, _, _ in series for _, y in pts]
     if not xs:
         sys.exit("bf16_curve_plot: no records")
-    x0, x1 = min(xs), max(xs)
+    x0, x1 = min(0, min(xs)), max(xs)
     y0, y1 = min(ys), max(ys)
     W, H, L, R, T, B = 760, 440, 60, 20, 20, 60
     sx = lambda x: L + (x - x0) / max(1e-9, x1 - x0) * (W - L - R)

@@ -219,23 +219,28 @@ void Trainer::run_thread(int k, const int32_t* inputs, const int32_t* targets, S
 
   // Phase 2: the replica tree into grads_[0]; with one rank over this thread's shard, with
   // several over its share of the whole vector, which then goes to the owners. One squared-norm
-  // partial per owned block.
+  // partial per owned block, taken right after the block's sum, while it is still in cache.
   const size_t n = model_.num_params();
   const auto [b0, b1] = shard_blocks(k);
   float* g = grads_[0].data();
   std::vector<float*>& terms = tree_terms_[k];
-  auto reduce_replicas = [&](size_t bb, size_t be) {
+  auto block_norm = [&](size_t b) {
+    const size_t lo = b * kBlockFloats, hi = std::min(n, lo + kBlockFloats);
+    block_sq_[b] = squared_norm(g + lo, static_cast<long>(hi - lo));
+  };
+  auto reduce_replicas = [&](size_t bb, size_t be, bool owned) {
     for (size_t b = bb; b < be; ++b) {
       const size_t lo = b * kBlockFloats, hi = std::min(n, lo + kBlockFloats);
       for (int r = 0; r < R_local_; ++r) terms[r] = grads_[r].data() + lo;
       tree_sum(terms.data(), R_local_, hi - lo);
+      if (owned) block_norm(b);
     }
   };
   if (P_ == 1) {
-    reduce_replicas(b0, b1);
+    reduce_replicas(b0, b1, true);
   } else {
     const size_t a0 = nblocks_ * k / K, a1 = nblocks_ * (k + 1) / K;
-    reduce_replicas(a0, a1);
+    reduce_replicas(a0, a1, false);
     team_->barrier();
     if (k == 0) comm_->exchange_pieces(g, rank_offsets_, pieces_.data());
     team_->barrier();
@@ -247,11 +252,8 @@ void Trainer::run_thread(int k, const int32_t* inputs, const int32_t* targets, S
       tree_sum(terms.data(), P_, hi - lo);
       const float* sum = terms[0];
       for (size_t i = 0; i < hi - lo; ++i) g[lo + i] = sum[i];  // a loop, not memmove: see test.sh
+      block_norm(b);
     }
-  }
-  for (size_t b = b0; b < b1; ++b) {
-    const size_t lo = b * kBlockFloats, hi = std::min(n, lo + kBlockFloats);
-    block_sq_[b] = squared_norm(g + lo, static_cast<long>(hi - lo));
   }
   team_->barrier();
   if (P_ > 1) {
