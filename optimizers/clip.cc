@@ -1,11 +1,13 @@
 #include "optimizers/clip.h"
 
+#include "kernels/lane_reduce.h"
+
 namespace skein {
 
 double squared_norm(const float* g, long n) {
-  double s = 0;
-  for (long i = 0; i < n; ++i) s += double(g[i]) * double(g[i]);
-  return s;
+  // in lanes: a left-to-right sum in double is one dependent chain of adds, ~50 ms per step on
+  // gpt2's 124 M parameters
+  return lane_sum<double>(n, [g](long i) { return double(g[i]) * double(g[i]); });
 }
 
 float clip_factor(double norm, float max_norm) {

@@ -4,7 +4,8 @@
 
 namespace skein {
 
-// Sum of squares of g[0..n), accumulated in double in index order.
+// Sum of squares of g[0..n), accumulated in double in a fixed order (lane_sum: 8 interleaved
+// partial sums, combined pairwise), so the same n floats always give the same bits.
 double squared_norm(const float* g, long n);
 
 // Factor to multiply the gradient by: min(1, max_norm / (norm + 1e-6)), PyTorch's
