@@ -1,6 +1,6 @@
 // bench_step: real training steps of the data-parallel Trainer on synthetic tokens for a config.
 //   bench_step --config FILE [--threads K] [--replicas R] [--steps N] [--warmup W]
-//              [--team omp|pool] [--json] [--scaling]
+//              [--team omp|pool] [--set path=value]... [--json] [--scaling]
 // Prints, from medians over warm steps: ms/step, tokens/s, achieved GFLOP/s and MFU
 // (FLOPs/token = 6 N + 12 L C T with N the weight-matrix parameters including the tied lm_head;
 // peak = this machine's measured single-thread FMA peak x threads), peak RSS, and the split of a
@@ -111,7 +111,8 @@ Result measure(const proto::Config& cfg, int threads, int replicas, const std::s
   model.init(cfg.run().seed());
   std::string precision_note;
   model.set_matmul_precision(matmul_precision_for(cfg.run().precision(), &precision_note));
-  if (!precision_note.empty() && comm->rank() == 0) std::printf("%s\n", precision_note.c_str());
+  if (!precision_note.empty() && comm->rank() == 0)
+    std::fprintf(stderr, "%s\n", precision_note.c_str());
   TrainerOptions o;
   o.threads = threads;
   o.replicas = replicas;

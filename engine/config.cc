@@ -194,11 +194,11 @@ MatmulPrecision matmul_precision_for(proto::RunConfig::Precision p, std::string*
     case proto::RunConfig::BF16:
       break;
   }
-  // No vdpbf16ps kernels are built yet (the machines they were meant for were not at hand), so
-  // BF16 can only fall back; the message says why on this CPU.
-  *note = std::string("run.precision = BF16: ") +
-          (cpu_has_avx512_bf16() ? "this build of skein has no bf16 (vdpbf16ps) kernels yet"
-                                 : "this CPU has no avx512_bf16 (the vdpbf16ps instruction)") +
+  // The vdpbf16ps kernel only where the CPU has it and it passes its check against the
+  // portable kernel; otherwise fp32, saying why.
+  const std::string why_not = bf16_self_check();
+  if (why_not.empty()) return MatmulPrecision::kBf16;
+  *note = "run.precision = BF16: " + why_not +
           ", so the matmuls run in fp32 (BF16_EMULATED gives bf16's numerics at fp32 speed)";
   return MatmulPrecision::kFp32;
 }

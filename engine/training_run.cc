@@ -526,6 +526,9 @@ int run_training(const TrainRequest& req) {
   if (model.matmul_precision() == MatmulPrecision::kBf16Rounded)
     say("precision: BF16_EMULATED: matmul operands rounded to bf16, fp32 sums (bf16's numerics, "
         "fp32's speed)\n");
+  if (model.matmul_precision() == MatmulPrecision::kBf16)
+    say("precision: BF16: matmuls with vdpbf16ps (bf16 operands, fp32 sums); weights and "
+        "optimizer state fp32\n");
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   loader->start(data_cursor);

@@ -22,11 +22,8 @@
 #include "kernels/eigen_maps.h"
 
 #if defined(__x86_64__)
-#include <immintrin.h>
 #define SKEIN_GEMM_X86 1
-// The AVX2 path is compiled for avx2+fma whatever the build's -march (SKEIN_NATIVE=OFF builds
-// for baseline x86-64) and only entered after the CPU check in use_avx2().
-#define SKEIN_AVX2 __attribute__((target("avx2,fma")))
+#include "kernels/simd_avx2.h"
 #endif
 
 namespace skein {
@@ -35,7 +32,7 @@ namespace {
 thread_local MatmulPrecision t_precision = MatmulPrecision::kFp32;
 
 bool rounds_to_bf16() {
-  return t_precision == MatmulPrecision::kBf16Rounded;
+  return t_precision != MatmulPrecision::kFp32;
 }
 
 // C = beta * C (+ bias): the whole product when K = 0, shared by all paths.
@@ -134,27 +131,6 @@ struct View {
   long rs, cs;
 };
 
-// In-place transpose of the 8x8 block held in v[0..7] (v[r] = row r): unpack pairs of rows,
-// shuffle 2x2 blocks of pairs, then swap 128-bit halves.
-SKEIN_AVX2 inline void transpose_8x8(__m256 v[8]) {
-  __m256 t[8], u[8];
-  for (int i = 0; i < 4; ++i) {
-    t[2 * i] = _mm256_unpacklo_ps(v[2 * i], v[2 * i + 1]);      // a0 b0 a1 b1 | a4 b4 a5 b5
-    t[2 * i + 1] = _mm256_unpackhi_ps(v[2 * i], v[2 * i + 1]);  // a2 b2 a3 b3 | a6 b6 a7 b7
-  }
-  for (int i = 0; i < 2; ++i) {
-    const int r = 4 * i;                                     // rows r..r+3
-    u[r + 0] = _mm256_shuffle_ps(t[r], t[r + 2], 0x44);      // column 0 | column 4
-    u[r + 1] = _mm256_shuffle_ps(t[r], t[r + 2], 0xEE);      // column 1 | column 5
-    u[r + 2] = _mm256_shuffle_ps(t[r + 1], t[r + 3], 0x44);  // column 2 | column 6
-    u[r + 3] = _mm256_shuffle_ps(t[r + 1], t[r + 3], 0xEE);  // column 3 | column 7
-  }
-  for (int c = 0; c < 4; ++c) {
-    v[c] = _mm256_permute2f128_ps(u[c], u[c + 4], 0x20);
-    v[c + 4] = _mm256_permute2f128_ps(u[c], u[c + 4], 0x31);
-  }
-}
-
 // Software prefetch into L1. The packing routines read short row segments (kc or mc floats),
 // too short for the hardware's stream prefetchers to lock on, so each fetches the next
 // segments it will read while it works on the current ones.
@@ -171,17 +147,7 @@ inline float packed(float x) {
 }
 template <bool kRound>
 SKEIN_AVX2 inline __m256 packed(__m256 v) {
-  if constexpr (kRound) {
-    const __m256i u = _mm256_castps_si256(v);
-    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
-    const __m256i up = _mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff)));
-    const __m256 high = _mm256_castsi256_ps(_mm256_set1_epi32(int32_t(0xffff0000u)));
-    const __m256 rounded = _mm256_and_ps(_mm256_castsi256_ps(up), high);
-    // NaN: set the quiet bit and keep the high half, as round_to_bf16 does
-    const __m256 quiet = _mm256_castsi256_ps(_mm256_set1_epi32(0x00400000));
-    const __m256 nan = _mm256_and_ps(_mm256_or_ps(v, quiet), high);
-    return _mm256_blendv_ps(rounded, nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-  }
+  if constexpr (kRound) return round8_to_bf16(v);
   return v;
 }
 
@@ -473,6 +439,10 @@ bool cpu_has_avx512_bf16() {
 
 void sgemm(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda, const float* B,
            int ldb, float beta, float* C, int ldc, const float* bias) {
+  if (t_precision == MatmulPrecision::kBf16) {
+    static const bool hardware = cpu_has_avx512_bf16();
+    return sgemm_bf16(hardware, trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
+  }
 #ifdef SKEIN_GEMM_X86
   if (use_avx2()) {
     check_args(trans_a, trans_b, M, N, K, lda, ldb, beta, ldc);

@@ -8,6 +8,8 @@
 // run it from many threads at once.
 #pragma once
 
+#include <string>
+
 namespace skein {
 
 // Block sizes of the AVX2 path (gemm.cc says why these): microkernel tile kSgemmMR x kSgemmNR,
@@ -17,6 +19,9 @@ inline constexpr int kSgemmNR = 16;
 inline constexpr int kSgemmKC = 256;
 inline constexpr int kSgemmMC = 144;
 inline constexpr int kSgemmNC = 1536;
+// Microkernel tile of sgemm_bf16 (gemm_bf16.cc).
+inline constexpr int kSgemmBf16MR = 12;
+inline constexpr int kSgemmBf16NR = 32;
 
 // C (M,N) = beta * C + op(A) (M,K) @ op(B) (K,N) [+ bias (N) added to every row of C].
 // beta is 0 or 1; with beta 0, C is never read (it may hold garbage or NaN). bias may be nullptr.
@@ -42,6 +47,10 @@ enum class MatmulPrecision {
   // matmul with fp32 accumulation (vdpbf16ps), computed with fp32 instructions on any CPU: to
   // check a model's accuracy in bf16, not faster than kFp32.
   kBf16Rounded,
+  // bf16 operands, fp32 accumulation with vdpbf16ps's arithmetic: sgemm runs sgemm_bf16, on the
+  // AVX-512 BF16 kernel where the CPU has it, else (tests) on its portable twin. sgemm_portable
+  // treats it as kBf16Rounded.
+  kBf16,
 };
 MatmulPrecision matmul_precision();  // of the calling thread; kFp32 unless a scope set it
 
@@ -65,6 +74,21 @@ float round_to_bf16(float x);
 
 // Whether the CPU has the AVX-512 bf16 instructions (vdpbf16ps).
 bool cpu_has_avx512_bf16();
+
+// sgemm's contract computed as vdpbf16ps computes: every element of op(A) and op(B) rounded to
+// bf16 (round_to_bf16); along K, pairs (k even, k + 1) are multiplied (exactly, in fp32) and
+// added to an fp32 sum, the odd product first, each addition rounded; K is cut into blocks of at
+// most 256 (a partial sum per block, added to C). hardware: the AVX-512 BF16 kernel (the CPU
+// must have it); false: the same arithmetic in portable code (slow: for tests and checks), except
+// that the instruction also flushes subnormal inputs and results to zero.
+void sgemm_bf16(bool hardware, bool trans_a, bool trans_b, int M, int N, int K, const float* A,
+                int lda, const float* B, int ldb, float beta, float* C, int ldc,
+                const float* bias = nullptr);
+
+// Runs sgemm_bf16's hardware kernel against its portable twin on awkward shapes, once per
+// process. "" when they agree; else why not (no avx512_bf16 on this CPU, or the largest
+// difference found), so that callers can fall back to fp32.
+std::string bf16_self_check();
 
 // The same contract in double, on Eigen: for the double builds of the kernels, which the
 // finite-difference tests check.

@@ -88,8 +88,8 @@ TEST(Config, DefaultsComeFromTheSchema) {
   EXPECT_TRUE(validate_config(*cfg).ok());
 }
 
-// run.precision: FP32 and BF16_EMULATED as asked; BF16 falls back to fp32 here with a line that
-// says so (no bf16 kernels are built yet, whatever the CPU).
+// run.precision: FP32 and BF16_EMULATED as asked; BF16 gets the vdpbf16ps kernel where it runs
+// and passes its check, else fp32 with a line that says why.
 TEST(Config, PrecisionMapsToTheMatmulArithmetic) {
   StatusOr<proto::Config> cfg = parse_config_text("run { precision: BF16_EMULATED }", "p");
   ASSERT_TRUE(cfg.ok()) << cfg.status().message();
@@ -98,12 +98,16 @@ TEST(Config, PrecisionMapsToTheMatmulArithmetic) {
   EXPECT_EQ(note, "");
   EXPECT_EQ(matmul_precision_for(proto::RunConfig::FP32, &note), MatmulPrecision::kFp32);
   EXPECT_EQ(note, "");
-  EXPECT_EQ(matmul_precision_for(proto::RunConfig::BF16, &note), MatmulPrecision::kFp32);
-  EXPECT_NE(note.find("run.precision = BF16"), std::string::npos) << note;
-  EXPECT_NE(note.find("fp32"), std::string::npos) << note;
-  EXPECT_NE(note.find(cpu_has_avx512_bf16() ? "no bf16 (vdpbf16ps) kernels" : "no avx512_bf16"),
-            std::string::npos)
-      << note;
+  const MatmulPrecision bf16 = matmul_precision_for(proto::RunConfig::BF16, &note);
+  if (cpu_has_avx512_bf16()) {
+    EXPECT_EQ(bf16, MatmulPrecision::kBf16) << note;
+    EXPECT_EQ(note, "");
+  } else {
+    EXPECT_EQ(bf16, MatmulPrecision::kFp32);
+    EXPECT_NE(note.find("run.precision = BF16: this CPU has no avx512_bf16"), std::string::npos)
+        << note;
+    EXPECT_NE(note.find("the matmuls run in fp32"), std::string::npos) << note;
+  }
   EXPECT_FALSE(parse_config_text("run { precision: FP16 }", "p").ok());
 }
 

@@ -150,6 +150,10 @@ TEST(Model, Bf16RoundedMatmulsStayCloseToFp32) {
   }
   EXPECT_GT(diff, 1e-4 * scale);
   EXPECT_LT(diff, 3e-2 * scale);
+  // kBf16 (sgemm_bf16; its portable kernel on CPUs without avx512_bf16): the same rounding, the
+  // sums in vdpbf16ps's order, so within fp32 rounding of kBf16Rounded
+  m.set_matmul_precision(MatmulPrecision::kBf16);
+  EXPECT_NEAR(m.forward(acts, tok.data(), tgt.data()), loss16, 1e-5 * loss16);
   // and back to fp32: the same bits as before
   m.set_matmul_precision(MatmulPrecision::kFp32);
   EXPECT_EQ(m.forward(acts, tok.data(), tgt.data()), loss32);

@@ -1,0 +1,412 @@
+// sgemm_bf16: the GEMM of MatmulPrecision::kBf16, with bf16 operands and fp32 accumulation
+// (vdpbf16ps). The loop structure of sgemm_avx2 (gemm.cc), with bf16 packing:
+//   - operands are rounded to bf16 as they are packed, and stored as pairs: one uint32 holds the
+//     bf16 of k = 2q (low half) and k = 2q + 1 (high half), which is what vdpbf16ps multiplies;
+//   - A panels: kMR rows, for each pair q the kMR rows' pairs one after another (broadcast);
+//     B panels: kNR columns, for each pair q the kNR columns' pairs (two 512-bit loads);
+//   - the microkernel: 12 x 32 accumulators in 24 zmm registers, one vdpbf16ps per zmm and pair.
+// Two microkernels read the same packed panels: the AVX-512 BF16 one, and a portable one that
+// computes what vdpbf16ps computes (per lane: acc += odd product, then acc += even product; both
+// products exact in fp32), used where the CPU lacks the instruction (tests) and as the reference
+// of bf16_self_check(). The packing and the loops are the same code for both.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "base/aligned.h"
+#include "base/check.h"
+#include "kernels/gemm.h"
+
+#if defined(__x86_64__)
+#define SKEIN_BF16_X86 1
+#include "kernels/simd_avx2.h"
+#define SKEIN_AVX512BF16 __attribute__((target("avx512f,avx512bf16")))
+#endif
+
+namespace skein {
+namespace {
+
+constexpr int kMR = kSgemmBf16MR;
+constexpr int kNR = kSgemmBf16NR;
+static_assert(kMR == 12 && kNR == 32, "the kernels and the packing are written for 12 x 32");
+// k values per block (kKC / 2 pairs). A B micro-panel (128 pairs x 32 x 4 B = 16 KiB) and an A
+// micro-panel (6 KiB) fit L1 together, as in the fp32 path.
+constexpr int kKC = 256;
+constexpr int kMC = 144;  // multiple of kMR: the packed A block, 72 KiB, in L2
+static_assert(kMC % kMR == 0);
+constexpr int kNC = 1536;  // multiple of kNR: the packed B block, 768 KiB
+static_assert(kNC % kNR == 0);
+
+// Element (r, c) of op(X) is data[r * rs + c * cs].
+struct View {
+  const float* data;
+  long rs, cs;
+  float at(long r, long c) const { return data[r * rs + c * cs]; }
+};
+
+uint32_t bf16_bits(float x) {
+  const float r = round_to_bf16(x);
+  uint32_t u;
+  std::memcpy(&u, &r, sizeof u);
+  return u >> 16;
+}
+
+float bf16_value(uint32_t h) {
+  const uint32_t u = h << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+// One packed pair from two values (k even, k odd) of op(A) or op(B).
+uint32_t pair_of(float even, float odd) {
+  return bf16_bits(even) | bf16_bits(odd) << 16;
+}
+
+#ifdef SKEIN_BF16_X86
+// Pairs from two rows of 8 (k and k + 1 in the same lanes): lane i = bf16(even[i]) | bf16(odd[i])
+// << 16.
+SKEIN_AVX2 inline __m256i pairs_across(__m256 even, __m256 odd) {
+  const __m256i lo = _mm256_srli_epi32(_mm256_castps_si256(round8_to_bf16(even)), 16);
+  const __m256i hi = _mm256_castps_si256(round8_to_bf16(odd));  // low half already zero
+  return _mm256_or_si256(lo, hi);
+}
+
+// Pairs from 16 consecutive k (p[0..15]): lane i = bf16(p[2i]) | bf16(p[2i+1]) << 16, i.e. the
+// 16 bf16 values in order.
+SKEIN_AVX2 inline __m256 pairs_along(const float* p) {
+  const __m256i lo = _mm256_srli_epi32(_mm256_castps_si256(round8_to_bf16(_mm256_loadu_ps(p))), 16);
+  const __m256i hi =
+      _mm256_srli_epi32(_mm256_castps_si256(round8_to_bf16(_mm256_loadu_ps(p + 8))), 16);
+  // packus works per 128-bit lane: [lo0-3 hi0-3 | lo4-7 hi4-7]; the permute restores the order
+  const __m256i packed = _mm256_packus_epi32(lo, hi);
+  return _mm256_castsi256_ps(_mm256_permute4x64_epi64(packed, 0xD8));
+}
+#endif
+
+// Packs op(A)[i0:i0+mc, p0:p0+kc] into ceil(mc / kMR) panels of kMR x kq pairs (kq = ceil(kc / 2)):
+// panel t, pair q, row r at dst[t * kMR * kq + q * kMR + r]; zero past row mc and past k = kc.
+// kVector: AVX2 for the full panels (the CPU has AVX2), else scalar throughout.
+template <bool kVector>
+void pack_a(const View& a, int i0, int mc, int p0, int kc, uint32_t* dst) {
+  const int kq = (kc + 1) / 2;
+  for (int ir = 0; ir < mc; ir += kMR, dst += long(kMR) * kq) {
+    const int mr = std::min(kMR, mc - ir);
+    const long row0 = i0 + ir;
+    int q = 0;
+#ifdef SKEIN_BF16_X86
+    if constexpr (kVector) {
+      if (mr == kMR && a.cs == 1) {
+        // rows contiguous in k: 8 pairs of each row at a time, transposed to pair-major
+        for (; 2 * q + 16 <= kc; q += 8) {
+          __m256 v[8], w[8];
+          for (int r = 0; r < 8; ++r) v[r] = pairs_along(&a.data[(row0 + r) * a.rs + p0 + 2 * q]);
+          for (int r = 0; r < 4; ++r)
+            w[r] = pairs_along(&a.data[(row0 + 8 + r) * a.rs + p0 + 2 * q]);
+          for (int r = 4; r < 8; ++r) w[r] = _mm256_setzero_ps();
+          transpose_8x8(v);
+          transpose_8x8(w);
+          for (int i = 0; i < 8; ++i) {
+            uint32_t* d = dst + long(q + i) * kMR;
+            _mm256_storeu_ps(reinterpret_cast<float*>(d), v[i]);
+            _mm_storeu_ps(reinterpret_cast<float*>(d + 8), _mm256_castps256_ps128(w[i]));
+          }
+        }
+      } else if (mr == kMR && a.rs == 1) {
+        // for one k, the rows contiguous: pairs across two k, 8 + 4 rows
+        const __m256i four = _mm256_setr_epi32(-1, -1, -1, -1, 0, 0, 0, 0);
+        for (; 2 * q + 2 <= kc; ++q) {
+          const float* s0 = a.data + (p0 + 2 * q) * a.cs + row0;
+          const float* s1 = s0 + a.cs;
+          uint32_t* d = dst + long(q) * kMR;
+          const __m256i head = pairs_across(_mm256_loadu_ps(s0), _mm256_loadu_ps(s1));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(d), head);
+          const __m256i tail =
+              pairs_across(_mm256_maskload_ps(s0 + 8, four), _mm256_maskload_ps(s1 + 8, four));
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(d + 8), _mm256_castsi256_si128(tail));
+        }
+      }
+    }
+#endif
+    for (; q < kq; ++q)
+      for (int r = 0; r < kMR; ++r) {
+        const int k = 2 * q;
+        const float even = r < mr ? a.at(row0 + r, p0 + k) : 0.0f;
+        const float odd = r < mr && k + 1 < kc ? a.at(row0 + r, p0 + k + 1) : 0.0f;
+        dst[long(q) * kMR + r] = pair_of(even, odd);
+      }
+  }
+}
+
+// Packs op(B)[p0:p0+kc, j0:j0+nc] into ceil(nc / kNR) panels of kq x kNR pairs: panel t, pair q,
+// column j at dst[t * kNR * kq + q * kNR + j]; zero past column nc and past k = kc.
+template <bool kVector>
+void pack_b(const View& b, int p0, int kc, int j0, int nc, uint32_t* dst) {
+  const int kq = (kc + 1) / 2;
+  for (int jr = 0; jr < nc; jr += kNR, dst += long(kNR) * kq) {
+    const int nr = std::min(kNR, nc - jr);
+    const long col0 = j0 + jr;
+    int q = 0;
+#ifdef SKEIN_BF16_X86
+    if constexpr (kVector) {
+      if (nr == kNR && b.cs == 1) {
+        // rows of op(B) contiguous in j: pairs across two rows, 8 columns at a time
+        for (; 2 * q + 2 <= kc; ++q) {
+          const float* s0 = b.data + (p0 + 2 * q) * b.rs + col0;
+          const float* s1 = s0 + b.rs;
+          for (int h = 0; h < kNR; h += 8)
+            _mm256_store_si256(reinterpret_cast<__m256i*>(dst + long(q) * kNR + h),
+                               pairs_across(_mm256_loadu_ps(s0 + h), _mm256_loadu_ps(s1 + h)));
+        }
+      } else if (nr == kNR && b.rs == 1) {
+        // columns contiguous in k (B stored transposed): 8 pairs of 8 columns, transposed
+        for (; 2 * q + 16 <= kc; q += 8)
+          for (int h = 0; h < kNR; h += 8) {
+            __m256 v[8];
+            for (int c = 0; c < 8; ++c)
+              v[c] = pairs_along(&b.data[(p0 + 2 * q) + (col0 + h + c) * b.cs]);
+            transpose_8x8(v);
+            for (int i = 0; i < 8; ++i)
+              _mm256_store_ps(reinterpret_cast<float*>(dst + long(q + i) * kNR + h), v[i]);
+          }
+      }
+    }
+#endif
+    for (; q < kq; ++q)
+      for (int j = 0; j < kNR; ++j) {
+        const int k = 2 * q;
+        const float even = j < nr ? b.at(p0 + k, col0 + j) : 0.0f;
+        const float odd = j < nr && k + 1 < kc ? b.at(p0 + k + 1, col0 + j) : 0.0f;
+        dst[long(q) * kNR + j] = pair_of(even, odd);
+      }
+  }
+}
+
+// The microkernels: C tile (kMR, kNR) at c (row stride ldc) = [C if load_c] + the kq pairs of
+// a (packed panel) times b (packed panel) [+ bias (kNR)], summed in that order, as sgemm does.
+using Kernel = void (*)(int kq, const uint32_t* a, const uint32_t* b, float* c, long ldc,
+                        bool load_c, const float* bias);
+
+// vdpbf16ps in portable code: per accumulator, the odd pair's product, then the even one's,
+// each added with one rounding (a product of two bf16 is exact in fp32). Unlike the
+// instruction, subnormal inputs and results are not flushed to zero.
+void kernel_portable(int kq, const uint32_t* a, const uint32_t* b, float* c, long ldc, bool load_c,
+                     const float* bias) {
+  float acc[kMR][kNR] = {};
+  for (int q = 0; q < kq; ++q, a += kMR, b += kNR) {
+    float b_even[kNR], b_odd[kNR];
+    for (int j = 0; j < kNR; ++j) {
+      b_even[j] = bf16_value(b[j] & 0xffffu);
+      b_odd[j] = bf16_value(b[j] >> 16);
+    }
+    for (int r = 0; r < kMR; ++r) {
+      const float a_even = bf16_value(a[r] & 0xffffu), a_odd = bf16_value(a[r] >> 16);
+      for (int j = 0; j < kNR; ++j) {
+        const float t = acc[r][j] + a_odd * b_odd[j];
+        acc[r][j] = t + a_even * b_even[j];
+      }
+    }
+  }
+  for (int r = 0; r < kMR; ++r)
+    for (int j = 0; j < kNR; ++j) {
+      float v = acc[r][j];
+      if (load_c) v += c[r * ldc + j];
+      if (bias) v += bias[j];
+      c[r * ldc + j] = v;
+    }
+}
+
+#ifdef SKEIN_BF16_X86
+// 12 rows x 2 zmm of accumulators (24 of the 32 registers), two B loads per pair, the A pair
+// broadcast from memory.
+SKEIN_AVX512BF16 __attribute__((noinline)) void kernel_avx512bf16(int kq, const uint32_t* a,
+                                                                  const uint32_t* b, float* c,
+                                                                  long ldc, bool load_c,
+                                                                  const float* bias) {
+  __m512 acc[kMR][2];
+#pragma GCC unroll 12
+  for (int r = 0; r < kMR; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+#pragma GCC unroll 2
+  for (int q = 0; q < kq; ++q) {
+    const __m512bh b0 = (__m512bh)_mm512_load_si512(b);
+    const __m512bh b1 = (__m512bh)_mm512_load_si512(b + 16);
+#pragma GCC unroll 12
+    for (int r = 0; r < kMR; ++r) {
+      const __m512bh ar = (__m512bh)_mm512_set1_epi32(int32_t(a[r]));
+      acc[r][0] = _mm512_dpbf16_ps(acc[r][0], ar, b0);
+      acc[r][1] = _mm512_dpbf16_ps(acc[r][1], ar, b1);
+    }
+    a += kMR;
+    b += kNR;
+  }
+#pragma GCC unroll 12
+  for (int r = 0; r < kMR; ++r) {
+    float* cr = c + r * ldc;
+    if (load_c) {
+      acc[r][0] = _mm512_add_ps(acc[r][0], _mm512_loadu_ps(cr));
+      acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_loadu_ps(cr + 16));
+    }
+    if (bias) {
+      acc[r][0] = _mm512_add_ps(acc[r][0], _mm512_loadu_ps(bias));
+      acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_loadu_ps(bias + 16));
+    }
+    _mm512_storeu_ps(cr, acc[r][0]);
+    _mm512_storeu_ps(cr + 16, acc[r][1]);
+  }
+}
+#endif
+
+bool cpu_has_avx2() {
+#ifdef SKEIN_BF16_X86
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2");
+#else
+  return false;
+#endif
+}
+
+// Per-thread packing buffers, allocated on a thread's first bf16 product (not in static TLS:
+// the fp32 path's buffers already take 1.6 MiB of each thread's stack).
+thread_local AlignedBuffer<uint32_t> t_a_pack, t_b_pack;
+
+template <bool kVector>
+void sgemm_bf16_blocked(Kernel kernel, const View& a, const View& b, int M, int N, int K,
+                        float beta, float* C, long ldc, const float* bias) {
+  if (t_a_pack.size() == 0) {
+    t_a_pack.resize(size_t(kMC) * (kKC / 2));
+    t_b_pack.resize(size_t(kKC / 2) * kNC);
+  }
+  uint32_t* a_pack = t_a_pack.data();
+  uint32_t* b_pack = t_b_pack.data();
+  alignas(64) float tile[kMR * kNR];
+  for (int jc = 0; jc < N; jc += kNC) {
+    const int nc = std::min(kNC, N - jc);
+    // K blocks of equal depth, even (whole pairs), at most kKC
+    const int k_blocks = (K + kKC - 1) / kKC;
+    const int kc_step = ((K + k_blocks - 1) / k_blocks + 1) / 2 * 2;
+    for (int pc = 0; pc < K; pc += kc_step) {
+      const int kc = std::min(kc_step, K - pc), kq = (kc + 1) / 2;
+      const bool load_c = pc > 0 || beta != 0;
+      const float* bias_jc = (pc == 0 && bias) ? bias + jc : nullptr;
+      pack_b<kVector>(b, pc, kc, jc, nc, b_pack);
+      for (int ic = 0; ic < M; ic += kMC) {
+        const int mc = std::min(kMC, M - ic);
+        pack_a<kVector>(a, ic, mc, pc, kc, a_pack);
+        for (int jr = 0; jr < nc; jr += kNR) {
+          const int nr = std::min(kNR, nc - jr);
+          const uint32_t* bp = b_pack + long(jr) * kq;
+          const float* bias_j = bias_jc ? bias_jc + jr : nullptr;
+          for (int ir = 0; ir < mc; ir += kMR) {
+            const int mr = std::min(kMR, mc - ir);
+            const uint32_t* ap = a_pack + long(ir) * kq;
+            float* c = C + (ic + ir) * ldc + jc + jr;
+            if (mr == kMR && nr == kNR) {
+              kernel(kq, ap, bp, c, ldc, load_c, bias_j);
+              continue;
+            }
+            kernel(kq, ap, bp, tile, kNR, false, nullptr);
+            for (int r = 0; r < mr; ++r)
+              for (int j = 0; j < nr; ++j) {
+                float v = tile[r * kNR + j];
+                if (load_c) v += c[r * ldc + j];
+                if (bias_j) v += bias_j[j];
+                c[r * ldc + j] = v;
+              }
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void sgemm_bf16(bool hardware, bool trans_a, bool trans_b, int M, int N, int K, const float* A,
+                int lda, const float* B, int ldb, float beta, float* C, int ldc,
+                const float* bias) {
+  SKEIN_CHECK(M >= 0 && N >= 0 && K >= 0, "gemm: negative dimension");
+  SKEIN_CHECK(beta == 0 || beta == 1, "gemm: beta must be 0 or 1");
+  SKEIN_CHECK(lda >= std::max(1, trans_a ? M : K), "gemm: lda smaller than a row of A");
+  SKEIN_CHECK(ldb >= std::max(1, trans_b ? K : N), "gemm: ldb smaller than a row of B");
+  SKEIN_CHECK(ldc >= std::max(1, N), "gemm: ldc smaller than a row of C");
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    for (int i = 0; i < M; ++i)
+      for (int j = 0; j < N; ++j) {
+        float& c = C[long(i) * ldc + j];
+        c = (beta != 0 ? c : 0.0f) + (bias ? bias[j] : 0.0f);
+      }
+    return;
+  }
+  const View a = trans_a ? View{A, 1, lda} : View{A, lda, 1};
+  const View b = trans_b ? View{B, 1, ldb} : View{B, ldb, 1};
+  Kernel kernel = kernel_portable;
+#ifdef SKEIN_BF16_X86
+  if (hardware) {
+    SKEIN_CHECK(cpu_has_avx512_bf16(), "sgemm_bf16: this CPU has no avx512_bf16");
+    kernel = kernel_avx512bf16;
+  }
+#else
+  SKEIN_CHECK(!hardware, "sgemm_bf16: no avx512_bf16 kernel on this architecture");
+#endif
+  static const bool vector = cpu_has_avx2();
+  if (vector)
+    sgemm_bf16_blocked<true>(kernel, a, b, M, N, K, beta, C, ldc, bias);
+  else
+    sgemm_bf16_blocked<false>(kernel, a, b, M, N, K, beta, C, ldc, bias);
+}
+
+std::string bf16_self_check() {
+  static const std::string verdict = []() -> std::string {
+    if (!cpu_has_avx512_bf16()) return "this CPU has no avx512_bf16 (the vdpbf16ps instruction)";
+    // Shapes around the tile and the K block, every transpose, with C and bias; values of
+    // mixed sign and scale. Same packing, so the two kernels see the same pairs: where the
+    // instruction follows Intel's definition they agree to the last bit. The bound leaves room
+    // for an implementation that rounds the pair's sum once (a few ulps), not for a wrong
+    // layout or kernel (errors of the size of the values).
+    struct Shape {
+      int M, N, K;
+    };
+    const Shape shapes[] = {{12, 32, 16}, {13, 33, 17}, {25, 70, 300}, {145, 40, 9}};
+    double worst = 0, scale = 0;
+    uint64_t state = 0x9E3779B97F4A7C15ull;
+    auto next = [&state] {
+      state = state * 6364136223846793005ull + 1442695040888963407ull;
+      return float(int64_t(state >> 33) % 2001 - 1000) / 256.0f;
+    };
+    for (const Shape& s : shapes)
+      for (int t = 0; t < 4; ++t) {
+        const bool ta = t & 1, tb = t & 2;
+        std::vector<float> A(size_t(s.M) * s.K), B(size_t(s.K) * s.N), bias(s.N);
+        for (float& x : A) x = next();
+        for (float& x : B) x = next();
+        for (float& x : bias) x = next();
+        std::vector<float> hw(size_t(s.M) * s.N), sw(hw.size());
+        for (size_t i = 0; i < hw.size(); ++i) hw[i] = sw[i] = next();
+        const int lda = ta ? s.M : s.K, ldb = tb ? s.K : s.N;
+        sgemm_bf16(true, ta, tb, s.M, s.N, s.K, A.data(), lda, B.data(), ldb, 1.0f, hw.data(), s.N,
+                   bias.data());
+        sgemm_bf16(false, ta, tb, s.M, s.N, s.K, A.data(), lda, B.data(), ldb, 1.0f, sw.data(), s.N,
+                   bias.data());
+        for (size_t i = 0; i < hw.size(); ++i) {
+          const double d = std::abs(double(hw[i]) - double(sw[i]));
+          worst = std::max(worst, std::isnan(d) ? 1e30 : d);
+          scale = std::max(scale, std::abs(double(sw[i])));
+        }
+      }
+    if (worst <= 1e-5 * scale) return "";
+    char why[200];
+    std::snprintf(why, sizeof why,
+                  "the avx512_bf16 kernel disagrees with its reference (max difference %.3g of "
+                  "values up to %.3g)",
+                  worst, scale);
+    return why;
+  }();
+  return verdict;
+}
+
+}  // namespace skein
