@@ -230,6 +230,12 @@ SKEIN_AVX512BF16 __attribute__((noinline)) void kernel_avx512bf16(int kq, const 
   __m512 acc[kMR][2];
 #pragma GCC unroll 12
   for (int r = 0; r < kMR; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  // the C tile is touched only after the kq steps: start fetching it now, as the fp32 kernel does
+#pragma GCC unroll 12
+  for (int r = 0; r < kMR; ++r) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + kNR - 1), _MM_HINT_T0);
+  }
 #pragma GCC unroll 2
   for (int q = 0; q < kq; ++q) {
     const __m512bh b0 = (__m512bh)_mm512_load_si512(b);
