@@ -334,7 +334,18 @@ int run_training(const TrainRequest& req) {
   // ---- 2. model and trainer ----
   Model model(gcfg);
   std::string precision_note;
-  model.set_matmul_precision(matmul_precision_for(run.precision(), &precision_note));
+  MatmulPrecision precision = matmul_precision_for(run.precision(), &precision_note);
+  if (P > 1) {
+    // one arithmetic for the whole job: BF16 only if every rank's CPU runs it
+    const bool all_bf16 = comm.max(precision == MatmulPrecision::kBf16 ? 0 : 1) == 0;
+    if (precision == MatmulPrecision::kBf16 && !all_bf16) {
+      precision = MatmulPrecision::kFp32;
+      precision_note =
+          "run.precision = BF16: another rank's CPU cannot run the bf16 kernel, so the matmuls "
+          "run in fp32 on every rank";
+    }
+  }
+  model.set_matmul_precision(precision);
   if (!precision_note.empty()) say("%s\n", precision_note.c_str());
   TrainerOptions to;
   to.threads = threads;

@@ -440,7 +440,8 @@ bool cpu_has_avx512_bf16() {
 void sgemm(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda, const float* B,
            int ldb, float beta, float* C, int ldc, const float* bias) {
   if (t_precision == MatmulPrecision::kBf16) {
-    static const bool hardware = cpu_has_avx512_bf16();
+    // the hardware kernel only once it has passed its check (else its portable twin)
+    static const bool hardware = bf16_self_check().empty();
     return sgemm_bf16(hardware, trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
   }
 #ifdef SKEIN_GEMM_X86

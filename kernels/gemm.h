@@ -48,8 +48,8 @@ enum class MatmulPrecision {
   // check a model's accuracy in bf16, not faster than kFp32.
   kBf16Rounded,
   // bf16 operands, fp32 accumulation with vdpbf16ps's arithmetic: sgemm runs sgemm_bf16, on the
-  // AVX-512 BF16 kernel where the CPU has it, else (tests) on its portable twin. sgemm_portable
-  // treats it as kBf16Rounded.
+  // AVX-512 BF16 kernel where the CPU has it and it passes bf16_self_check(), else on its
+  // portable twin (slow: tests). sgemm_portable treats it as kBf16Rounded.
   kBf16,
 };
 MatmulPrecision matmul_precision();  // of the calling thread; kFp32 unless a scope set it

@@ -136,7 +136,7 @@ TEST(SgemmBf16, SgemmDispatchesToItUnderKbf16) {
     ScopedMatmulPrecision p(MatmulPrecision::kBf16Rounded);
     sgemm(false, true, M, N, K, a.data(), K, b.data(), K, 0.0f, rounded.data(), N);
   }
-  sgemm_bf16(cpu_has_avx512_bf16(), false, true, M, N, K, a.data(), K, b.data(), K, 0.0f,
+  sgemm_bf16(bf16_self_check().empty(), false, true, M, N, K, a.data(), K, b.data(), K, 0.0f,
              direct.data(), N);
   EXPECT_EQ(via_sgemm, direct);
   EXPECT_LE(testing::rel_error(via_sgemm, rounded), 1e-5);
