@@ -96,7 +96,24 @@ constexpr std::pair<Product, const char*> kProducts[] = {
 using SgemmFn = void (*)(bool, bool, int, int, int, const float*, int, const float*, int, float,
                          float*, int, const float*);
 
+// The bf16 products (run.precision BF16 and BF16_EMULATED) in sgemm's signature. peak_frac stays
+// against the fp32 FMA peak, so vdpbf16ps (twice the FLOPs per instruction) can reach 2.
+void sgemm_vdpbf16ps(bool ta, bool tb, int M, int N, int K, const float* A, int lda, const float* B,
+                     int ldb, float beta, float* C, int ldc, const float* bias) {
+  sgemm_bf16(true, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
+}
+void sgemm_bf16_emulated(bool ta, bool tb, int M, int N, int K, const float* A, int lda,
+                         const float* B, int ldb, float beta, float* C, int ldc,
+                         const float* bias) {
+  ScopedMatmulPrecision rounded(MatmulPrecision::kBf16Rounded);
+  sgemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
+}
+
 void BM_sgemm(benchmark::State& st, SgemmFn fn, Shape s, LinearShape l, Product prod) {
+  if (fn == sgemm_vdpbf16ps && !bf16_self_check().empty()) {
+    st.SkipWithError(bf16_self_check().c_str());  // e.g. no avx512_bf16 on this CPU
+    return;
+  }
   const int N = s.B * s.T, C = s.C * l.in_mult, OC = l.out_mult ? s.C * l.out_mult : s.V;
   auto x = random_buffer(size_t(N) * C, 1), w = random_buffer(size_t(OC) * C, 2, 0.02f);
   auto dy = random_buffer(size_t(N) * OC, 3);
@@ -221,8 +238,13 @@ void register_all() {
   const std::pair<const char*, Fn> ops[] = {
       {"encoder", BM_encoder}, {"layernorm", BM_layernorm}, {"attention", BM_attention},
       {"gelu", BM_gelu},       {"residual", BM_residual},   {"crossentropy", BM_crossentropy}};
-  // sgemm: skein's kernel and Eigen (sgemm_portable) side by side at the char config's shapes.
-  const std::pair<const char*, SgemmFn> impls[] = {{"skein", sgemm}, {"eigen", sgemm_portable}};
+  // sgemm: skein's kernel and Eigen (sgemm_portable) side by side at the char config's shapes,
+  // and skein's bf16 products (vdpbf16ps where the CPU has it; the fp32 kernel on rounded
+  // operands).
+  const std::pair<const char*, SgemmFn> impls[] = {{"skein", sgemm},
+                                                   {"eigen", sgemm_portable},
+                                                   {"bf16", sgemm_vdpbf16ps},
+                                                   {"bf16_emulated", sgemm_bf16_emulated}};
   for (const LinearShape& l : kLinears)
     for (const auto& [prod, prod_name] : kProducts)
       for (const auto& [impl, fn] : impls)
