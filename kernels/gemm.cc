@@ -413,21 +413,6 @@ ScopedMatmulPrecision::~ScopedMatmulPrecision() {
   t_precision = previous_;
 }
 
-float round_to_bf16(float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, sizeof u);
-  if ((u & 0x7fffffffu) > 0x7f800000u) {
-    u = (u | 0x00400000u) & 0xffff0000u;  // NaN: quiet, high half kept
-  } else {
-    // add just under half a bf16 ulp, plus one when the kept part is odd (ties to even); an
-    // overflow of the mantissa carries into the exponent, up to infinity
-    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
-  }
-  float r;
-  std::memcpy(&r, &u, sizeof r);
-  return r;
-}
-
 bool cpu_has_avx512_bf16() {
 #ifdef SKEIN_GEMM_X86
   __builtin_cpu_init();

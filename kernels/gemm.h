@@ -8,6 +8,8 @@
 // run it from many threads at once.
 #pragma once
 
+#include <cstdint>
+#include <cstring>
 #include <string>
 
 namespace skein {
@@ -70,7 +72,21 @@ class ScopedMatmulPrecision {
 // of that value (its low 16 bits zero). Infinities stay, a NaN stays a (quiet) NaN, values
 // that round past the largest bf16 become infinities. Subnormals round like any other value
 // (vdpbf16ps would flush them to zero: a difference below 1e-38).
-float round_to_bf16(float x);
+// (Inline: the packing's scalar edges call it per element.)
+inline float round_to_bf16(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  if ((u & 0x7fffffffu) > 0x7f800000u) {
+    u = (u | 0x00400000u) & 0xffff0000u;  // NaN: quiet, high half kept
+  } else {
+    // add just under half a bf16 ulp, plus one when the kept part is odd (ties to even); an
+    // overflow of the mantissa carries into the exponent, up to infinity
+    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+  }
+  float r;
+  std::memcpy(&r, &u, sizeof r);
+  return r;
+}
 
 // Whether the CPU has the AVX-512 bf16 instructions (vdpbf16ps).
 bool cpu_has_avx512_bf16();
