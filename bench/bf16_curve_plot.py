@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Two runs' loss curves in one SVG, and their validation losses side by side.
 
-usage: bf16_curve_plot.py FP32_METRICS BF16_METRICS OUT_SVG
+usage: bf16_curve_plot.py FP32_METRICS BF16_METRICS OUT_SVG [BF16_LABEL]
 Reads the train and eval records of each metrics.jsonl; the train curve is drawn as a moving
 average over 10 records, so that the two runs' batch-to-batch noise does not hide the gap.
 """
@@ -30,10 +30,11 @@ def smooth(points, n=10):
 
 
 def main():
-    if len(sys.argv) != 4:
+    if len(sys.argv) not in (4, 5):
         sys.exit(__doc__)
-    runs = {"fp32": read(sys.argv[1]), "bf16 (emulated)": read(sys.argv[2])}
-    colors = {"fp32": "#1f5fbf", "bf16 (emulated)": "#d9480f"}
+    label = sys.argv[4] if len(sys.argv) == 5 else "bf16"
+    runs = {"fp32": read(sys.argv[1]), label: read(sys.argv[2])}
+    colors = {"fp32": "#1f5fbf", label: "#d9480f"}
     series = []
     for name, (train, evals) in runs.items():
         series.append((name + " train (mean of 10)", smooth(train), colors[name], ""))
@@ -71,7 +72,7 @@ def main():
     with open(sys.argv[3], "w") as f:
         f.write("\n".join(svg) + "\n")
 
-    (ta, ea), (tb, eb) = runs["fp32"], runs["bf16 (emulated)"]
+    (ta, ea), (tb, eb) = runs["fp32"], runs[label]
     print(f"{'step':>6} {'val fp32':>10} {'val bf16':>10} {'bf16/fp32 - 1':>14}")
     for (s, a), (_, b) in zip(ea, eb):
         print(f"{s:>6} {a:>10.4f} {b:>10.4f} {100 * (b / a - 1):>13.2f}%")
