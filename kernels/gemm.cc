@@ -14,12 +14,11 @@
 #include "kernels/gemm.h"
 
 #include <algorithm>
-#include <cstdint>
-#include <cstring>
 #include <type_traits>
 
 #include "base/check.h"
 #include "kernels/eigen_maps.h"
+#include "kernels/gemm_common.h"
 
 #if defined(__x86_64__)
 #define SKEIN_GEMM_X86 1
@@ -29,29 +28,14 @@
 namespace skein {
 namespace {
 
+using gemm_detail::check_args;
+using gemm_detail::scale_c;
+using gemm_detail::View;
+
 thread_local MatmulPrecision t_precision = MatmulPrecision::kFp32;
 
 bool rounds_to_bf16() {
   return t_precision != MatmulPrecision::kFp32;
-}
-
-// C = beta * C (+ bias): the whole product when K = 0, shared by all paths.
-template <typename F>
-void scale_c(int M, int N, F beta, F* C, long ldc, const F* bias) {
-  for (int i = 0; i < M; ++i) {
-    F* c = C + i * ldc;
-    for (int j = 0; j < N; ++j) c[j] = (beta != 0 ? c[j] : F(0)) + (bias ? bias[j] : F(0));
-  }
-}
-
-template <typename F>
-void check_args(bool trans_a, bool trans_b, int M, int N, int K, int lda, int ldb, F beta,
-                int ldc) {
-  SKEIN_CHECK(M >= 0 && N >= 0 && K >= 0, "gemm: negative dimension");
-  SKEIN_CHECK(beta == 0 || beta == 1, "gemm: beta must be 0 or 1");
-  SKEIN_CHECK(lda >= std::max(1, trans_a ? M : K), "gemm: lda smaller than a row of A");
-  SKEIN_CHECK(ldb >= std::max(1, trans_b ? K : N), "gemm: ldb smaller than a row of B");
-  SKEIN_CHECK(ldc >= std::max(1, N), "gemm: ldc smaller than a row of C");
 }
 
 // The portable path: Eigen on strided maps, which folds the transposes into its own packing.
@@ -124,12 +108,6 @@ static_assert(kNC % kNR == 0);
 // overlapping stores.
 alignas(64) static thread_local float t_a_pack[kMC * kKC + 16];
 alignas(64) static thread_local float t_b_pack[kKC * kNC];
-
-// Element (r, c) of op(X) is data[r * rs + c * cs]: a transpose is just swapped strides.
-struct View {
-  const float* data;
-  long rs, cs;
-};
 
 // Software prefetch into L1. The packing routines read short row segments (kc or mc floats),
 // too short for the hardware's stream prefetchers to lock on, so each fetches the next
@@ -321,18 +299,6 @@ SKEIN_AVX2 __attribute__((noinline)) void kernel_6x16(int kc, const float* __res
   }
 }
 
-// Writes the top-left (mr, nr) of a full tile computed into `tile` (row stride kNR) to C.
-void write_edge_tile(const float* tile, int mr, int nr, float* c, long ldc, bool load_c,
-                     const float* bias) {
-  for (int r = 0; r < mr; ++r)
-    for (int j = 0; j < nr; ++j) {
-      float v = tile[r * kNR + j];
-      if (load_c) v += c[r * ldc + j];
-      if (bias) v += bias[j];
-      c[r * ldc + j] = v;
-    }
-}
-
 template <bool kRound>
 SKEIN_AVX2 void sgemm_avx2(const View& a, const View& b, int M, int N, int K, float beta, float* C,
                            long ldc, const float* bias) {
@@ -366,7 +332,7 @@ SKEIN_AVX2 void sgemm_avx2(const View& a, const View& b, int M, int N, int K, fl
               kernel_6x16(kc, ap, bp, c, ldc, load_c, bias_j);
             } else {
               kernel_6x16(kc, ap, bp, tile, kNR, false, nullptr);
-              write_edge_tile(tile, mr, nr, c, ldc, load_c, bias_j);
+              gemm_detail::write_edge_tile(tile, kNR, mr, nr, c, ldc, load_c, bias_j);
             }
           }
         }
@@ -434,8 +400,7 @@ void sgemm(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int 
     check_args(trans_a, trans_b, M, N, K, lda, ldb, beta, ldc);
     if (M == 0 || N == 0) return;
     if (K == 0) return scale_c(M, N, beta, C, ldc, bias);
-    const View a = trans_a ? View{A, 1, lda} : View{A, lda, 1};
-    const View b = trans_b ? View{B, 1, ldb} : View{B, ldb, 1};
+    const View a = View::of(A, lda, trans_a), b = View::of(B, ldb, trans_b);
     if (rounds_to_bf16()) return sgemm_avx2<true>(a, b, M, N, K, beta, C, ldc, bias);
     return sgemm_avx2<false>(a, b, M, N, K, beta, C, ldc, bias);
   }

@@ -20,6 +20,7 @@
 #include "base/aligned.h"
 #include "base/check.h"
 #include "kernels/gemm.h"
+#include "kernels/gemm_common.h"
 
 #if defined(__x86_64__)
 #define SKEIN_BF16_X86 1
@@ -41,12 +42,7 @@ static_assert(kMC % kMR == 0);
 constexpr int kNC = 1536;  // multiple of kNR: the packed B block, 768 KiB
 static_assert(kNC % kNR == 0);
 
-// Element (r, c) of op(X) is data[r * rs + c * cs].
-struct View {
-  const float* data;
-  long rs, cs;
-  float at(long r, long c) const { return data[r * rs + c * cs]; }
-};
+using gemm_detail::View;
 
 uint32_t bf16_bits(float x) {
   const float r = round_to_bf16(x);
@@ -331,13 +327,7 @@ void sgemm_bf16_blocked(Kernel kernel, const View& a, const View& b, int M, int 
               continue;
             }
             kernel(kq, ap, bp, tile, kNR, false, nullptr);
-            for (int r = 0; r < mr; ++r)
-              for (int j = 0; j < nr; ++j) {
-                float v = tile[r * kNR + j];
-                if (load_c) v += c[r * ldc + j];
-                if (bias_j) v += bias_j[j];
-                c[r * ldc + j] = v;
-              }
+            gemm_detail::write_edge_tile(tile, kNR, mr, nr, c, ldc, load_c, bias_j);
           }
         }
       }
@@ -350,22 +340,10 @@ void sgemm_bf16_blocked(Kernel kernel, const View& a, const View& b, int M, int 
 void sgemm_bf16(bool hardware, bool trans_a, bool trans_b, int M, int N, int K, const float* A,
                 int lda, const float* B, int ldb, float beta, float* C, int ldc,
                 const float* bias) {
-  SKEIN_CHECK(M >= 0 && N >= 0 && K >= 0, "gemm: negative dimension");
-  SKEIN_CHECK(beta == 0 || beta == 1, "gemm: beta must be 0 or 1");
-  SKEIN_CHECK(lda >= std::max(1, trans_a ? M : K), "gemm: lda smaller than a row of A");
-  SKEIN_CHECK(ldb >= std::max(1, trans_b ? K : N), "gemm: ldb smaller than a row of B");
-  SKEIN_CHECK(ldc >= std::max(1, N), "gemm: ldc smaller than a row of C");
+  gemm_detail::check_args(trans_a, trans_b, M, N, K, lda, ldb, beta, ldc);
   if (M == 0 || N == 0) return;
-  if (K == 0) {
-    for (int i = 0; i < M; ++i)
-      for (int j = 0; j < N; ++j) {
-        float& c = C[long(i) * ldc + j];
-        c = (beta != 0 ? c : 0.0f) + (bias ? bias[j] : 0.0f);
-      }
-    return;
-  }
-  const View a = trans_a ? View{A, 1, lda} : View{A, lda, 1};
-  const View b = trans_b ? View{B, 1, ldb} : View{B, ldb, 1};
+  if (K == 0) return gemm_detail::scale_c(M, N, beta, C, ldc, bias);
+  const View a = View::of(A, lda, trans_a), b = View::of(B, ldb, trans_b);
   Kernel kernel = kernel_portable;
 #ifdef SKEIN_BF16_X86
   if (hardware) {
