@@ -1,9 +1,9 @@
 #include "engine/fma_peak.h"
 
-#include <immintrin.h>
-
 #include <algorithm>
 #include <chrono>
+
+#include "kernels/intrinsics.h"
 
 namespace skein {
 

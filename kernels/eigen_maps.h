@@ -1,7 +1,19 @@
 // Eigen views of raw row-major arrays, shared by the kernels that hand matmuls to Eigen.
 #pragma once
 
+// Eigen's packet code inlines the AVX-512 intrinsics: they must be parsed first, inside the
+// region of kernels/intrinsics.h. Eigen's own text gets the same treatment (its AVX-512 double
+// transposes raise the same GCC 12 false positive on some targets).
+#include "kernels/intrinsics.h"
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <Eigen/Core>
+#pragma GCC diagnostic pop
+#else
+#include <Eigen/Core>
+#endif
 
 namespace skein {
 

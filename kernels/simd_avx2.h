@@ -4,9 +4,9 @@
 #pragma once
 
 #if defined(__x86_64__)
-#include <immintrin.h>
-
 #include <cstdint>
+
+#include "kernels/intrinsics.h"
 
 #define SKEIN_AVX2 __attribute__((target("avx2,fma")))
 

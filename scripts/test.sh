@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds skein and runs the whole test suite: a Release build, an ASan+UBSan build, and a
+# Builds skein and runs the whole test suite: a Release build, a compile-only -Werror check of
+# the other x86-64 instruction sets (scripts/isa_check.sh), an ASan+UBSan build, and a
 # ThreadSanitizer build of the concurrent code (data_test, trainer_test) with clang and LLVM's
 # libomp.
 # Installs missing dependencies first. -Werror is on when CI=true.
@@ -57,6 +58,9 @@ run_tsan() {  # build-dir
 }
 
 run_suite build -DCMAKE_BUILD_TYPE=Release
+# The other instruction sets, compile only, always under -Werror (the host may lack them).
+echo "== build-isa: compile-only check for haswell, skylake-avx512, sapphirerapids"
+./scripts/isa_check.sh
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   run_suite build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSKEIN_SANITIZE=address,undefined \
   -DSKEIN_BUILD_BENCH=OFF
