@@ -1,6 +1,7 @@
 // train: trains a GPT from a config file. Argument parsing only; the run is engine/training_run.
 #include <cstdio>
 #include <cstring>
+#include <new>
 #include <string>
 
 #include "engine/comm.h"
@@ -76,7 +77,16 @@ int main(int argc, char** argv) {
   }
   if (req.config_path.empty()) return usage_error("--config FILE is required");
   req.comm = skein::world_comm();  // the MPI job when started by mpirun, else this process
-  const int code = skein::run_training(req);
+  int code;
+  try {
+    code = skein::run_training(req);
+  } catch (const std::bad_alloc&) {
+    // The memory check at start-up makes this rare: another process took the memory meanwhile.
+    std::fprintf(stderr,
+                 "error: out of memory (an allocation failed); the last checkpoint is intact\n"
+                 "HINT: free memory or train a smaller model\n");
+    code = skein::kExitRuntime;
+  }
   skein::finalize_world_comm();
   return code;
 }

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "base/crc32c.h"
+
 namespace skein {
 
 std::string errno_text(int e) {
@@ -191,6 +193,12 @@ Status make_dirs(const std::string& dir) {
     }
   }
   return {};
+}
+
+StatusOr<uint32_t> file_crc32c(const std::string& path) {
+  StatusOr<MappedFile> f = MappedFile::open(path);
+  if (!f.ok()) return f.status();
+  return crc32c(f->data(), f->size());
 }
 
 }  // namespace skein

@@ -17,6 +17,9 @@ namespace skein {
 // "No such file or directory" for errno e.
 std::string errno_text(int e);
 
+// CRC-32C of a whole file's bytes (e.g. to fingerprint a tokenizer file).
+StatusOr<uint32_t> file_crc32c(const std::string& path);
+
 class AtomicFile {
  public:
   // Creates the temporary file next to `path` (same directory, so the rename stays atomic).

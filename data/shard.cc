@@ -2,6 +2,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
+
+#include "base/crc32c.h"
+#include "base/rng.h"
 
 namespace skein {
 
@@ -114,8 +118,10 @@ StatusOr<Shard> Shard::open(const std::string& path, int vocab_size, int64_t min
   if (count < min_tokens) {
     return Status::error("shard " + path + " holds " + std::to_string(count) +
                          " tokens, fewer than the " + std::to_string(min_tokens) +
-                         " needed for one sequence (T+1). HINT: use a shorter sequence length "
-                         "T, or merge the shard with others (prepare_data --shard_tokens)");
+                         " that one training sequence needs (T+1, with T = " + "model.seq_len = " +
+                         std::to_string(min_tokens - 1) + "). HINT: set model.seq_len to at " +
+                         "most " + std::to_string(std::max<int64_t>(count - 1, 1)) +
+                         ", or merge the shard with others (prepare_data --shard_tokens)");
   }
   Shard shard(std::move(*file), count);
   if (vocab_size < kMaxVocabSize) {
@@ -139,6 +145,31 @@ StatusOr<Shard> Shard::open(const std::string& path, int vocab_size, int64_t min
   }
   shard.file_.advise_random();  // training reads random windows
   return shard;
+}
+
+std::vector<std::string> list_shards(const std::string& dir, const std::string& split) {
+  std::vector<std::string> paths;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string n = e.path().filename().string();
+    if (n.rfind(split + "_", 0) == 0 && n.size() > 4 && n.substr(n.size() - 4) == ".bin")
+      paths.push_back(e.path().string());
+  }
+  std::sort(paths.begin(), paths.end());
+  return paths;
+}
+
+uint64_t shards_fingerprint(const std::vector<std::string>& train,
+                            const std::vector<std::string>& val, uint32_t tokenizer_crc32c) {
+  uint64_t h = mix64(tokenizer_crc32c, train.size(), val.size());
+  for (const auto* list : {&train, &val})
+    for (const std::string& path : *list) {
+      std::error_code ec;
+      const uint64_t size = std::filesystem::file_size(path, ec);
+      const std::string name = std::filesystem::path(path).filename().string();
+      h = mix64(h, crc32c(name.data(), name.size()), ec ? ~0ull : size);
+    }
+  return h;
 }
 
 }  // namespace skein

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "base/status.h"
 #include "data/file_util.h"
@@ -47,6 +48,14 @@ class ShardWriter {
   AtomicFile file_;
   int64_t count_ = 0;
 };
+
+// The shards SPLIT_*.bin (e.g. "train", "val") in dir, sorted by name; none if dir is missing.
+std::vector<std::string> list_shards(const std::string& dir, const std::string& split);
+
+// A hash of the shards' names and sizes (train, then val) and a tokenizer checksum: what the
+// ranks of a job must agree on about their data folders.
+uint64_t shards_fingerprint(const std::vector<std::string>& train,
+                            const std::vector<std::string>& val, uint32_t tokenizer_crc32c);
 
 // Writes a whole shard atomically.
 Status write_shard(const std::string& path, std::span<const uint16_t> tokens);

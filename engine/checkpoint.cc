@@ -12,8 +12,10 @@
 #include <ctime>
 #include <filesystem>
 #include <map>
+#include <mutex>
 
 #include "base/crc32c.h"
+#include "base/fault.h"
 
 namespace skein {
 
@@ -126,32 +128,181 @@ StatusOr<proto::CheckpointManifest> read_manifest(const std::string& dir) {
   const std::string path = dir + "/" + kManifest;
   MappedFile f;
   SKEIN_RETURN_IF_ERROR(f.open(path));
-  proto::CheckpointManifest m;
-  if (!m.ParseFromArray(f.data(), static_cast<int>(f.size())))
-    return Status::error(path + ": not a valid checkpoint manifest (truncated or corrupt)");
-  if (m.format_version() != kCheckpointFormatVersion)
-    return Status::error(path + ": format version " + std::to_string(m.format_version()) +
-                         ", this build reads version " + std::to_string(kCheckpointFormatVersion));
-  return m;
+  return parse_manifest(f.data(), f.size(), path);
 }
 
 // Checks the blob's size and every tensor's bounds and checksum.
 Status verify_blob(const std::string& dir, const proto::CheckpointManifest& m,
                    const MappedFile& blob) {
-  const std::string path = dir + "/" + kBlob;
-  if (blob.size() != m.blob_size())
-    return Status::error(path + " is " + std::to_string(blob.size()) +
-                         " bytes, the manifest says " + std::to_string(m.blob_size()) +
-                         ": truncated or replaced");
+  return verify_blob_bytes(m, blob.data(), blob.size(), dir + "/" + kBlob);
+}
+
+uint64_t load_le64(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = v << 8 | p[i];
+  return v;
+}
+void store_le64(uint64_t v, char* p) {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<char>(v >> (8 * i));
+}
+
+// The manifest file: kManifestMagic, the payload's length (uint64) and CRC-32C (uint32), four
+// zero bytes, then the serialized CheckpointManifest.
+constexpr char kManifestMagic[8] = {'S', 'K', 'E', 'I', 'N', 'M', 'F', '\n'};
+constexpr size_t kManifestHeader = 24;
+
+std::string frame_manifest(const std::string& payload) {
+  std::string out(kManifestHeader, '\0');
+  std::memcpy(out.data(), kManifestMagic, 8);
+  store_le64(payload.size(), out.data() + 8);
+  const uint32_t crc = crc32c(payload.data(), payload.size());
+  store_le64(crc, out.data() + 16);  // the crc in bytes 16..19, zeros in 20..23
+  return out + payload;
+}
+
+}  // namespace
+
+StatusOr<proto::CheckpointManifest> parse_manifest(const uint8_t* data, size_t n,
+                                                   const std::string& path) {
+  proto::CheckpointManifest m;
+  const bool framed = n >= 8 && std::memcmp(data, kManifestMagic, 8) == 0;
+  if (framed) {
+    if (n < kManifestHeader)
+      return Status::error(path + ": truncated checkpoint manifest (" + std::to_string(n) +
+                           " bytes, the header alone is " + std::to_string(kManifestHeader) + ")");
+    const uint64_t len = load_le64(data + 8), stored = load_le64(data + 16);
+    if (len != n - kManifestHeader)
+      return Status::error(path + ": the manifest says it holds " + std::to_string(len) +
+                           " bytes after its header, the file has " +
+                           std::to_string(n - kManifestHeader) + ": truncated or corrupt");
+    const uint32_t crc = crc32c(data + kManifestHeader, len);
+    if (stored != crc)
+      return Status::error(path + ": the manifest is corrupt: stored CRC-32C " +
+                           hex32(static_cast<uint32_t>(stored)) + ", computed " + hex32(crc));
+    if (len > size_t(INT32_MAX) || !m.ParseFromArray(data + kManifestHeader, static_cast<int>(len)))
+      return Status::error(path +
+                           ": not a valid checkpoint manifest (its checksum matches, so "
+                           "it was written so: another program's file?)");
+    if (m.format_version() != kCheckpointFormatVersion)
+      return Status::error(path + ": format version " + std::to_string(m.format_version()) +
+                           ", this build reads versions 1 and " +
+                           std::to_string(kCheckpointFormatVersion));
+  } else {
+    // Format 1 (skein before manifests carried a checksum): a bare CheckpointManifest. Only
+    // the structural checks below and the tensors' own checksums vouch for it.
+    if (n > size_t(INT32_MAX) || !m.ParseFromArray(data, static_cast<int>(n)))
+      return Status::error(path + ": not a valid checkpoint manifest (truncated or corrupt)");
+    if (m.format_version() != 1)
+      return Status::error(path +
+                           ": not a valid checkpoint manifest (no header, and format "
+                           "version " +
+                           std::to_string(m.format_version()) + " is not 1): truncated or corrupt");
+  }
+  SKEIN_RETURN_IF_ERROR(check_manifest_structure(m, path));
+  return m;
+}
+
+Status check_manifest_structure(const proto::CheckpointManifest& m, const std::string& path) {
+  auto bad = [&](const std::string& what) {
+    return Status::error(path + ": inconsistent checkpoint manifest: " + what);
+  };
+  if (m.step() < 0 || m.data_cursor() < 0 || m.skipped_steps() < 0)
+    return bad("negative step, data cursor or skipped-step count");
+  // The loop draws one batch per step, applied or skipped: the cursor is their sum.
+  if (m.data_cursor() != m.step() + m.skipped_steps())
+    return bad("data cursor " + std::to_string(m.data_cursor()) + " is not step " +
+               std::to_string(m.step()) + " + skipped steps " + std::to_string(m.skipped_steps()));
+  if (m.tensors_size() == 0) return bad("no tensors");
+  std::map<std::string, int> seen;
+  uint64_t end = 0;
   for (const proto::TensorEntry& t : m.tensors()) {
-    if (t.offset() > blob.size() || t.size() > blob.size() - t.offset())
+    if (t.name().empty()) return bad("a tensor without a name");
+    if (!seen.emplace(t.name(), 1).second) return bad("tensor " + t.name() + " appears twice");
+    if (t.dtype() != "f32") return bad("tensor " + t.name() + " has dtype '" + t.dtype() + "'");
+    uint64_t elements = 1;
+    for (int d : t.shape()) {
+      if (d <= 0 || elements > (uint64_t(1) << 40) / uint64_t(d))
+        return bad("tensor " + t.name() + " has an impossible shape");
+      elements *= uint64_t(d);
+    }
+    if (t.shape_size() == 0 || t.size() != elements * 4)
+      return bad("tensor " + t.name() + " is " + std::to_string(t.size()) +
+                 " bytes, its shape needs " + std::to_string(elements * 4));
+    if (t.offset() != end)
+      return bad("tensor " + t.name() + " starts at byte " + std::to_string(t.offset()) +
+                 ", the previous one ends at " + std::to_string(end));
+    end += t.size();
+  }
+  if (m.blob_size() != end)
+    return bad("blob size " + std::to_string(m.blob_size()) + ", the tensors take " +
+               std::to_string(end));
+  return Status();
+}
+
+Status verify_blob_bytes(const proto::CheckpointManifest& m, const uint8_t* data, size_t n,
+                         const std::string& path) {
+  if (n != m.blob_size())
+    return Status::error(path + " is " + std::to_string(n) + " bytes, the manifest says " +
+                         std::to_string(m.blob_size()) + ": truncated or replaced");
+  for (const proto::TensorEntry& t : m.tensors()) {
+    if (t.offset() > n || t.size() > n - t.offset())
       return Status::error(path + ": tensor " + t.name() + " lies outside the blob");
-    const uint32_t crc = crc32c(blob.data() + t.offset(), t.size());
+    const uint32_t crc = crc32c(data + t.offset(), t.size());
     if (crc != t.crc32c())
       return Status::error(path + ": tensor " + t.name() + " is corrupt: stored CRC-32C " +
                            hex32(t.crc32c()) + ", computed " + hex32(crc));
   }
   return Status();
+}
+
+namespace {
+
+// Folders this process wrote or fully verified, with what identified them then (the folder's
+// inode, the manifest's and blob's size and modification time): pruning counts verified
+// checkpoints without reading every blob again at every save.
+struct FolderId {
+  dev_t dev = 0;
+  ino_t ino = 0;
+  off_t manifest_size = 0, blob_size = 0;
+  long manifest_mtime_ns = 0, blob_mtime_ns = 0;
+  bool operator==(const FolderId&) const = default;
+};
+std::mutex g_verified_mu;
+std::map<std::string, FolderId> g_verified;
+
+bool folder_id(const std::string& dir, FolderId* id) {
+  struct stat d {
+  }, mf{}, bl{};
+  if (::stat(dir.c_str(), &d) != 0 || ::stat((dir + "/" + kManifest).c_str(), &mf) != 0 ||
+      ::stat((dir + "/" + kBlob).c_str(), &bl) != 0)
+    return false;
+  *id = {d.st_dev,
+         d.st_ino,
+         mf.st_size,
+         bl.st_size,
+         mf.st_mtim.tv_sec * 1'000'000'000L + mf.st_mtim.tv_nsec,
+         bl.st_mtim.tv_sec * 1'000'000'000L + bl.st_mtim.tv_nsec};
+  return true;
+}
+
+void remember_verified(const std::string& dir) {
+  FolderId id;
+  if (!folder_id(dir, &id)) return;
+  std::lock_guard<std::mutex> lock(g_verified_mu);
+  g_verified[dir] = id;
+}
+
+bool known_verified(const std::string& dir) {
+  FolderId id;
+  if (!folder_id(dir, &id)) return false;
+  std::lock_guard<std::mutex> lock(g_verified_mu);
+  auto it = g_verified.find(dir);
+  return it != g_verified.end() && it->second == id;
+}
+
+// Verified, from the record above or by reading it now.
+bool verifies(const std::string& dir) {
+  return known_verified(dir) || verify_checkpoint(dir).ok();
 }
 
 }  // namespace
@@ -212,25 +363,33 @@ Status write_checkpoint(const std::string& checkpoints_dir, const Model& model,
   m.set_blob_size(offset);
   Status s = write_file(tmp_dir + "/" + kBlob, parts);
   if (!s.ok()) return fail(s);
-  const std::string manifest = m.SerializeAsString();
+  const std::string manifest = frame_manifest(m.SerializeAsString());
   s = write_file(tmp_dir + "/" + kManifest, {{manifest.data(), manifest.size()}});
   if (!s.ok()) return fail(s);
   s = fsync_path(tmp_dir, true);
   if (!s.ok()) return fail(s);
 
-  // A checkpoint of the same step (a rerun) is replaced: move it aside first.
+  // A checkpoint of the same step (a rerun) is replaced. Its folder is moved aside, not
+  // removed, until the new one is in place and durable: a crash between the two renames leaves
+  // both complete copies, and clean_leftovers() puts one back.
+  std::string old_copy;
   if (fs::exists(final_dir)) {
-    const std::string trash =
-        checkpoints_dir + "/.trash-" + name + "-" + std::to_string(::getpid());
-    fs::rename(final_dir, trash, ec);
+    old_copy = checkpoints_dir + "/.old-" + name + "-" + std::to_string(::getpid());
+    fs::remove_all(old_copy, ec);
+    fs::rename(final_dir, old_copy, ec);
     if (ec) return fail(Status::error("cannot replace " + final_dir + ": " + ec.message()));
-    fs::remove_all(trash, ec);
+    kill_point("checkpoint_between_renames");
   }
   fs::rename(tmp_dir, final_dir, ec);
-  if (ec)
+  if (ec) {
+    std::error_code ignored;
+    if (!old_copy.empty()) fs::rename(old_copy, final_dir, ignored);
     return fail(
         Status::error("cannot rename " + tmp_dir + " to " + final_dir + ": " + ec.message()));
+  }
   SKEIN_RETURN_IF_ERROR(fsync_path(checkpoints_dir, true));
+  remember_verified(final_dir);  // written and fsynced by us just now
+  if (!old_copy.empty()) fs::remove_all(old_copy, ec);
 
   // latest -> name, atomically
   const std::string latest_tmp = checkpoints_dir + "/.tmp-latest-" + std::to_string(::getpid());
@@ -240,18 +399,24 @@ Status write_checkpoint(const std::string& checkpoints_dir, const Model& model,
   if (ec) return Status::error("cannot update " + checkpoints_dir + "/latest: " + ec.message());
   SKEIN_RETURN_IF_ERROR(fsync_path(checkpoints_dir, true));
 
-  // Keep the newest keep_last: rename to .trash-* first, so a half-deleted folder never looks
-  // like a checkpoint.
+  // Keep the newest keep_last checkpoints that verify (a corrupt one counts for nothing, so it
+  // never pushes out a good one, or the one just written); older ones go. Each is renamed to
+  // .trash-* first, so a half-deleted folder never looks like a checkpoint.
   std::vector<long> steps;
   for (const auto& e : fs::directory_iterator(checkpoints_dir, ec)) {
     long st = parse_step_name(e.path().filename().string());
     if (st >= 0 && e.is_directory()) steps.push_back(st);
   }
-  std::sort(steps.begin(), steps.end());
-  for (size_t i = 0; i + keep_last < steps.size(); ++i) {
-    const std::string old = checkpoints_dir + "/" + step_name(steps[i]);
-    const std::string trash = checkpoints_dir + "/.trash-" + step_name(steps[i]);
-    fs::rename(old, trash, ec);
+  std::sort(steps.rbegin(), steps.rend());
+  int kept = 0;
+  for (long st : steps) {
+    const std::string dir = checkpoints_dir + "/" + step_name(st);
+    if (kept < keep_last) {
+      if (st == info.step || verifies(dir)) ++kept;
+      continue;
+    }
+    const std::string trash = checkpoints_dir + "/.trash-" + step_name(st);
+    fs::rename(dir, trash, ec);
     if (!ec) fs::remove_all(trash, ec);
   }
   if (path) *path = final_dir;
@@ -277,7 +442,9 @@ StatusOr<proto::CheckpointManifest> read_checkpoint_manifest(const std::string& 
 
 StatusOr<proto::CheckpointManifest> verify_checkpoint(const std::string& dir) {
   MappedFile blob;
-  return open_verified(dir, &blob);
+  StatusOr<proto::CheckpointManifest> m = open_verified(dir, &blob);
+  if (m.ok()) remember_verified(dir);
+  return m;
 }
 
 StatusOr<proto::CheckpointManifest> load_checkpoint(const std::string& dir, const Model& model,
@@ -326,15 +493,48 @@ std::string find_latest_valid_checkpoint(const std::string& checkpoints_dir,
   return "";
 }
 
-int clean_leftovers(const std::string& checkpoints_dir) {
+LeftoverReport clean_leftovers(const std::string& checkpoints_dir) {
+  LeftoverReport report;
   std::error_code ec;
+  // step -> the complete copies an interrupted save left of it: .tmp-step_N-PID (the new state,
+  // fsynced before any rename) first, then .old-step_N-PID (the copy it was replacing)
+  std::map<long, std::vector<fs::path>> copies;
   std::vector<fs::path> junk;
   for (const auto& e : fs::directory_iterator(checkpoints_dir, ec)) {
     const std::string n = e.path().filename().string();
-    if (n.rfind(".tmp-", 0) == 0 || n.rfind(".trash-", 0) == 0) junk.push_back(e.path());
+    const bool tmp = n.rfind(".tmp-step_", 0) == 0, old = n.rfind(".old-step_", 0) == 0;
+    if (tmp || old) {
+      const size_t dash = n.find('-', 5);
+      const long st =
+          parse_step_name(n.substr(5, dash == std::string::npos ? std::string::npos : dash - 5));
+      if (st >= 0 && e.is_directory()) {
+        auto& list = copies[st];
+        list.insert(tmp ? list.begin() : list.end(), e.path());
+        continue;
+      }
+    }
+    if (n.rfind(".tmp-", 0) == 0 || n.rfind(".trash-", 0) == 0 || n.rfind(".old-", 0) == 0)
+      junk.push_back(e.path());
   }
+  for (auto& [st, list] : copies) {
+    const std::string final_dir = checkpoints_dir + "/" + step_name(st);
+    bool have = fs::exists(final_dir, ec);
+    for (const fs::path& p : list) {
+      if (!have && verify_checkpoint(p.string()).ok()) {
+        fs::rename(p, final_dir, ec);
+        if (!ec) {
+          have = true;
+          report.recovered.push_back(p.filename().string() + " -> " + step_name(st));
+          continue;
+        }
+      }
+      junk.push_back(p);
+    }
+  }
+  if (!report.recovered.empty()) (void)fsync_path(checkpoints_dir, true);
   for (const auto& p : junk) fs::remove_all(p, ec);
-  return static_cast<int>(junk.size());
+  report.removed = static_cast<int>(junk.size());
+  return report;
 }
 
 }  // namespace skein

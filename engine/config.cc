@@ -3,6 +3,10 @@
 #include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
 
+#include <cctype>
+#include <climits>
+#include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 
@@ -38,10 +42,162 @@ Status field_error(const std::string& field, const std::string& value, const std
 
 }  // namespace
 
+namespace {
+
+// A rough reader of text-format structure, enough to explain the parser's errors: it walks the
+// text (skipping strings and # comments) and keeps the stack of open blocks and the last field
+// name seen, up to a stop position or to the end.
+struct TextScan {
+  struct Open {
+    std::string name;
+    int line;  // 0-based
+  };
+  std::vector<Open> open;  // blocks open at the stop
+  std::string field;       // the last `name:` or `name {` before the stop
+  int unmatched_close_line = -1;
+};
+
+TextScan scan_text(const std::string& text, int stop_line = INT32_MAX, int stop_col = 0) {
+  TextScan s;
+  std::string ident;
+  int line = 0, col = 0;
+  for (size_t i = 0; i < text.size(); ++i, ++col) {
+    if (line > stop_line || (line == stop_line && col >= stop_col)) break;
+    const char c = text[i];
+    if (c == '\n') {
+      ++line, col = -1;
+      continue;
+    }
+    if (c == '#') {
+      while (i + 1 < text.size() && text[i + 1] != '\n') ++i, ++col;
+      continue;
+    }
+    if (c == '"' || c == '\'') {
+      while (i + 1 < text.size() && text[i + 1] != c && text[i + 1] != '\n') {
+        if (text[i + 1] == '\\') ++i, ++col;
+        ++i, ++col;
+      }
+      if (i + 1 < text.size() && text[i + 1] == c) ++i, ++col;
+      ident.clear();
+      continue;
+    }
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '_') {
+      if (ident.empty() || std::isalnum(static_cast<unsigned char>(text[i - 1])) ||
+          text[i - 1] == '_')
+        ident += c;
+      else
+        ident = std::string(1, c);
+      continue;
+    }
+    if (c == ':' && !ident.empty()) s.field = ident;
+    if (c == '{') {
+      if (!ident.empty()) s.field = ident;
+      s.open.push_back({s.field, line});
+    }
+    if (c == '}') {
+      if (s.open.empty())
+        s.unmatched_close_line = line;
+      else
+        s.open.pop_back();
+    }
+    if (!std::isspace(static_cast<unsigned char>(c)) && c != ':') ident.clear();
+  }
+  return s;
+}
+
+// Collects the parser's messages as "FILE:LINE:COL: message" (1-based line and column), with
+// what the text around them says: the field at the error, a block left open, a stray '}'.
+class ExplainingCollector : public google::protobuf::io::ErrorCollector {
+ public:
+  ExplainingCollector(std::string file, const std::string& text)
+      : file_(std::move(file)), text_(text) {}
+  void AddError(int line, int column, const std::string& message) override {
+    if (!first_.empty()) return;
+    first_ =
+        file_ + ":" + std::to_string(line + 1) + ":" + std::to_string(column + 1) + ": " + message;
+    const TextScan whole = scan_text(text_);
+    if (!whole.open.empty()) {
+      const size_t n = whole.open.size();
+      first_ += n == 1 ? "\n  a '}' is missing: the block "
+                       : "\n  " + std::to_string(n) + " '}' are missing: the blocks ";
+      for (size_t i = 0; i < n; ++i) {
+        const TextScan::Open& b = whole.open[i];
+        first_ += (i ? ", " : "") + std::string("'") + (b.name.empty() ? "" : b.name + " ") +
+                  "{' opened at line " + std::to_string(b.line + 1);
+      }
+      first_ += n == 1 ? " is never closed" : " are never closed";
+      return;
+    }
+    if (whole.unmatched_close_line >= 0) {
+      first_ += "\n  line " + std::to_string(whole.unmatched_close_line + 1) +
+                " has a '}' that closes no block";
+      return;
+    }
+    // The field being parsed at the error, with its path and type.
+    const TextScan here = scan_text(text_, line, column);
+    if (here.field.empty()) return;
+    const Descriptor* d = proto::Config::descriptor();
+    std::string path;
+    for (const TextScan::Open& o : here.open) {
+      const FieldDescriptor* f = d ? d->FindFieldByName(o.name) : nullptr;
+      d = f && f->message_type() ? f->message_type() : nullptr;
+      path += o.name + ".";
+    }
+    const FieldDescriptor* f = d ? d->FindFieldByName(here.field) : nullptr;
+    if (!f) return;  // the parser's own message names an unknown field
+    path += here.field;
+    if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) return;
+    first_ +=
+        "\n  in field " + path + ", which takes " +
+        (f->cpp_type() == FieldDescriptor::CPPTYPE_ENUM
+             ? "one of the names of " + std::string(f->enum_type()->name())
+             : std::string(f->is_repeated() ? "repeated values of type " : "a value of type ") +
+                   f->type_name()) +
+        " (see proto/skein.proto)";
+  }
+  void AddWarning(int, int, const std::string&) override {}
+  const std::string& first() const { return first_; }
+
+ private:
+  std::string file_;
+  const std::string& text_;
+  std::string first_;
+};
+
+// Where the bytes stop looking like text: a NUL, a control character other than tab, newline
+// or carriage return, or a byte sequence that is not UTF-8. -1 if they are text.
+long first_non_text_byte(const std::string& t) {
+  for (size_t i = 0; i < t.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(t[i]);
+    if (c < 0x80) {
+      if (c < 0x20 && c != '\t' && c != '\n' && c != '\r' && c != '\f' && c != '\v') return long(i);
+      if (c == 0x7f) return long(i);
+      continue;
+    }
+    const int extra = (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : -1;
+    if (extra < 0 || c == 0xC0 || c == 0xC1 || i + size_t(extra) >= t.size()) return long(i);
+    for (int k = 1; k <= extra; ++k)
+      if ((static_cast<unsigned char>(t[i + k]) & 0xC0) != 0x80) return long(i);
+    i += size_t(extra);
+  }
+  return -1;
+}
+
+}  // namespace
+
 StatusOr<proto::Config> parse_config_text(const std::string& text, const std::string& filename) {
+  if (const long at = first_non_text_byte(text); at >= 0) {
+    char byte[8];
+    std::snprintf(byte, sizeof(byte), "0x%02x", static_cast<unsigned char>(text[size_t(at)]));
+    return Status::error(filename + " is not a text config: byte " + std::to_string(at) + " is " +
+                         byte +
+                         ", which no text file holds (a binary file such as a "
+                         "checkpoint or a token shard?)\nHINT: a config is protobuf text "
+                         "format, like configs/demo.textproto; the schema is proto/skein.proto");
+  }
   proto::Config cfg;
   google::protobuf::TextFormat::Parser parser;
-  ErrorCollector errors(filename);
+  ExplainingCollector errors(filename, text);
   parser.RecordErrorsTo(&errors);
   if (!parser.ParseFromString(text, &cfg)) {
     return Status::error(errors.first() +
@@ -52,7 +208,7 @@ StatusOr<proto::Config> parse_config_text(const std::string& text, const std::st
 }
 
 StatusOr<proto::Config> load_config(const std::string& path) {
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in)
     return Status::error("cannot read config file " + path + ": no such file or not readable");
   std::stringstream ss;
@@ -99,7 +255,41 @@ Status apply_override(proto::Config* cfg, const std::string& assignment) {
   }
 }
 
+namespace {
+// Every float and double field, set or default, at any depth, must be finite: NaN or infinity
+// from a file or from --set would otherwise surface only as skipped steps.
+Status check_finite(const Message& msg, const std::string& prefix) {
+  const Descriptor* d = msg.GetDescriptor();
+  const Reflection* r = msg.GetReflection();
+  for (int i = 0; i < d->field_count(); ++i) {
+    const FieldDescriptor* f = d->field(i);
+    const std::string name = prefix + f->name();
+    if (f->is_repeated()) continue;
+    double v = 0;
+    switch (f->cpp_type()) {
+      case FieldDescriptor::CPPTYPE_MESSAGE:
+        if (r->HasField(msg, f))
+          SKEIN_RETURN_IF_ERROR(check_finite(r->GetMessage(msg, f), name + "."));
+        continue;
+      case FieldDescriptor::CPPTYPE_FLOAT:
+        v = r->GetFloat(msg, f);
+        break;
+      case FieldDescriptor::CPPTYPE_DOUBLE:
+        v = r->GetDouble(msg, f);
+        break;
+      default:
+        continue;
+    }
+    if (!std::isfinite(v))
+      return field_error(name, std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf"),
+                         "must be a finite number");
+  }
+  return Status();
+}
+}  // namespace
+
 Status validate_config(const proto::Config& cfg) {
+  SKEIN_RETURN_IF_ERROR(check_finite(cfg, ""));
   const auto& m = cfg.model();
   auto positive = [](const std::string& field, long v) -> Status {
     if (v <= 0) return field_error(field, std::to_string(v), "must be positive");
@@ -178,6 +368,77 @@ Status validate_config(const proto::Config& cfg) {
     return field_error("data.loader_threads", std::to_string(cfg.data().loader_threads()),
                        "must be positive");
   return Status();
+}
+
+StatusOr<proto::Config> resolve_config(const std::string& path,
+                                       const std::vector<std::string>& overrides,
+                                       const std::string& out_dir, bool* file_sets_nothing) {
+  StatusOr<proto::Config> loaded = load_config(path);
+  if (!loaded.ok()) return loaded.status();
+  proto::Config cfg = *loaded;
+  *file_sets_nothing = cfg.ByteSizeLong() == 0;
+  for (const std::string& o : overrides) SKEIN_RETURN_IF_ERROR(apply_override(&cfg, o));
+  if (!out_dir.empty()) cfg.mutable_run()->set_out_dir(out_dir);
+  if (Status s = validate_config(cfg); !s.ok()) return Status::error(path + ": " + s.message());
+  return cfg;
+}
+
+TrainerOptions trainer_options(const proto::Config& cfg) {
+  const proto::RunConfig& run = cfg.run();
+  const proto::OptimizerConfig& oc = cfg.optimizer();
+  TrainerOptions to;
+  to.batch_size = run.batch_size();
+  to.seq_len = cfg.model().seq_len();
+  to.grad_accum_steps = run.grad_accum_steps();
+  to.team = run.team();
+  to.optimizer =
+      oc.kind() == proto::OptimizerConfig::SGD ? OptimizerKind::kSgd : OptimizerKind::kAdamW;
+  to.adamw = {oc.lr(), oc.beta1(), oc.beta2(), oc.eps(), oc.weight_decay()};
+  to.sgd = {oc.lr(), oc.momentum(), oc.nesterov(), oc.weight_decay()};
+  to.schedule = {cfg.schedule().kind() == proto::ScheduleConfig::COSINE ? ScheduleKind::kCosine
+                                                                        : ScheduleKind::kConstant,
+                 oc.lr(), cfg.schedule().min_lr(), cfg.schedule().warmup_steps(), run.steps()};
+  to.max_grad_norm = oc.max_grad_norm();
+  return to;
+}
+
+namespace {
+void diff_messages(const Message& a, const Message& b, const std::string& prefix,
+                   std::vector<std::pair<std::string, std::string>>* out) {
+  const auto* d = a.GetDescriptor();
+  for (int i = 0; i < d->field_count(); ++i) {
+    const FieldDescriptor* f = d->field(i);
+    const std::string name = prefix + f->name();
+    if (f->is_repeated()) continue;
+    if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+      diff_messages(a.GetReflection()->GetMessage(a, f), b.GetReflection()->GetMessage(b, f),
+                    name + ".", out);
+      continue;
+    }
+    std::string va, vb;
+    google::protobuf::TextFormat::PrintFieldValueToString(a, f, -1, &va);
+    google::protobuf::TextFormat::PrintFieldValueToString(b, f, -1, &vb);
+    if (va != vb) out->emplace_back(name, va + " -> " + vb);
+  }
+}
+
+bool is_incompatible(const std::string& field) {
+  return field.rfind("model.", 0) == 0 || field == "optimizer.kind";
+}
+}  // namespace
+
+std::vector<std::string> incompatible_changes(const proto::Config& saved, const proto::Config& now,
+                                              std::vector<std::string>* notes) {
+  std::vector<std::pair<std::string, std::string>> diffs;
+  diff_messages(saved, now, "", &diffs);
+  std::vector<std::string> bad;
+  for (const auto& [field, change] : diffs) {
+    if (is_incompatible(field))
+      bad.push_back(field + ": " + change);
+    else if (notes)
+      notes->push_back(field + ": " + change);
+  }
+  return bad;
 }
 
 GptConfig gpt_config(const proto::ModelConfig& m) {

@@ -169,4 +169,27 @@ std::string loss_plot_svg(const std::vector<std::pair<long, double>>& train,
   return o.str();
 }
 
+std::string format_duration(double s) {
+  if (!std::isfinite(s) || s < 0) return "?";
+  char buf[32];
+  const long t = static_cast<long>(s + 0.5);
+  if (t >= 3600)
+    std::snprintf(buf, sizeof(buf), "%ldh%02ldm", t / 3600, (t / 60) % 60);
+  else
+    std::snprintf(buf, sizeof(buf), "%ldm%02lds", t / 60, t % 60);
+  return buf;
+}
+
+std::string format_progress(const Progress& p) {
+  char comm[32] = "";
+  if (p.comm_frac >= 0) std::snprintf(comm, sizeof(comm), " | comm %.1f%%", 100 * p.comm_frac);
+  char buf[256];
+  std::snprintf(buf, sizeof(buf),
+                "step %ld/%ld | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s | MFU %.1f%% | wait "
+                "%.1f%%%s | ETA %s",
+                p.step, p.steps, p.loss, p.lr, p.grad_norm, p.tokens_per_s, 100 * p.mfu,
+                100 * p.wait_frac, comm, format_duration(p.eta_s).c_str());
+  return buf;
+}
+
 }  // namespace skein

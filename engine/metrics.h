@@ -37,6 +37,19 @@ class MetricsLog {
   std::vector<std::pair<long, double>> train_, eval_;
 };
 
+// "12m05s", "3h07m"; "?" for a negative or non-finite time.
+std::string format_duration(double seconds);
+
+// One progress line of train: "step 20/400 | loss 2.3456 | lr 3.00e-03 | norm 0.912 |
+// 5123 tok/s | MFU 41.2% | wait 0.1% | ETA 1m30s" (with " | comm N%" before ETA under mpirun).
+struct Progress {
+  long step = 0, steps = 0;
+  double loss = 0, lr = 0, grad_norm = 0, tokens_per_s = 0, mfu = 0, wait_frac = 0;
+  double comm_frac = -1;  // < 0: one process, not shown
+  double eta_s = 0;
+};
+std::string format_progress(const Progress& p);
+
 // The SVG document of a loss plot (exposed for tests).
 std::string loss_plot_svg(const std::vector<std::pair<long, double>>& train,
                           const std::vector<std::pair<long, double>>& eval);

@@ -25,7 +25,14 @@ size_t round_up(size_t n, size_t a) {
 }
 }  // namespace
 
-Activations::Activations(const GptConfig& cfg, int B, int T) : B_(B), T_(T) {
+Activations::Activations(const GptConfig& cfg, int B, int T)
+    : Activations(cfg, B, T, Mode::kAllocate) {}
+
+size_t Activations::floats_for(const GptConfig& cfg, int B, int T) {
+  return Activations(cfg, B, T, Mode::kMeasure).planned_floats_;
+}
+
+Activations::Activations(const GptConfig& cfg, int B, int T, Mode mode) : B_(B), T_(T) {
   SKEIN_CHECK(B > 0 && T > 0 && T <= cfg.seq_len);
   const size_t C = cfg.d_model, V = cfg.vocab_size, L = cfg.n_layer, NH = cfg.n_head;
   const size_t BT = size_t(B) * T;
@@ -62,6 +69,8 @@ Activations::Activations(const GptConfig& cfg, int B, int T) : B_(B), T_(T) {
                            {&att_scratch_, size_t(T) * T}});
   size_t total = 0;
   for (auto& [ptr, n] : plan) total += round_up(n, kTensorAlign);
+  planned_floats_ = total;
+  if (mode == Mode::kMeasure) return;
   buf_.resize(total);
   size_t off = 0;
   for (auto& [ptr, n] : plan) {
@@ -81,7 +90,32 @@ size_t Model::add(const std::string& name, std::vector<int> shape, bool decay) {
   return offset;
 }
 
-Model::Model(const GptConfig& cfg) : cfg_(cfg) {
+size_t Model::num_params_for(const GptConfig& cfg) {
+  return Model(cfg, LayoutOnly{}).layout_floats_;
+}
+
+Model::Model(const GptConfig& cfg) : Model(cfg, LayoutOnly{}) {
+  params_.resize(layout_floats_);
+  const int C = cfg.d_model, V = cfg.vocab_size;
+  // lm_head's product writes wte whole (then the encoder adds to it), each block's four products
+  // their weight matrices; everything else, padding included, is accumulated_.
+  std::vector<std::pair<size_t, size_t>> written = {{wte_, size_t(V) * C}};
+  for (const LayerOffsets& o : layer_) {
+    written.emplace_back(o.qkvw, size_t(3) * C * C);
+    written.emplace_back(o.projw, size_t(C) * C);
+    written.emplace_back(o.fcw, size_t(4) * C * C);
+    written.emplace_back(o.fcprojw, size_t(4) * C * C);
+  }
+  std::sort(written.begin(), written.end());
+  size_t at = 0;
+  for (const auto& [offset, size] : written) {
+    if (offset > at) accumulated_.emplace_back(at, offset - at);
+    at = offset + size;
+  }
+  if (params_.size() > at) accumulated_.emplace_back(at, params_.size() - at);
+}
+
+Model::Model(const GptConfig& cfg, LayoutOnly) : cfg_(cfg) {
   SKEIN_CHECK(cfg.vocab_size > 0 && cfg.seq_len > 0 && cfg.n_layer > 0 && cfg.n_head > 0);
   SKEIN_CHECK(cfg.d_model % cfg.n_head == 0, "d_model must be divisible by n_head");
   const int C = cfg.d_model, V = cfg.vocab_size;
@@ -106,23 +140,7 @@ Model::Model(const GptConfig& cfg) : cfg_(cfg) {
   }
   lnfw_ = add("ln_f.weight", {C}, false);
   lnfb_ = add("ln_f.bias", {C}, false);
-  params_.resize(round_up(tensors_.back().offset + tensors_.back().size, kTensorAlign));
-  // lm_head's product writes wte whole (then the encoder adds to it), each block's four products
-  // their weight matrices; everything else, padding included, is accumulated_.
-  std::vector<std::pair<size_t, size_t>> written = {{wte_, size_t(V) * C}};
-  for (const LayerOffsets& o : layer_) {
-    written.emplace_back(o.qkvw, size_t(3) * C * C);
-    written.emplace_back(o.projw, size_t(C) * C);
-    written.emplace_back(o.fcw, size_t(4) * C * C);
-    written.emplace_back(o.fcprojw, size_t(4) * C * C);
-  }
-  std::sort(written.begin(), written.end());
-  size_t at = 0;
-  for (const auto& [offset, size] : written) {
-    if (offset > at) accumulated_.emplace_back(at, offset - at);
-    at = offset + size;
-  }
-  if (params_.size() > at) accumulated_.emplace_back(at, params_.size() - at);
+  layout_floats_ = round_up(tensors_.back().offset + tensors_.back().size, kTensorAlign);
 }
 
 const TensorView& Model::tensor(std::string_view name) const {

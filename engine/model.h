@@ -37,12 +37,17 @@ struct TensorView {
 class Activations {
  public:
   Activations(const GptConfig& cfg, int B, int T);
+  // The floats an Activations(cfg, B, T) holds, without allocating them.
+  static size_t floats_for(const GptConfig& cfg, int B, int T);
   int B() const { return B_; }
   int T() const { return T_; }
   size_t num_floats() const { return buf_.size(); }
 
  private:
   friend class Model;
+  enum class Mode { kAllocate, kMeasure };
+  Activations(const GptConfig& cfg, int B, int T, Mode mode);
+  size_t planned_floats_ = 0;
   struct Layer {
     float *ln1, *ln1_mean, *ln1_rstd, *qkv, *att, *atty, *res2, *ln2, *ln2_mean, *ln2_rstd, *fch,
         *fcg, *res3;
@@ -60,6 +65,8 @@ class Activations {
 class Model {
  public:
   explicit Model(const GptConfig& cfg);
+  // The parameter floats a Model(cfg) holds (padding included), without allocating them.
+  static size_t num_params_for(const GptConfig& cfg);
 
   const GptConfig& config() const { return cfg_; }
   const std::vector<TensorView>& tensors() const { return tensors_; }
@@ -99,6 +106,10 @@ class Model {
     size_t ln1w, ln1b, qkvw, qkvb, projw, projb, ln2w, ln2b, fcw, fcb, fcprojw, fcprojb;
   };
   size_t add(const std::string& name, std::vector<int> shape, bool decay);
+  // The tensor table and offsets only (num_params_for); no parameter buffer.
+  struct LayoutOnly {};
+  Model(const GptConfig& cfg, LayoutOnly);
+  size_t layout_floats_ = 0;
 
   GptConfig cfg_;
   MatmulPrecision precision_ = MatmulPrecision::kFp32;

@@ -3,8 +3,12 @@
 #include <omp.h>
 #include <sched.h>
 
+#include <algorithm>
 #include <atomic>
 #include <barrier>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <thread>
 #include <vector>
 
@@ -88,6 +92,45 @@ int available_cores() {
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
   return std::max(1u, std::thread::hardware_concurrency());
+}
+
+namespace {
+// The first number in the file (after `key` when given), or -1.
+double read_number(const char* path, const char* key = nullptr) {
+  std::FILE* f = std::fopen(path, "r");
+  if (!f) return -1;
+  char line[256];
+  double v = -1;
+  while (std::fgets(line, sizeof(line), f)) {
+    const char* p = line;
+    if (key) {
+      if (std::strncmp(line, key, std::strlen(key)) != 0) continue;
+      p += std::strlen(key);
+    }
+    char* end = nullptr;
+    const double x = std::strtod(p, &end);
+    if (end != p) v = x;
+    break;
+  }
+  std::fclose(f);
+  return v;
+}
+}  // namespace
+
+size_t available_memory_bytes() {
+  double avail = read_number("/proc/meminfo", "MemAvailable:");  // kB
+  if (avail >= 0) avail *= 1024;
+  // a cgroup limit ("max" reads as no number) minus what the group uses already
+  const double limits[][2] = {
+      {read_number("/sys/fs/cgroup/memory.max"), read_number("/sys/fs/cgroup/memory.current")},
+      {read_number("/sys/fs/cgroup/memory/memory.limit_in_bytes"),
+       read_number("/sys/fs/cgroup/memory/memory.usage_in_bytes")}};
+  for (const auto& [limit, used] : limits) {
+    if (limit <= 0 || limit >= 1e18 || used < 0) continue;
+    const double left = std::max(0.0, limit - used);
+    avail = avail < 0 ? left : std::min(avail, left);
+  }
+  return avail < 0 ? 0 : static_cast<size_t>(avail);
 }
 
 }  // namespace skein

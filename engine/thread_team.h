@@ -6,6 +6,7 @@
 // std::barrier.
 #pragma once
 
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
@@ -25,5 +26,9 @@ std::unique_ptr<ThreadTeam> make_thread_team(const std::string& kind, int thread
 
 // Cores this process may run on (affinity mask), at least 1.
 int available_cores();
+
+// Bytes of memory this process can still get: the kernel's MemAvailable, or less when a cgroup
+// (v2 memory.max, v1 memory.limit_in_bytes) limits it. 0 when neither can be read.
+size_t available_memory_bytes();
 
 }  // namespace skein

@@ -116,6 +116,26 @@ MemoryReport Trainer::memory() const {
   return r;
 }
 
+MemoryReport Trainer::estimate_memory(const GptConfig& cfg, const TrainerOptions& opt, int P,
+                                      int rank) {
+  MemoryReport r;
+  const int R = opt.replicas > 0 ? opt.replicas : opt.threads * P;
+  const size_t n = Model::num_params_for(cfg);
+  const size_t nblocks = (n + kBlockFloats - 1) / kBlockFloats;
+  const size_t begin = std::min(n, nblocks * rank / P * kBlockFloats),
+               end = std::min(n, nblocks * (rank + 1) / P * kBlockFloats);
+  const size_t owned = end - begin;
+  r.params = n * sizeof(float);
+  r.replicas = R / P;
+  r.threads = opt.threads;
+  r.gradients = size_t(r.replicas) * n * sizeof(float);
+  r.optimizer = (opt.optimizer == OptimizerKind::kAdamW ? 2 : 1) * owned * sizeof(float);
+  r.activations = size_t(opt.threads) *
+                  Activations::floats_for(cfg, opt.batch_size / R, opt.seq_len) * sizeof(float);
+  r.exchange = P > 1 ? owned * P * sizeof(float) : 0;
+  return r;
+}
+
 void Trainer::gather_state(float* m_full, float* v_full) {
   comm_->gather_ranges(m_.data(), rank_offsets_, m_full);
   if (v_.size() > 0) comm_->gather_ranges(v_.data(), rank_offsets_, v_full);
@@ -300,6 +320,63 @@ void Trainer::run_thread(int k, const int32_t* inputs, const int32_t* targets, S
     stats->reduce_s = t2 - t1;
     stats->optimizer_s = t3 - t2;
   }
+}
+
+Status check_fits_in_memory(const GptConfig& cfg, const TrainerOptions& opt, int P, int rank,
+                            int ranks_on_machine, double extra_bytes, size_t available_bytes) {
+  const double gib = 1024.0 * 1024 * 1024;
+  const int R = opt.replicas > 0 ? opt.replicas : opt.threads * P;
+  // The same terms as estimate_memory, in doubles.
+  const double C = cfg.d_model, V = cfg.vocab_size, L = cfg.n_layer, T = cfg.seq_len,
+               NH = cfg.n_head, Bq = double(opt.batch_size) / R, K = opt.threads;
+  const double rough =
+      4 * ((V + T + L * (12 * C + 13)) * C * (1 + double(R) / P + 2) +
+           K * (L * Bq * (NH * T * T + T * (16 * C + 4)) + Bq * T * (5 * C + 3 * V + 4)));
+  std::string parts;
+  double need = rough;
+  if (rough < 1e17) {
+    const MemoryReport r = Trainer::estimate_memory(cfg, opt, P, rank);
+    need = double(r.total());
+    parts = " (" + r.describe() + ")";
+  }
+  need += extra_bytes;
+  if (available_bytes == 0 || need * ranks_on_machine <= double(available_bytes)) return Status();
+  char buf[256];
+  if (ranks_on_machine > 1)
+    std::snprintf(buf, sizeof(buf),
+                  "the run needs about %.2f GiB of memory per rank, %.2f GiB for the %d ranks on "
+                  "this machine, which has %.2f GiB available",
+                  need / gib, need * ranks_on_machine / gib, ranks_on_machine,
+                  double(available_bytes) / gib);
+  else
+    std::snprintf(buf, sizeof(buf),
+                  "the run needs about %.2f GiB of memory%s, and this machine has %.2f GiB "
+                  "available",
+                  need / gib, P > 1 ? " per rank" : "", double(available_bytes) / gib);
+  return Status::error(buf + parts +
+                       "\nHINT: a smaller model (model.d_model, model.n_layer, model.vocab_size), "
+                       "shorter sequences (model.seq_len) or a smaller run.batch_size; each "
+                       "replica holds a full gradient buffer (run.replicas) and each thread its "
+                       "activations (run.threads)");
+}
+
+int fastest_thread_count(Model& model, TrainerOptions opt, const int32_t* inputs,
+                         const int32_t* targets, int cores,
+                         const std::function<void(int, double)>& report) {
+  opt.schedule = {ScheduleKind::kConstant, 0.0f, 0.0f, 0, 1};
+  int best = cores;
+  double best_t = INFINITY;
+  for (int k = 1; k <= cores; ++k) {
+    opt.threads = k;
+    Trainer probe(model, opt);
+    probe.step(inputs, targets);
+    const double t0 = now_s();
+    for (int i = 0; i < 2; ++i) probe.step(inputs, targets);
+    const double t = (now_s() - t0) / 2;
+    report(k, t);
+    if (t < best_t * 0.97) best = k, best_t = t;
+  }
+  return best;
 }
 
 }  // namespace skein

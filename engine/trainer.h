@@ -27,11 +27,13 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "base/aligned.h"
+#include "base/status.h"
 #include "engine/comm.h"
 #include "engine/model.h"
 #include "engine/thread_team.h"
@@ -126,6 +128,10 @@ class Trainer {
   size_t num_blocks() const { return nblocks_; }
   Comm& comm() { return *comm_; }
   MemoryReport memory() const;
+  // What a Trainer over a Model(cfg) with these options allocates on rank `rank` of P, computed
+  // without allocating it: memory() of such a trainer equals it (a test holds them together).
+  static MemoryReport estimate_memory(const GptConfig& cfg, const TrainerOptions& opt, int P,
+                                      int rank);
 
  private:
   struct Segment {  // a piece of one tensor inside one thread's shard
@@ -159,5 +165,21 @@ class Trainer {
   std::atomic<int> next_task_{0};
   long step_ = 0;
 };
+
+// Refuses, with what is needed and what is available, a trainer (as estimate_memory counts it,
+// plus extra_bytes) that does not fit in available_bytes on a machine running ranks_on_machine
+// such ranks; OK when available_bytes is 0 (unknown). Shapes too large to count exactly are
+// estimated in doubles first, so nothing overflows.
+Status check_fits_in_memory(const GptConfig& cfg, const TrainerOptions& opt, int P, int rank,
+                            int ranks_on_machine, double extra_bytes, size_t available_bytes);
+
+// run.threads = 0: times two steps (after one warm-up) at every thread count 1..cores on one
+// batch, with the replica count fixed (so the choice cannot change results) and learning rate 0
+// (so the parameters do not move: AdamW and SGD then leave every bit as it was), and returns the
+// fastest; more threads only for a clear (3%) gain. report(threads, seconds per step) is called
+// for each count.
+int fastest_thread_count(Model& model, TrainerOptions opt, const int32_t* inputs,
+                         const int32_t* targets, int cores,
+                         const std::function<void(int, double)>& report);
 
 }  // namespace skein

@@ -15,8 +15,7 @@
 #include <optional>
 #include <thread>
 
-#include "base/crc32c.h"
-#include "base/rng.h"
+#include "data/file_util.h"
 #include "data/loader.h"
 #include "data/shard.h"
 #include "data/tokenizer.h"
@@ -32,8 +31,6 @@
 namespace skein {
 
 namespace fs = std::filesystem;
-using google::protobuf::FieldDescriptor;
-using google::protobuf::Message;
 
 namespace {
 
@@ -45,52 +42,6 @@ extern "C" void on_signal(int) {
     (void)!::write(2, msg, sizeof(msg) - 1);
     ::_exit(kExitInterrupted);
   }
-}
-
-void diff_messages(const Message& a, const Message& b, const std::string& prefix,
-                   std::vector<std::pair<std::string, std::string>>* out) {
-  const auto* d = a.GetDescriptor();
-  for (int i = 0; i < d->field_count(); ++i) {
-    const FieldDescriptor* f = d->field(i);
-    const std::string name = prefix + f->name();
-    if (f->is_repeated()) continue;
-    if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
-      diff_messages(a.GetReflection()->GetMessage(a, f), b.GetReflection()->GetMessage(b, f),
-                    name + ".", out);
-      continue;
-    }
-    std::string va, vb;
-    google::protobuf::TextFormat::PrintFieldValueToString(a, f, -1, &va);
-    google::protobuf::TextFormat::PrintFieldValueToString(b, f, -1, &vb);
-    if (va != vb) out->emplace_back(name, va + " -> " + vb);
-  }
-}
-
-bool is_incompatible(const std::string& field) {
-  return field.rfind("model.", 0) == 0 || field == "optimizer.kind";
-}
-
-std::string format_duration(double s) {
-  if (!std::isfinite(s) || s < 0) return "?";
-  char buf[32];
-  const long t = static_cast<long>(s + 0.5);
-  if (t >= 3600)
-    std::snprintf(buf, sizeof(buf), "%ldh%02ldm", t / 3600, (t / 60) % 60);
-  else
-    std::snprintf(buf, sizeof(buf), "%ldm%02lds", t / 60, t % 60);
-  return buf;
-}
-
-std::vector<std::string> shard_paths(const std::string& dir, const std::string& split) {
-  std::vector<std::string> paths;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    const std::string n = e.path().filename().string();
-    if (n.rfind(split + "_", 0) == 0 && n.size() > 4 && n.substr(n.size() - 4) == ".bin")
-      paths.push_back(e.path().string());
-  }
-  std::sort(paths.begin(), paths.end());
-  return paths;
 }
 
 Status check_writable(const std::string& dir) {
@@ -114,21 +65,6 @@ bool all_finite(const float* p, size_t n) {
   return ok;
 }
 
-// What the ranks of a job must agree on about their data: shard names and sizes (train and the
-// validation shards in use) and the tokenizer's checksum, hashed.
-uint64_t data_fingerprint(const std::vector<std::string>& train,
-                          const std::vector<std::string>& val, uint32_t tokenizer_crc) {
-  uint64_t h = mix64(tokenizer_crc, train.size(), val.size());
-  for (const auto* list : {&train, &val})
-    for (const std::string& path : *list) {
-      std::error_code ec;
-      const uint64_t size = fs::file_size(path, ec);
-      const std::string name = fs::path(path).filename().string();
-      h = mix64(h, crc32c(name.data(), name.size()), ec ? ~0ull : size);
-    }
-  return h;
-}
-
 // Progress and notes: printed by rank 0 only.
 bool g_leader = true;
 __attribute__((format(printf, 1, 2))) void say(const char* fmt, ...) {
@@ -143,493 +79,577 @@ double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-// run.threads = 0: time two steps (after one warm-up) at every thread count 1..cores, with the
-// replica count fixed (so the choice cannot change results) and learning rate 0 (so the
-// parameters do not move: AdamW and SGD then leave every bit as it was), and keep the fastest.
-int measure_best_thread_count(Model& model, TrainerOptions opt, const Batch& batch, int cores) {
-  opt.schedule = {ScheduleKind::kConstant, 0.0f, 0.0f, 0, 1};
-  int best = cores;
-  double best_t = INFINITY;
-  for (int k = 1; k <= cores; ++k) {
-    opt.threads = k;
-    Trainer probe(model, opt);
-    probe.step(batch.inputs.data(), batch.targets.data());
-    const double t0 = now_s();
-    for (int i = 0; i < 2; ++i) probe.step(batch.inputs.data(), batch.targets.data());
-    const double t = (now_s() - t0) / 2;
-    say("threads: auto: %d thread%s %.1f ms/step\n", k, k > 1 ? "s" : " ", t * 1e3);
-    if (t < best_t * 0.97) best = k, best_t = t;  // more threads only for a clear gain
+// Where a resumed run continues: what the checkpoint's manifest says (all zero for a fresh
+// run). Sent from rank 0 to the others as bytes.
+struct ResumePoint {
+  long step = 0;         // optimizer steps done
+  long data_cursor = 0;  // the next batch's step number
+  long skipped = 0;      // steps skipped so far for a non-finite gradient
+};
+
+// One training run, in the stages that run() calls in order. Each setup stage returns an exit
+// code (0: go on) that the ranks agree on before the next, so that they all stop together and
+// the job prints one message: rank 0's, or another rank's if only that one failed (a file
+// missing on one machine).
+class TrainingRun {
+ public:
+  TrainingRun(const TrainRequest& req, Comm& comm)
+      : req_(req), comm_(comm), P_(comm.size()), rank_(comm.rank()) {}
+
+  int run() {
+    g_leader = rank_ == 0;
+    if (int c = agree(resolve_config_and_data())) return c;
+    comm_.set_timeout_seconds(cfg_.run().comm_timeout_s());
+    if (int c = agree(agree_on_replicas_and_data())) return c;
+    if (int c = agree(check_memory())) return c;
+    build_trainer();
+    if (int c = agree(open_run_folder_and_resume())) return c;
+    start_or_resume();
+    if (int c = agree(open_metrics())) return c;
+    print_start_lines();
+    return train_loop();
   }
-  return best;
-}
 
-}  // namespace
-
-std::vector<std::string> incompatible_changes(const proto::Config& saved, const proto::Config& now,
-                                              std::vector<std::string>* notes) {
-  std::vector<std::pair<std::string, std::string>> diffs;
-  diff_messages(saved, now, "", &diffs);
-  std::vector<std::string> bad;
-  for (const auto& [field, change] : diffs) {
-    if (is_incompatible(field))
-      bad.push_back(field + ": " + change);
-    else if (notes)
-      notes->push_back(field + ": " + change);
-  }
-  return bad;
-}
-
-int run_training(const TrainRequest& req) {
-  static LocalComm alone;
-  Comm& comm = req.comm ? *req.comm : alone;
-  const int P = comm.size(), rank = comm.rank();
-  g_leader = rank == 0;
-  // Setup runs in stages; after each, the ranks agree on the outcome (the worst exit code), so
-  // that they all stop together and one message is printed for the job: rank 0's, or another
-  // rank's if only that one failed (a file missing on one machine).
-  std::string error;
-  auto fail = [&](int code, const std::string& msg) {
-    error = msg;
+ private:
+  // ---- error handling ----
+  int fail(int code, const std::string& msg) {
+    error_ = msg;
     return code;
-  };
-  auto agree = [&](int code) {
-    if (P == 1) {
-      if (code) std::fprintf(stderr, "error: %s\n", error.c_str());
+  }
+  // The job's outcome of a setup stage: the worst exit code of the ranks, printed once.
+  int agree(int code) {
+    if (P_ == 1) {
+      if (code) std::fprintf(stderr, "error: %s\n", error_.c_str());
       return code;
     }
-    std::vector<int> codes(P);
-    comm.allgather_bytes(&code, sizeof(int), codes.data());
-    if (code && (rank == 0 || codes[0] == 0)) {
-      if (rank == 0)
-        std::fprintf(stderr, "error: %s\n", error.c_str());
+    std::vector<int> codes(P_);
+    comm_.allgather_bytes(&code, sizeof(int), codes.data());
+    if (code && (rank_ == 0 || codes[0] == 0)) {
+      if (rank_ == 0)
+        std::fprintf(stderr, "error: %s\n", error_.c_str());
       else
-        std::fprintf(stderr, "error: rank %d: %s\n", rank, error.c_str());
+        std::fprintf(stderr, "error: rank %d: %s\n", rank_, error_.c_str());
     }
     return *std::max_element(codes.begin(), codes.end());
-  };
+  }
   // A failure of one rank during training (rank 0's file I/O): the job ends with it.
-  auto fail_job = [&](int code, const std::string& msg) {
+  int fail_job(int code, const std::string& msg) {
     std::fprintf(stderr, "error: %s\n", msg.c_str());
-    if (P > 1) comm.abort(code);
+    if (P_ > 1) comm_.abort(code);
     return code;
-  };
+  }
 
-  // ---- 1. config, data (every rank; nothing is allocated or written before this) ----
-  proto::Config cfg;
-  GptConfig gcfg;
-  uint32_t tokenizer_crc = 0;
-  int threads = 1, replicas = 1;
-  LoaderOptions lo;
-  std::unique_ptr<Loader> loader;
-  std::unique_ptr<ValIterator> val;
-  std::vector<std::string> val_files;  // the validation shards in use (none when not evaluating)
-  const int setup_code = [&]() -> int {
-    StatusOr<proto::Config> loaded = load_config(req.config_path);
-    if (!loaded.ok()) return fail(kExitBadInput, loaded.status().message());
-    cfg = *loaded;
-    for (const std::string& o : req.overrides) {
-      Status s = apply_override(&cfg, o);
-      if (!s.ok()) return fail(kExitBadInput, s.message());
-    }
-    if (!req.out_dir.empty()) cfg.mutable_run()->set_out_dir(req.out_dir);
-    if (Status s = validate_config(cfg); !s.ok())
-      return fail(kExitBadInput, req.config_path + ": " + s.message());
-    gcfg = gpt_config(cfg.model());
-    const proto::RunConfig& run = cfg.run();
+  // ---- 1. config and data, on every rank; nothing is allocated or written before this ----
+  int resolve_config_and_data() {
+    bool file_sets_nothing = false;
+    StatusOr<proto::Config> cfg =
+        resolve_config(req_.config_path, req_.overrides, req_.out_dir, &file_sets_nothing);
+    if (!cfg.ok()) return fail(kExitBadInput, cfg.status().message());
+    cfg_ = *cfg;
+    gcfg_ = gpt_config(cfg_.model());
+    if (int c = check_data_folder(file_sets_nothing)) return c;
+    threads_ = thread_count();
+    return open_loaders();
+  }
 
-    const std::string data_dir = cfg.data().dir();
+  // data.dir: there, with train shards, and a tokenizer (if any) that fits the model.
+  int check_data_folder(bool file_sets_nothing) {
+    const std::string data_dir = cfg_.data().dir();
+    if (data_dir.empty() && file_sets_nothing)
+      return fail(kExitBadInput,
+                  req_.config_path +
+                      " sets no field at all (it is empty or holds only comments), and a run "
+                      "needs at least data.dir, the model and the run's length\nHINT: start "
+                      "from configs/demo.textproto; proto/skein.proto lists every field");
     if (data_dir.empty())
-      return fail(kExitBadInput, req.config_path +
+      return fail(kExitBadInput, req_.config_path +
                                      ": config field data.dir is not set\nHINT: run prepare_data "
                                      "--out DIR FILE... and set data { dir: \"DIR\" }");
     if (!fs::is_directory(data_dir))
       return fail(kExitBadInput,
                   "data.dir = \"" + data_dir +
                       "\": no such folder\nHINT: create it with prepare_data --out " + data_dir +
-                      " FILE..." + (P > 1 ? " (on every machine of the job)" : ""));
-    const std::vector<std::string> train_shards = shard_paths(data_dir, "train");
-    const std::vector<std::string> val_shards = shard_paths(data_dir, "val");
-    if (train_shards.empty())
+                      " FILE..." + (P_ > 1 ? " (on every machine of the job)" : ""));
+    train_shards_ = list_shards(data_dir, "train");
+    if (train_shards_.empty())
       return fail(kExitBadInput, "data.dir = \"" + data_dir + "\" holds no train_*.bin shards");
     const std::string tok_path = data_dir + "/tokenizer.bin";
-    if (fs::exists(tok_path)) {
-      StatusOr<Tokenizer> tok = Tokenizer::load(tok_path);
-      if (!tok.ok()) return fail(kExitBadInput, tok.status().message());
-      if (tok->vocab_size() != gcfg.vocab_size)
-        return fail(kExitBadInput,
-                    "config field model.vocab_size = " + std::to_string(gcfg.vocab_size) +
-                        " does not match the data's tokenizer (" + tok_path + ": vocabulary of " +
-                        std::to_string(tok->vocab_size()) + ")\nHINT: set model { vocab_size: " +
-                        std::to_string(tok->vocab_size()) + " }");
-      std::ifstream f(tok_path, std::ios::binary);
-      std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-      tokenizer_crc = crc32c(bytes.data(), bytes.size());
+    if (!fs::exists(tok_path)) {
+      say("warning: data.dir = \"%s\" has no tokenizer.bin: training works on the token ids "
+          "alone, but sample cannot turn the model's output back into text\nHINT: prepare_data "
+          "writes tokenizer.bin next to the shards; copy it there\n",
+          data_dir.c_str());
+      return 0;
     }
-    if (run.threads() > 0) {
-      threads = run.threads();
-    } else if (P > 1) {  // no timing probe: the cores this rank may use
-      threads = available_cores();
+    StatusOr<Tokenizer> tok = Tokenizer::load(tok_path);
+    if (!tok.ok()) return fail(kExitBadInput, tok.status().message());
+    if (tok->vocab_size() != gcfg_.vocab_size)
+      return fail(kExitBadInput,
+                  "config field model.vocab_size = " + std::to_string(gcfg_.vocab_size) +
+                      " does not match the data's tokenizer (" + tok_path + ": vocabulary of " +
+                      std::to_string(tok->vocab_size()) + ")\nHINT: set model { vocab_size: " +
+                      std::to_string(tok->vocab_size()) + " }");
+    StatusOr<uint32_t> crc = file_crc32c(tok_path);
+    if (!crc.ok()) return fail(kExitBadInput, crc.status().message());
+    tokenizer_crc_ = *crc;
+    return 0;
+  }
+
+  // run.threads, or for 0 the cores this rank may use (single process: the most that the
+  // timing probe of build_trainer() tries).
+  int thread_count() const {
+    if (cfg_.run().threads() > 0) return cfg_.run().threads();
+    int threads = available_cores();
+    if (P_ > 1) {  // no timing probe under mpirun
       const int machine = static_cast<int>(std::thread::hardware_concurrency());
       const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
       const int on_this_machine = local ? std::max(1, std::atoi(local)) : 1;
       // mpirun may have bound the rank to a subset already; else share the machine's cores
       if (threads >= machine) threads = std::max(1, machine / on_this_machine);
-    } else {
-      threads = available_cores();
     }
-    lo.shards = train_shards;
-    lo.B = run.batch_size() / P * run.grad_accum_steps();  // this rank's share
-    lo.T = gcfg.seq_len;
-    lo.seed = run.seed();
-    lo.rank = rank;
-    lo.ranks = P;
-    lo.micro_steps = run.grad_accum_steps();
-    lo.vocab_size = gcfg.vocab_size;
-    lo.prefetch = cfg.data().prefetch();
-    lo.threads = cfg.data().loader_threads();
-    StatusOr<std::unique_ptr<Loader>> l = Loader::open(lo);
+    return threads;
+  }
+
+  int open_loaders() {
+    const proto::RunConfig& run = cfg_.run();
+    lo_.shards = train_shards_;
+    lo_.B = run.batch_size() / P_ * run.grad_accum_steps();  // this rank's share
+    lo_.T = gcfg_.seq_len;
+    lo_.seed = run.seed();
+    lo_.rank = rank_;
+    lo_.ranks = P_;
+    lo_.micro_steps = run.grad_accum_steps();
+    lo_.vocab_size = gcfg_.vocab_size;
+    lo_.prefetch = cfg_.data().prefetch();
+    lo_.threads = cfg_.data().loader_threads();
+    StatusOr<std::unique_ptr<Loader>> l = Loader::open(lo_);
     if (!l.ok()) return fail(kExitBadInput, l.status().message());
-    loader = std::move(*l);
+    loader_ = std::move(*l);
+    const std::vector<std::string> val_shards = list_shards(cfg_.data().dir(), "val");
     if (!val_shards.empty() && run.eval_batches() > 0) {
       StatusOr<ValIterator> v =
-          ValIterator::open(val_shards, run.batch_size(), gcfg.seq_len, gcfg.vocab_size);
+          ValIterator::open(val_shards, run.batch_size(), gcfg_.seq_len, gcfg_.vocab_size);
       if (!v.ok()) return fail(kExitBadInput, v.status().message());
-      val = std::make_unique<ValIterator>(std::move(*v));
-      val_files = val_shards;
+      val_ = std::make_unique<ValIterator>(std::move(*v));
+      val_files_ = val_shards;
     }
     return 0;
-  }();
-  if (int c = agree(setup_code)) return c;
-  const proto::RunConfig& run = cfg.run();
-  comm.set_timeout_seconds(run.comm_timeout_s());
+  }
 
   // ---- 1b. what the ranks must share: the replica count (from rank 0's thread count, since
   // R fixes the results and every rank must cut the batch alike) and the data ----
-  const int agreed_code = [&]() -> int {
-    int threads0 = threads;
-    comm.broadcast_bytes(&threads0, sizeof(threads0));
-    replicas = run.replicas() > 0 ? run.replicas() : threads0 * P;
-    uint64_t mine = data_fingerprint(lo.shards, val_files, tokenizer_crc);
-    std::vector<uint64_t> all(P);
-    comm.allgather_bytes(&mine, sizeof(mine), all.data());
+  int agree_on_replicas_and_data() {
+    const proto::RunConfig& run = cfg_.run();
+    int threads0 = threads_;
+    comm_.broadcast_bytes(&threads0, sizeof(threads0));
+    replicas_ = run.replicas() > 0 ? run.replicas() : threads0 * P_;
+    uint64_t mine = shards_fingerprint(lo_.shards, val_files_, tokenizer_crc_);
+    std::vector<uint64_t> all(P_);
+    comm_.allgather_bytes(&mine, sizeof(mine), all.data());
     if (all[0] != mine)
-      return fail(kExitBadInput, "data.dir = \"" + cfg.data().dir() +
+      return fail(kExitBadInput, "data.dir = \"" + cfg_.data().dir() +
                                      "\" differs from rank 0's (shard names or sizes, validation "
                                      "shards or tokenizer)\nHINT: copy the same prepared data to "
                                      "every machine");
-    if (replicas % P != 0)
-      return fail(kExitBadInput, "config field run.replicas = " + std::to_string(replicas) +
+    if (replicas_ % P_ != 0)
+      return fail(kExitBadInput, "config field run.replicas = " + std::to_string(replicas_) +
                                      ": must be divisible by the number of MPI ranks, " +
-                                     std::to_string(P));
-    if (run.batch_size() % replicas != 0)
+                                     std::to_string(P_));
+    if (run.batch_size() % replicas_ != 0)
       return fail(kExitBadInput,
                   "config field run.batch_size = " + std::to_string(run.batch_size()) +
-                      ": must be divisible by the replica count " + std::to_string(replicas) +
-                      (P > 1 ? " (run.replicas, or threads x ranks when 0)"
-                             : " (run.replicas, or run.threads when 0)"));
+                      ": must be divisible by the replica count " + std::to_string(replicas_) +
+                      (P_ > 1 ? " (run.replicas, or threads x ranks when 0)"
+                              : " (run.replicas, or run.threads when 0)"));
     return 0;
-  }();
-  if (int c = agree(agreed_code)) return c;
+  }
+
+  // ---- 1c. memory: a run that cannot fit is refused before anything is allocated ----
+  int check_memory() {
+    TrainerOptions o = trainer_options(cfg_);
+    o.threads = threads_;  // with run.threads = 0, the most the thread-count probe tries
+    o.replicas = replicas_;
+    const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    const int on_machine = P_ > 1 && local ? std::max(1, std::atoi(local)) : 1;
+    // the loader's ring of batches, and rank 0's whole optimizer state at a save
+    double extra = double(lo_.prefetch + 2) * lo_.B * (gcfg_.seq_len + 1) * 2 * sizeof(int32_t);
+    if (P_ > 1 && rank_ == 0) extra += 2.0 * Model::num_params_for(gcfg_) * sizeof(float);
+    Status s =
+        check_fits_in_memory(gcfg_, o, P_, rank_, on_machine, extra, available_memory_bytes());
+    return s.ok() ? 0 : fail(kExitBadInput, s.message());
+  }
 
   // ---- 2. model and trainer ----
-  Model model(gcfg);
-  std::string precision_note;
-  MatmulPrecision precision = matmul_precision_for(run.precision(), &precision_note);
-  if (P > 1) {
-    // one arithmetic for the whole job: BF16 only if every rank's CPU runs it
-    const bool all_bf16 = comm.max(precision == MatmulPrecision::kBf16 ? 0 : 1) == 0;
-    if (precision == MatmulPrecision::kBf16 && !all_bf16) {
-      precision = MatmulPrecision::kFp32;
-      precision_note =
-          "run.precision = BF16: another rank's CPU cannot run the bf16 kernel, so the matmuls "
-          "run in fp32 on every rank";
+  void build_trainer() {
+    model_.emplace(gcfg_);
+    std::string precision_note;
+    MatmulPrecision precision = matmul_precision_for(cfg_.run().precision(), &precision_note);
+    if (P_ > 1) {
+      // one arithmetic for the whole job: BF16 only if every rank's CPU runs it
+      const bool all_bf16 = comm_.max(precision == MatmulPrecision::kBf16 ? 0 : 1) == 0;
+      if (precision == MatmulPrecision::kBf16 && !all_bf16) {
+        precision = MatmulPrecision::kFp32;
+        precision_note =
+            "run.precision = BF16: another rank's CPU cannot run the bf16 kernel, so the matmuls "
+            "run in fp32 on every rank";
+      }
     }
+    model_->set_matmul_precision(precision);
+    if (!precision_note.empty()) say("%s\n", precision_note.c_str());
+    TrainerOptions to = trainer_options(cfg_);
+    to.threads = threads_;
+    to.replicas = replicas_;
+    to.comm = &comm_;
+    if (cfg_.run().threads() == 0 && threads_ > 1 && P_ == 1) {
+      Batch probe_batch;
+      Loader::fill(loader_->options(), loader_->shard_set(), 0, &probe_batch);
+      threads_ = fastest_thread_count(*model_, to, probe_batch.inputs.data(),
+                                      probe_batch.targets.data(), threads_, [](int k, double t) {
+                                        say("threads: auto: %d thread%s %.1f ms/step\n", k,
+                                            k > 1 ? "s" : " ", t * 1e3);
+                                      });
+      to.threads = threads_;
+      say("threads: auto: using %d (replicas fixed at %d, so results do not depend on it)\n",
+          threads_, replicas_);
+    }
+    trainer_ = std::make_unique<Trainer>(*model_, to);
+    adamw_ = to.optimizer == OptimizerKind::kAdamW;
   }
-  model.set_matmul_precision(precision);
-  if (!precision_note.empty()) say("%s\n", precision_note.c_str());
-  TrainerOptions to;
-  to.threads = threads;
-  to.replicas = replicas;
-  to.batch_size = run.batch_size();
-  to.seq_len = gcfg.seq_len;
-  to.grad_accum_steps = run.grad_accum_steps();
-  to.team = run.team();
-  to.comm = &comm;
-  const auto& oc = cfg.optimizer();
-  to.optimizer =
-      oc.kind() == proto::OptimizerConfig::SGD ? OptimizerKind::kSgd : OptimizerKind::kAdamW;
-  to.adamw = {oc.lr(), oc.beta1(), oc.beta2(), oc.eps(), oc.weight_decay()};
-  to.sgd = {oc.lr(), oc.momentum(), oc.nesterov(), oc.weight_decay()};
-  to.schedule = {cfg.schedule().kind() == proto::ScheduleConfig::COSINE ? ScheduleKind::kCosine
-                                                                        : ScheduleKind::kConstant,
-                 oc.lr(), cfg.schedule().min_lr(), cfg.schedule().warmup_steps(), run.steps()};
-  to.max_grad_norm = oc.max_grad_norm();
-  if (run.threads() == 0 && threads > 1 && P == 1) {
-    Batch probe_batch;
-    Loader::fill(loader->options(), loader->shard_set(), 0, &probe_batch);
-    threads = measure_best_thread_count(model, to, probe_batch, threads);
-    to.threads = threads;
-    say("threads: auto: using %d (replicas fixed at %d, so results do not depend on it)\n", threads,
-        replicas);
-  }
-  Trainer trainer(model, to);
-  const bool adamw = to.optimizer == OptimizerKind::kAdamW;
+
   // Checkpoints hold the whole optimizer state in parameter order. One process saves and loads
   // its own buffers; with several ranks, rank 0 gathers the state into full-size buffers for a
   // save (and reads a checkpoint into them, then scatters it), which exist only meanwhile.
-  std::vector<float> full_m, full_v;
-  auto state_buffers = [&]() -> std::vector<NamedBuffer> {
-    std::vector<NamedBuffer> b = {{"param/", model.params()}};
-    float* m = P == 1 ? trainer.state_m() : full_m.data();
-    float* v = P == 1 ? trainer.state_v() : full_v.data();
-    if (adamw) {
+  std::vector<NamedBuffer> state_buffers() {
+    std::vector<NamedBuffer> b = {{"param/", model_->params()}};
+    float* m = P_ == 1 ? trainer_->state_m() : full_m_.data();
+    float* v = P_ == 1 ? trainer_->state_v() : full_v_.data();
+    if (adamw_) {
       b.push_back({"adam_m/", m});
       b.push_back({"adam_v/", v});
     } else {
       b.push_back({"momentum/", m});
     }
     return b;
-  };
-  auto allocate_full_state = [&](bool on) {
-    if (P == 1) return;
-    full_m.assign(on ? model.num_params() : 0, 0.0f);
-    full_v.assign(on && adamw ? model.num_params() : 0, 0.0f);
-    if (!on) full_m.shrink_to_fit(), full_v.shrink_to_fit();
-  };
+  }
+  void allocate_full_state(bool on) {
+    if (P_ == 1) return;
+    full_m_.assign(on ? model_->num_params() : 0, 0.0f);
+    full_v_.assign(on && adamw_ ? model_->num_params() : 0, 0.0f);
+    if (!on) full_m_.shrink_to_fit(), full_v_.shrink_to_fit();
+  }
 
-  // ---- 3. run folder and resume (rank 0 reads; the others receive) ----
-  const std::string out = run.out_dir();
-  const std::string ckpt_dir = out + "/checkpoints";
-  std::string resume_from;
-  long resume_info[3] = {0, 0, 0};  // steps done, data cursor, skipped steps
-  const int resume_code = [&]() -> int {
-    if (rank != 0) return 0;
+  // ---- 3. run folder and resume (rank 0 reads; the others receive in start_or_resume) ----
+  std::string checkpoints_dir() const { return cfg_.run().out_dir() + "/checkpoints"; }
+
+  int open_run_folder_and_resume() {
+    if (rank_ != 0) return 0;
+    const std::string out = cfg_.run().out_dir(), ckpt_dir = checkpoints_dir();
+    // Before the run folder is created, so that a mistyped path leaves nothing behind.
+    if (req_.resume != "auto" && req_.resume != "none" && !fs::is_directory(req_.resume))
+      return fail(kExitBadInput, "--resume " + req_.resume +
+                                     ": no such checkpoint folder\nHINT: name a folder "
+                                     "RUN/checkpoints/step_NNNNNNNN, or use --resume auto");
     if (Status s = check_writable(out); !s.ok()) return fail(kExitBadInput, s.message());
     if (fs::is_directory(ckpt_dir)) {
-      if (int n = clean_leftovers(ckpt_dir); n > 0)
-        say("removed %d leftover(s) of an interrupted save in %s\n", n, ckpt_dir.c_str());
+      const LeftoverReport leftovers = clean_leftovers(ckpt_dir);
+      for (const std::string& r : leftovers.recovered)
+        say("recovered a complete checkpoint that an interrupted save had left aside: %s\n",
+            r.c_str());
+      if (leftovers.removed > 0)
+        say("removed %d leftover(s) of an interrupted save in %s\n", leftovers.removed,
+            ckpt_dir.c_str());
     }
-    if (req.resume == "auto") {
+    if (int c = choose_checkpoint()) return c;
+    if (resume_from_.empty()) return 0;
+    return load_resume_checkpoint();
+  }
+
+  // resume_from_: the checkpoint that --resume asks for ("" = start afresh).
+  int choose_checkpoint() {
+    const std::string ckpt_dir = checkpoints_dir();
+    if (req_.resume == "auto") {
       std::vector<std::string> skipped;
       if (fs::is_directory(ckpt_dir))
-        resume_from = find_latest_valid_checkpoint(ckpt_dir, &skipped);
+        resume_from_ = find_latest_valid_checkpoint(ckpt_dir, &skipped);
       for (const auto& why : skipped)
         say("skipping a checkpoint that does not verify: %s\n", why.c_str());
-    } else if (req.resume == "none") {
+      if (resume_from_.empty() && !skipped.empty())
+        say("no checkpoint in %s verifies: training starts again from step 0 (the %zu that do "
+            "not verify are left in place and do not count among run.keep_checkpoints)\n",
+            ckpt_dir.c_str(), skipped.size());
+    } else if (req_.resume == "none") {
       std::vector<std::string> ignored;
       if (fs::is_directory(ckpt_dir) && !find_latest_valid_checkpoint(ckpt_dir, &ignored).empty())
-        return fail(kExitBadInput, out +
+        return fail(kExitBadInput, cfg_.run().out_dir() +
                                        " already holds checkpoints of a run\nHINT: continue it "
                                        "with --resume auto, or start afresh elsewhere with --out "
                                        "DIR");
     } else {
-      resume_from = req.resume;  // verified once, when it is loaded below
+      resume_from_ = req_.resume;  // verified once, when it is loaded
     }
-    if (resume_from.empty()) return 0;
-    // The manifest alone for the compatibility checks; load_checkpoint verifies every tensor.
-    StatusOr<proto::CheckpointManifest> m = read_checkpoint_manifest(resume_from);
+    return 0;
+  }
+
+  // Checks the checkpoint against the config and the data, then loads it (verifying every
+  // tensor) into the model and the optimizer state.
+  int load_resume_checkpoint() {
+    StatusOr<proto::CheckpointManifest> m = read_checkpoint_manifest(resume_from_);
     if (!m.ok()) return fail(kExitResume, m.status().message());
     std::vector<std::string> notes;
-    std::vector<std::string> bad = incompatible_changes(m->config(), cfg, &notes);
+    std::vector<std::string> bad = incompatible_changes(m->config(), cfg_, &notes);
     if (!bad.empty()) {
-      std::string msg = "cannot resume from " + resume_from + ": the config changed incompatibly:";
+      std::string msg = "cannot resume from " + resume_from_ + ": the config changed incompatibly:";
       for (const auto& b : bad) msg += "\n  " + b;
       return fail(kExitResume,
                   msg + "\nHINT: restore these fields, or start a new run with --out DIR");
     }
-    if (m->tokenizer_crc32c() != tokenizer_crc)
+    if (m->tokenizer_crc32c() != tokenizer_crc_)
       return fail(kExitResume,
-                  "cannot resume from " + resume_from +
+                  "cannot resume from " + resume_from_ +
                       ": the data's tokenizer is not the one the run was trained with");
     for (const auto& n : notes)
       say("config change since the checkpoint (allowed): %s\n", n.c_str());
     allocate_full_state(true);
-    m = load_checkpoint(resume_from, model, state_buffers());
+    m = load_checkpoint(resume_from_, *model_, state_buffers());
     if (!m.ok()) return fail(kExitResume, m.status().message());
-    resume_info[0] = m->step();
-    resume_info[1] = m->data_cursor();
-    resume_info[2] = m->skipped_steps();
+    resume_ = {m->step(), m->data_cursor(), m->skipped_steps()};
     return 0;
-  }();
-  if (int c = agree(resume_code)) return c;
-  comm.broadcast_string(&resume_from);
-  if (!resume_from.empty()) {
-    comm.broadcast_bytes(resume_info, sizeof(resume_info));
-    if (P > 1) {
-      comm.broadcast_bytes(model.params(), model.num_params() * sizeof(float));
-      trainer.scatter_state(full_m.data(), full_v.data());
-      allocate_full_state(false);
-    }
-    trainer.set_steps_done(resume_info[0]);
-    say("resumed from %s (step %ld)\n", resume_from.c_str(), resume_info[0]);
-  } else {
-    model.init(run.seed());  // the same bits on every rank
   }
-  long data_cursor = resume_info[1], skipped_total = resume_info[2];
-  std::optional<MetricsLog> metrics;
-  const int metrics_code = [&]() -> int {
-    if (rank != 0) return 0;
-    std::string text;
-    google::protobuf::TextFormat::PrintToString(cfg, &text);
-    std::ofstream(out + "/config.textproto") << "# resolved config of this run\n" << text;
-    StatusOr<MetricsLog> m = MetricsLog::open(out, resume_from.empty() ? -1 : trainer.steps_done());
-    if (!m.ok()) return fail(kExitRuntime, m.status().message());
-    metrics.emplace(std::move(*m));
-    return 0;
-  }();
-  if (int c = agree(metrics_code)) return c;
 
+  // Every rank: the resumed state from rank 0, or a fresh initialisation (the same bits on
+  // every rank).
+  void start_or_resume() {
+    comm_.broadcast_string(&resume_from_);
+    if (resume_from_.empty()) {
+      model_->init(cfg_.run().seed());
+    } else {
+      comm_.broadcast_bytes(&resume_, sizeof(resume_));
+      if (P_ > 1) {
+        comm_.broadcast_bytes(model_->params(), model_->num_params() * sizeof(float));
+        trainer_->scatter_state(full_m_.data(), full_v_.data());
+        allocate_full_state(false);
+      }
+      trainer_->set_steps_done(resume_.step);
+      say("resumed from %s (step %ld)\n", resume_from_.c_str(), resume_.step);
+    }
+    data_cursor_ = resume_.data_cursor;
+    skipped_total_ = resume_.skipped;
+  }
+
+  int open_metrics() {
+    if (rank_ != 0) return 0;
+    const std::string out = cfg_.run().out_dir();
+    std::string text;
+    google::protobuf::TextFormat::PrintToString(cfg_, &text);
+    std::ofstream(out + "/config.textproto") << "# resolved config of this run\n" << text;
+    StatusOr<MetricsLog> m =
+        MetricsLog::open(out, resume_from_.empty() ? -1 : trainer_->steps_done());
+    if (!m.ok()) return fail(kExitRuntime, m.status().message());
+    metrics_.emplace(std::move(*m));
+    return 0;
+  }
+
+  void print_start_lines() {
+    const proto::RunConfig& run = cfg_.run();
+    const long tokens_per_step = tokens_per_step_count();
+    if (P_ > 1)
+      say("skein: %s, %ld parameters, %d ranks x %d threads, %d replicas, %ld tokens/step, %ld "
+          "steps\n",
+          req_.config_path.c_str(), long(model_->num_params()), P_, threads_, replicas_,
+          tokens_per_step, long(run.steps()));
+    else
+      say("skein: %s, %ld parameters, %d threads, %d replicas, %ld tokens/step, %ld steps\n",
+          req_.config_path.c_str(), long(model_->num_params()), threads_, replicas_,
+          tokens_per_step, long(run.steps()));
+    say("memory%s: %s\n", P_ > 1 ? " per rank" : "", trainer_->memory().describe().c_str());
+    if (model_->matmul_precision() == MatmulPrecision::kBf16Rounded)
+      say("precision: BF16_EMULATED: matmul operands rounded to bf16, fp32 sums (bf16's "
+          "numerics, fp32's speed)\n");
+    if (model_->matmul_precision() == MatmulPrecision::kBf16)
+      say("precision: BF16: matmuls with vdpbf16ps (bf16 operands, fp32 sums); weights and "
+          "optimizer state fp32\n");
+  }
+
+  long tokens_per_step_count() const { return long(lo_.B) * P_ * gcfg_.seq_len; }
+
+  // ---- checkpoints and evaluation during training ----
   // Collective: every rank calls it; rank 0 writes.
-  auto save = [&](float last_loss) -> Status {
-    if (!all_finite(model.params(), model.num_params()))  // the same on every rank
+  Status save(float last_loss) {
+    if (!all_finite(model_->params(), model_->num_params()))  // the same on every rank
       return Status::error(
           "parameters hold NaN or Inf: no checkpoint written; the previous one is intact");
-    if (P > 1) {
-      allocate_full_state(rank == 0);
-      trainer.gather_state(full_m.data(), full_v.data());
+    if (P_ > 1) {
+      allocate_full_state(rank_ == 0);
+      trainer_->gather_state(full_m_.data(), full_v_.data());
     }
     Status s;
-    if (rank == 0) {
+    if (rank_ == 0) {
       CheckpointInfo info;
-      info.step = trainer.steps_done();
-      info.seed = run.seed();
-      info.data_cursor = data_cursor;
+      info.step = trainer_->steps_done();
+      info.seed = cfg_.run().seed();
+      info.data_cursor = data_cursor_;
       info.last_loss = last_loss;
-      info.skipped_steps = skipped_total;
-      info.tokenizer_crc32c = tokenizer_crc;
-      info.config = cfg;
+      info.skipped_steps = skipped_total_;
+      info.tokenizer_crc32c = tokenizer_crc_;
+      info.config = cfg_;
       std::string path;
-      s = write_checkpoint(ckpt_dir, model, state_buffers(), info, run.keep_checkpoints(), &path);
+      s = write_checkpoint(checkpoints_dir(), *model_, state_buffers(), info,
+                           cfg_.run().keep_checkpoints(), &path);
       if (s.ok()) say("saved checkpoint %s\n", path.c_str());
     }
     allocate_full_state(false);
     return s;
-  };
-  auto evaluate = [&]() -> double {
-    if (!val) return NAN;
-    val->reset();
+  }
+
+  double evaluate() {
+    if (!val_) return NAN;
+    val_->reset();
     Batch b;
     double sum = 0;
     int n = 0;
-    while (n < run.eval_batches() && val->next(&b)) {
-      sum += trainer.evaluate(b.inputs.data(), b.targets.data());
+    while (n < cfg_.run().eval_batches() && val_->next(&b)) {
+      sum += trainer_->evaluate(b.inputs.data(), b.targets.data());
       ++n;
     }
     return n ? sum / n : NAN;
-  };
+  }
 
   // ---- 4. the loop ----
-  const double peak = measure_fma_peak(3, 2'000'000);  // ~30 ms: the MFU of the progress line
-  const double C = gcfg.d_model, L = gcfg.n_layer, T = gcfg.seq_len;
-  const double flops_per_token =
-      6.0 * (12.0 * L * C * C + double(gcfg.vocab_size) * C) + 12.0 * L * C * T;
-  const long tokens_per_step = long(lo.B) * P * gcfg.seq_len;
-  if (P > 1)
-    say("skein: %s, %ld parameters, %d ranks x %d threads, %d replicas, %ld tokens/step, %ld "
-        "steps\n",
-        req.config_path.c_str(), long(model.num_params()), P, threads, replicas, tokens_per_step,
-        long(run.steps()));
-  else
-    say("skein: %s, %ld parameters, %d threads, %d replicas, %ld tokens/step, %ld steps\n",
-        req.config_path.c_str(), long(model.num_params()), threads, replicas, tokens_per_step,
-        long(run.steps()));
-  say("memory%s: %s\n", P > 1 ? " per rank" : "", trainer.memory().describe().c_str());
-  if (model.matmul_precision() == MatmulPrecision::kBf16Rounded)
-    say("precision: BF16_EMULATED: matmul operands rounded to bf16, fp32 sums (bf16's numerics, "
-        "fp32's speed)\n");
-  if (model.matmul_precision() == MatmulPrecision::kBf16)
-    say("precision: BF16: matmuls with vdpbf16ps (bf16 operands, fp32 sums); weights and "
-        "optimizer state fp32\n");
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
-  loader->start(data_cursor);
-  const double t_start = now_s();
-  double window_t = now_s(), window_wait = loader->wait_seconds(), window_comm = comm.seconds();
-  long window_steps = 0, consecutive_skips = 0;
-  float last_loss = 0;
-  const long first_step = trainer.steps_done();
-  while (trainer.steps_done() < run.steps()) {
-    // The ranks stop together: at the first step boundary after any of them got a signal.
-    if (comm.max(g_signals.load() > 0 ? 1 : 0)) {
-      say("signal received: saving a checkpoint and stopping\n");
-      if (Status s = save(last_loss); !s.ok()) return fail_job(kExitRuntime, s.message());
-      say("stopped at step %ld. Resume with: train --config %s --out %s --resume auto\n",
-          trainer.steps_done(), req.config_path.c_str(), out.c_str());
-      return kExitOk;
-    }
-    const Batch& batch = loader->next();
-    ++data_cursor;
-    StepStats st = trainer.step(batch.inputs.data(), batch.targets.data());
-    if (st.skipped || !std::isfinite(st.loss)) {  // the same on every rank
-      ++skipped_total;
-      ++consecutive_skips;
-      say("step %ld: non-finite %s, update skipped (%ld skipped so far)\n",
-          trainer.steps_done() + 1, std::isfinite(st.loss) ? "gradient norm" : "loss",
-          skipped_total);
-      if (run.on_nonfinite() == proto::RunConfig::STOP) {
-        error = "non-finite loss or gradient at step " + std::to_string(trainer.steps_done() + 1) +
-                " (run.on_nonfinite = STOP); the last checkpoint is intact\nHINT: lower "
-                "optimizer.lr or set optimizer.max_grad_norm";
-        return agree(kExitRuntime);
+  int train_loop() {
+    const proto::RunConfig& run = cfg_.run();
+    const double peak = measure_fma_peak(3, 2'000'000);  // ~30 ms: the MFU of the progress line
+    const double C = gcfg_.d_model, L = gcfg_.n_layer, T = gcfg_.seq_len;
+    const double flops_per_token =
+        6.0 * (12.0 * L * C * C + double(gcfg_.vocab_size) * C) + 12.0 * L * C * T;
+    const long tokens_per_step = tokens_per_step_count();
+    const std::string out = run.out_dir();
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    loader_->start(data_cursor_);
+    const double t_start = now_s();
+    double window_t = now_s(), window_wait = loader_->wait_seconds(), window_comm = comm_.seconds();
+    long window_steps = 0, consecutive_skips = 0;
+    float last_loss = 0;
+    const long first_step = trainer_->steps_done();
+    while (trainer_->steps_done() < run.steps()) {
+      // The ranks stop together: at the first step boundary after any of them got a signal.
+      if (comm_.max(g_signals.load() > 0 ? 1 : 0)) {
+        say("signal received: saving a checkpoint and stopping\n");
+        if (Status s = save(last_loss); !s.ok()) return fail_job(kExitRuntime, s.message());
+        say("stopped at step %ld. Resume with: train --config %s --out %s --resume auto\n",
+            trainer_->steps_done(), req_.config_path.c_str(), out.c_str());
+        return kExitOk;
       }
-      if (consecutive_skips >= run.max_skipped_steps()) {
-        error = std::to_string(consecutive_skips) +
-                " steps in a row had a non-finite gradient (run.max_skipped_steps); the last "
-                "checkpoint is intact\nHINT: lower optimizer.lr";
-        return agree(kExitRuntime);
+      const Batch& batch = loader_->next();
+      ++data_cursor_;
+      StepStats st = trainer_->step(batch.inputs.data(), batch.targets.data());
+      if (st.skipped || !std::isfinite(st.loss)) {  // the same on every rank
+        ++skipped_total_;
+        ++consecutive_skips;
+        say("step %ld: non-finite %s, update skipped (%ld skipped so far)\n",
+            trainer_->steps_done() + 1, std::isfinite(st.loss) ? "gradient norm" : "loss",
+            skipped_total_);
+        if (run.on_nonfinite() == proto::RunConfig::STOP) {
+          error_ = "non-finite loss or gradient at step " +
+                   std::to_string(trainer_->steps_done() + 1) +
+                   " (run.on_nonfinite = STOP); the last checkpoint is intact\nHINT: lower "
+                   "optimizer.lr or set optimizer.max_grad_norm";
+          return agree(kExitRuntime);
+        }
+        if (consecutive_skips >= run.max_skipped_steps()) {
+          error_ = std::to_string(consecutive_skips) +
+                   " steps in a row had a non-finite gradient (run.max_skipped_steps); the last "
+                   "checkpoint is intact\nHINT: lower optimizer.lr";
+          return agree(kExitRuntime);
+        }
+        continue;
       }
-      continue;
-    }
-    consecutive_skips = 0;
-    last_loss = st.loss;
-    ++window_steps;
-    const long step = trainer.steps_done();
-    if (step % run.log_every() == 0 || step == run.steps()) {
-      const double t = now_s(), wait = loader->wait_seconds(), comm_s = comm.seconds();
-      const double dt = t - window_t;
-      const double tps = window_steps * tokens_per_step / dt;
-      const double wait_frac = (wait - window_wait) / dt;
-      const double mfu = tps * flops_per_token / (peak * threads * P);
-      const double eta = (run.steps() - step) * dt / window_steps;
-      char comm_part[32] = "";
-      if (P > 1)
-        std::snprintf(comm_part, sizeof(comm_part), " | comm %.1f%%",
-                      100 * (comm_s - window_comm) / dt);
-      say("step %ld/%ld | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s | MFU %.1f%% | wait %.1f%%"
-          "%s | ETA %s\n",
-          step, long(run.steps()), st.loss, st.lr, st.grad_norm, tps, 100 * mfu, 100 * wait_frac,
-          comm_part, format_duration(eta).c_str());
-      std::fflush(stdout);
-      if (metrics) {
-        Status s = metrics->log_train(
-            {step, st.loss, st.lr, st.grad_norm, tps, mfu, wait_frac, t - t_start});
-        if (!s.ok()) return fail_job(kExitRuntime, s.message());
+      consecutive_skips = 0;
+      last_loss = st.loss;
+      ++window_steps;
+      const long step = trainer_->steps_done();
+      if (step % run.log_every() == 0 || step == run.steps()) {
+        const double t = now_s(), wait = loader_->wait_seconds(), comm_s = comm_.seconds();
+        const double dt = t - window_t;
+        Progress p;
+        p.step = step;
+        p.steps = run.steps();
+        p.loss = st.loss;
+        p.lr = st.lr;
+        p.grad_norm = st.grad_norm;
+        p.tokens_per_s = window_steps * tokens_per_step / dt;
+        p.mfu = p.tokens_per_s * flops_per_token / (peak * threads_ * P_);
+        p.wait_frac = (wait - window_wait) / dt;
+        if (P_ > 1) p.comm_frac = (comm_s - window_comm) / dt;
+        p.eta_s = (run.steps() - step) * dt / window_steps;
+        say("%s\n", format_progress(p).c_str());
+        std::fflush(stdout);
+        if (metrics_) {
+          Status s = metrics_->log_train({step, st.loss, st.lr, st.grad_norm, p.tokens_per_s, p.mfu,
+                                          p.wait_frac, t - t_start});
+          if (!s.ok()) return fail_job(kExitRuntime, s.message());
+        }
+        window_t = t;
+        window_wait = wait;
+        window_comm = comm_s;
+        window_steps = 0;
       }
-      window_t = t;
-      window_wait = wait;
-      window_comm = comm_s;
-      window_steps = 0;
-    }
-    const bool last = step == run.steps();
-    if ((run.eval_every() > 0 && step % run.eval_every() == 0) || last) {
-      const double vl = evaluate();
-      if (metrics) {
-        if (std::isfinite(vl)) {
-          say("eval step %ld | val loss %.4f\n", step, vl);
-          if (Status s = metrics->log_eval(step, vl); !s.ok())
+      const bool last = step == run.steps();
+      if ((run.eval_every() > 0 && step % run.eval_every() == 0) || last) {
+        const double vl = evaluate();
+        if (metrics_) {
+          if (std::isfinite(vl)) {
+            say("eval step %ld | val loss %.4f\n", step, vl);
+            if (Status s = metrics_->log_eval(step, vl); !s.ok())
+              return fail_job(kExitRuntime, s.message());
+          }
+          if (Status s = metrics_->write_plot(); !s.ok())
             return fail_job(kExitRuntime, s.message());
         }
-        if (Status s = metrics->write_plot(); !s.ok()) return fail_job(kExitRuntime, s.message());
+      }
+      if ((run.checkpoint_every() > 0 && step % run.checkpoint_every() == 0) || last) {
+        if (Status s = save(last_loss); !s.ok()) return fail_job(kExitRuntime, s.message());
       }
     }
-    if ((run.checkpoint_every() > 0 && step % run.checkpoint_every() == 0) || last) {
-      if (Status s = save(last_loss); !s.ok()) return fail_job(kExitRuntime, s.message());
-    }
+    say("done: %ld steps in %s (%ld this session), final loss %.4f, %ld skipped; run folder %s\n",
+        trainer_->steps_done(), format_duration(now_s() - t_start).c_str(),
+        trainer_->steps_done() - first_step, last_loss, skipped_total_, out.c_str());
+    return kExitOk;
   }
-  say("done: %ld steps in %s (%ld this session), final loss %.4f, %ld skipped; run folder %s\n",
-      trainer.steps_done(), format_duration(now_s() - t_start).c_str(),
-      trainer.steps_done() - first_step, last_loss, skipped_total, out.c_str());
-  return kExitOk;
+
+  const TrainRequest& req_;
+  Comm& comm_;
+  const int P_, rank_;
+  std::string error_;  // the message of the failing stage
+
+  // stage 1
+  proto::Config cfg_;
+  GptConfig gcfg_;
+  uint32_t tokenizer_crc_ = 0;  // of the data's tokenizer.bin, 0 if none
+  std::vector<std::string> train_shards_;
+  std::vector<std::string> val_files_;  // the validation shards in use (none: no evaluation)
+  int threads_ = 1, replicas_ = 1;
+  LoaderOptions lo_;
+  std::unique_ptr<Loader> loader_;
+  std::unique_ptr<ValIterator> val_;
+  // stage 2
+  std::optional<Model> model_;
+  std::unique_ptr<Trainer> trainer_;
+  bool adamw_ = true;
+  std::vector<float> full_m_, full_v_;  // with several ranks: rank 0's whole optimizer state
+  // stage 3
+  std::string resume_from_;
+  ResumePoint resume_;
+  long data_cursor_ = 0, skipped_total_ = 0;
+  std::optional<MetricsLog> metrics_;
+};
+
+}  // namespace
+
+int run_training(const TrainRequest& req) {
+  static LocalComm alone;
+  TrainingRun run(req, req.comm ? *req.comm : alone);
+  return run.run();
 }
 
 }  // namespace skein

@@ -37,9 +37,4 @@ struct TrainRequest {
 // Runs training; prints progress to stdout and errors to stderr. Returns an ExitCode.
 int run_training(const TrainRequest& request);
 
-// The config fields whose change makes a checkpoint unusable, as "field: old -> new" lines
-// (empty when compatible); compatible changes go to *notes.
-std::vector<std::string> incompatible_changes(const proto::Config& saved, const proto::Config& now,
-                                              std::vector<std::string>* notes);
-
 }  // namespace skein

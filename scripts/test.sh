@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds skein and runs the whole test suite: a Release build, a compile-only -Werror check of
-# the other x86-64 instruction sets (scripts/isa_check.sh), an ASan+UBSan build, and a
+# the other x86-64 instruction sets (scripts/isa_check.sh), an ASan+UBSan build, a
 # ThreadSanitizer build of the concurrent code (data_test, trainer_test) with clang and LLVM's
-# libomp.
+# libomp, and a bounded run of the libFuzzer targets (scripts/fuzz.sh).
 # Installs missing dependencies first. -Werror is on when CI=true.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,4 +65,7 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   run_suite build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSKEIN_SANITIZE=address,undefined \
   -DSKEIN_BUILD_BENCH=OFF
 run_tsan build-tsan
+# libFuzzer on every reader of untrusted bytes (configs, checkpoints, shards, tokenizer files),
+# ASan+UBSan, 15 s per target.
+./scripts/fuzz.sh 15
 echo "== all test suites passed"

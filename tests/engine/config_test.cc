@@ -51,6 +51,24 @@ const BadConfig kBad[] = {
     {"empty out_dir", "run { out_dir: \"\" }", "run.out_dir"},
     {"unknown policy", "run { on_nonfinite: IGNORE }",
      "bad.textproto:1:28: Unknown enumeration value of \"IGNORE\""},
+    // a block left open at the end: the parser only says "Expected identifier, got: "
+    {"unclosed brace", "model { vocab_size: 256 }\nrun {\n  steps: 3\n\n\n",
+     "a '}' is missing: the block 'run {' opened at line 2 is never closed"},
+    {"two unclosed braces", "model {\n run {\n",
+     "2 '}' are missing: the blocks 'model {' opened at line 1, 'run {' opened at line 2"},
+    {"stray brace", "run { steps: 3 }\n}\n", "line 2 has a '}' that closes no block"},
+    {"float for an integer", "run {\n  batch_size: 64.5\n}",
+     "in field run.batch_size, which takes a value of type int32"},
+    {"bad enum names its field", "run { precision: FP64 }",
+     "in field run.precision, which takes one of the names of Precision"},
+    {"binary file", "\x89PNG\r\n\x1a\n\x00\x00",
+     "bad.textproto is not a text config: byte 0 is 0x89"},
+    {"control byte", "run { steps: 3 }\x01", "is not a text config: byte 16 is 0x01"},
+    {"infinite lr", "optimizer { lr: inf }", "optimizer.lr = inf: must be a finite number"},
+    {"nan clip", "optimizer { max_grad_norm: nan }",
+     "optimizer.max_grad_norm = nan: must be a finite number"},
+    {"-inf timeout", "run { comm_timeout_s: -inf }",
+     "run.comm_timeout_s = -inf: must be a finite number"},
 };
 
 void PrintTo(const BadConfig& c, std::ostream* os) {
@@ -109,6 +127,34 @@ TEST(Config, PrecisionMapsToTheMatmulArithmetic) {
     EXPECT_NE(note.find("the matmuls run in fp32"), std::string::npos) << note;
   }
   EXPECT_FALSE(parse_config_text("run { precision: FP16 }", "p").ok());
+}
+
+// NaN and infinity are refused in every float or double field of the schema, from --set too.
+TEST(Config, EveryFloatFieldRefusesNanAndInfinity) {
+  int checked = 0;
+  const auto* root = proto::Config::descriptor();
+  for (int i = 0; i < root->field_count(); ++i) {
+    const auto* section = root->field(i);
+    if (!section->message_type()) continue;
+    for (int j = 0; j < section->message_type()->field_count(); ++j) {
+      const auto* f = section->message_type()->field(j);
+      using google::protobuf::FieldDescriptor;
+      if (f->cpp_type() != FieldDescriptor::CPPTYPE_FLOAT &&
+          f->cpp_type() != FieldDescriptor::CPPTYPE_DOUBLE)
+        continue;
+      const std::string path = section->name() + "." + f->name();
+      for (const char* v : {"inf", "-inf", "nan"}) {
+        proto::Config cfg;
+        ASSERT_TRUE(apply_override(&cfg, path + "=" + v).ok()) << path;
+        Status s = validate_config(cfg);
+        ASSERT_FALSE(s.ok()) << path << "=" << v;
+        EXPECT_NE(s.message().find(path + " = "), std::string::npos) << s.message();
+        EXPECT_NE(s.message().find("must be a finite number"), std::string::npos) << s.message();
+      }
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 8);  // lr, betas, eps, decay, momentum, clip, min_lr, timeout
 }
 
 TEST(Config, MissingFileIsNamed) {

@@ -321,6 +321,32 @@ TEST(Trainer, RanksGiveTheBitsOfOneProcess) {
 
 // A rank's optimizer state is its range only (ZeRO-1): it shrinks with the number of ranks, and
 // the ranges tile the parameters.
+// The memory estimate that train checks before allocating equals what the trainer holds.
+TEST(Trainer, MemoryEstimateEqualsWhatTheTrainerAllocates) {
+  for (const GptConfig cfg : {tiny(), GptConfig{300, 24, 3, 4, 96}}) {
+    for (int threads : {1, 3}) {
+      for (OptimizerKind kind : {OptimizerKind::kAdamW, OptimizerKind::kSgd}) {
+        TrainerOptions o = base_options();
+        o.threads = threads;
+        o.replicas = 0;
+        o.batch_size = 6;
+        o.optimizer = kind;
+        o.seq_len = cfg.seq_len;
+        Model model(cfg);
+        EXPECT_EQ(Model::num_params_for(cfg), model.num_params());
+        Trainer t(model, o);
+        const MemoryReport est = Trainer::estimate_memory(cfg, o, 1, 0), got = t.memory();
+        EXPECT_EQ(est.params, got.params);
+        EXPECT_EQ(est.gradients, got.gradients);
+        EXPECT_EQ(est.optimizer, got.optimizer);
+        EXPECT_EQ(est.activations, got.activations);
+        EXPECT_EQ(est.exchange, got.exchange);
+        EXPECT_EQ(est.describe(), got.describe());
+      }
+    }
+  }
+}
+
 TEST(Trainer, RanksOwnDisjointRangesOfTheState) {
   const GptConfig cfg{300, 16, 3, 4, 96};
   const int P = 3;
@@ -341,6 +367,11 @@ TEST(Trainer, RanksOwnDisjointRangesOfTheState) {
       begin[p] = t.owned_begin();
       end[p] = t.owned_end();
       floats[p] = t.state_m_floats();
+      // the estimate made before allocating is what this rank's trainer holds
+      const MemoryReport est = Trainer::estimate_memory(cfg, o, P, p), got = t.memory();
+      EXPECT_EQ(est.total(), got.total()) << p;
+      EXPECT_EQ(est.exchange, got.exchange) << p;
+      EXPECT_EQ(est.optimizer, got.optimizer) << p;
     });
   for (auto& t : ranks) t.join();
   const size_t n = Model(cfg).num_params();

@@ -338,5 +338,111 @@ TEST_F(TrainSystemTest, BadInputExitsTwoAndWritesNothing) {
   EXPECT_FALSE(fs::exists(dir));
 }
 
+void flip_byte_at(const std::string& path, long offset) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(offset);
+  char c = 0;
+  f.get(c);
+  f.seekp(offset);
+  f.put(static_cast<char>(c ^ 0x10));
+}
+
+// Finding 3: a re-save of a step (here: resumed from step 6, trained to 12 again) killed between
+// moving the old copy aside and renaming the new one in. The next run recovers the complete
+// copy instead of deleting it, resumes from step 12, and its bits are those of a straight run.
+TEST_F(TrainSystemTest, KillBetweenTheRenamesOfAReSaveLosesNoCheckpoint) {
+  const std::string dir = out("resave"), straight = out("resave_straight");
+  ASSERT_EQ(train({"--out", straight}, straight + ".log"), 0) << read_file(straight + ".log");
+  ASSERT_EQ(train({"--out", dir}, dir + ".1.log"), 0) << read_file(dir + ".1.log");
+  ::setenv("SKEIN_TEST_KILL_AT", "checkpoint_between_renames", 1);
+  const int rc =
+      train({"--out", dir, "--resume", dir + "/checkpoints/step_00000006"}, dir + ".2.log");
+  ::unsetenv("SKEIN_TEST_KILL_AT");
+  ASSERT_EQ(rc, 128 + SIGKILL) << read_file(dir + ".2.log");
+  EXPECT_FALSE(fs::exists(dir + "/checkpoints/step_00000012"));  // the window
+  ASSERT_EQ(train({"--out", dir}, dir + ".3.log"), 0) << read_file(dir + ".3.log");
+  const std::string log = read_file(dir + ".3.log");
+  EXPECT_NE(log.find("recovered a complete checkpoint"), std::string::npos) << log;
+  EXPECT_NE(log.find("resumed from " + dir + "/checkpoints/step_00000012"), std::string::npos)
+      << log;
+  EXPECT_EQ(read_file(dir + "/checkpoints/step_00000012/tensors.bin"),
+            read_file(straight + "/checkpoints/step_00000012/tensors.bin"));
+}
+
+// Findings 1 and 2 at the process level: with every checkpoint failing verification (one with a
+// flipped manifest byte, one with a flipped tensor byte), train says that it starts again from
+// step 0, and what it saves now is kept (corrupt checkpoints do not count among the kept ones).
+TEST_F(TrainSystemTest, WhenNoCheckpointVerifiesTrainingRestartsAndKeepsWhatItSaves) {
+  const std::string dir = out("allbad");
+  ASSERT_EQ(train({"--out", dir, "--set", "run.keep_checkpoints=2"}, dir + ".1.log"), 0)
+      << read_file(dir + ".1.log");
+  flip_byte_at(dir + "/checkpoints/step_00000006/manifest.pb", 40);
+  flip_byte_at(dir + "/checkpoints/step_00000012/tensors.bin", 100);
+  EXPECT_EQ(run({kInspect, dir + "/checkpoints/step_00000006"}, dir + ".inspect.log"), 1);
+  EXPECT_NE(read_file(dir + ".inspect.log").find("manifest is corrupt"), std::string::npos)
+      << read_file(dir + ".inspect.log");
+  ASSERT_EQ(train({"--out", dir, "--set", "run.keep_checkpoints=2", "--set", "run.steps=3", "--set",
+                   "run.checkpoint_every=1"},
+                  dir + ".2.log"),
+            0)
+      << read_file(dir + ".2.log");
+  const std::string log = read_file(dir + ".2.log");
+  EXPECT_NE(log.find("training starts again from step 0"), std::string::npos) << log;
+  for (const char* step : {"step_00000002", "step_00000003"}) {
+    EXPECT_TRUE(verify_checkpoint(dir + "/checkpoints/" + step).ok()) << step;
+  }
+  EXPECT_FALSE(fs::exists(dir + "/checkpoints/step_00000001"));
+  EXPECT_EQ(read_file(dir + "/checkpoints/latest"), "step_00000003\n");
+}
+
+// Findings 4, 5 and 6 at the process level: refused with exit code 2, nothing written.
+TEST_F(TrainSystemTest, BadInputFoundAtStartUpNamesTheCauseAndWritesNothing) {
+  const std::string dir = out("bad2");
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {{"--set", "optimizer.lr=inf"}, "optimizer.lr = inf: must be a finite number"},
+      {{"--set", "schedule.min_lr=nan"}, "schedule.min_lr = nan: must be a finite number"},
+      {{"--set", "model.d_model=1000000"}, "GiB of memory"},
+      {{"--set", "model.seq_len=100000"}, "fewer than the 100001 that one training sequence"},
+      {{"--resume", dir + "/no/such/checkpoint"}, "no/such/checkpoint: no such checkpoint folder"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> args = {"--out", dir};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    EXPECT_EQ(train(args, dir + ".log"), 2) << c.args[1] << "\n" << read_file(dir + ".log");
+    EXPECT_NE(read_file(dir + ".log").find(c.message), std::string::npos)
+        << c.args[1] << "\n"
+        << read_file(dir + ".log");
+    EXPECT_FALSE(fs::exists(dir)) << c.args[1];
+  }
+  // an empty config says so, a config file that is not text too
+  std::ofstream(dir + ".empty.textproto") << "# nothing here\n";
+  EXPECT_EQ(run({kTrain, "--config", dir + ".empty.textproto", "--out", dir}, dir + ".log"), 2);
+  EXPECT_NE(read_file(dir + ".log").find("sets no field at all"), std::string::npos)
+      << read_file(dir + ".log");
+  EXPECT_EQ(run({kTrain, "--config", kTrain, "--out", dir}, dir + ".log"), 2);
+  EXPECT_NE(read_file(dir + ".log").find("is not a text config"), std::string::npos)
+      << read_file(dir + ".log");
+  EXPECT_FALSE(fs::exists(dir));
+}
+
+// Finding 6: a data folder without tokenizer.bin trains, with a warning that sample cannot
+// decode.
+TEST_F(TrainSystemTest, DataWithoutTokenizerWarns) {
+  const std::string data = out("data_notok"), dir = out("notok");
+  fs::create_directories(data);
+  for (const auto& e : fs::directory_iterator(root_ / "data"))
+    if (e.path().filename() != "tokenizer.bin")
+      fs::copy_file(e.path(), data + "/" + e.path().filename().string());
+  ASSERT_EQ(
+      train({"--out", dir, "--set", "data.dir=" + data, "--set", "run.steps=1"}, dir + ".log"), 0)
+      << read_file(dir + ".log");
+  EXPECT_NE(read_file(dir + ".log").find("has no tokenizer.bin"), std::string::npos)
+      << read_file(dir + ".log");
+}
+
 }  // namespace
 }  // namespace skein
