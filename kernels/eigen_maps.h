@@ -6,15 +6,9 @@
 // transposes raise the same GCC 12 false positive on some targets).
 #include "kernels/intrinsics.h"
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
+SKEIN_BEGIN_INTRINSICS_USERS
 #include <Eigen/Core>
-#pragma GCC diagnostic pop
-#else
-#include <Eigen/Core>
-#endif
+SKEIN_END_INTRINSICS_USERS
 
 namespace skein {
 

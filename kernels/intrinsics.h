@@ -13,18 +13,24 @@
 // some other way first fails there.
 #pragma once
 
-#if defined(__x86_64__)
+// The region itself, for the other third-party headers that inline the intrinsics (Eigen):
+// SKEIN_BEGIN_INTRINSICS_USERS, #include ..., SKEIN_END_INTRINSICS_USERS.
 #if defined(__GNUC__) && !defined(__clang__)
-#if defined(_IMMINTRIN_H_INCLUDED)
+#define SKEIN_BEGIN_INTRINSICS_USERS                                                         \
+  _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"") \
+      _Pragma("GCC diagnostic ignored \"-Wuninitialized\"")
+#define SKEIN_END_INTRINSICS_USERS _Pragma("GCC diagnostic pop")
+#else
+#define SKEIN_BEGIN_INTRINSICS_USERS
+#define SKEIN_END_INTRINSICS_USERS
+#endif
+
+#if defined(__x86_64__)
+#if defined(__GNUC__) && !defined(__clang__) && defined(_IMMINTRIN_H_INCLUDED)
 #error \
     "<immintrin.h> was included before kernels/intrinsics.h; include kernels/intrinsics.h (or kernels/eigen_maps.h) first"
 #endif
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
+SKEIN_BEGIN_INTRINSICS_USERS
 #include <immintrin.h>
-#pragma GCC diagnostic pop
-#else
-#include <immintrin.h>
-#endif
+SKEIN_END_INTRINSICS_USERS
 #endif
