@@ -86,6 +86,8 @@ int main(int argc, char** argv) {
                  "error: out of memory (an allocation failed); the last checkpoint is intact\n"
                  "HINT: free memory or train a smaller model\n");
     code = skein::kExitRuntime;
+    // under mpirun the other ranks wait in a collective: end the job rather than finalize
+    if (req.comm && req.comm->size() > 1) req.comm->abort(code);
   }
   skein::finalize_world_comm();
   return code;

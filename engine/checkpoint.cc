@@ -176,6 +176,10 @@ StatusOr<proto::CheckpointManifest> parse_manifest(const uint8_t* data, size_t n
                            " bytes after its header, the file has " +
                            std::to_string(n - kManifestHeader) + ": truncated or corrupt");
     const uint32_t crc = crc32c(data + kManifestHeader, len);
+    if (stored >> 32 != 0)
+      return Status::error(path +
+                           ": the manifest is corrupt: its header's reserved bytes 20..23 "
+                           "are not zero");
     if (stored != crc)
       return Status::error(path + ": the manifest is corrupt: stored CRC-32C " +
                            hex32(static_cast<uint32_t>(stored)) + ", computed " + hex32(crc));
@@ -208,10 +212,10 @@ Status check_manifest_structure(const proto::CheckpointManifest& m, const std::s
   };
   if (m.step() < 0 || m.data_cursor() < 0 || m.skipped_steps() < 0)
     return bad("negative step, data cursor or skipped-step count");
-  // The loop draws one batch per step, applied or skipped: the cursor is their sum.
-  if (m.data_cursor() != m.step() + m.skipped_steps())
-    return bad("data cursor " + std::to_string(m.data_cursor()) + " is not step " +
-               std::to_string(m.step()) + " + skipped steps " + std::to_string(m.skipped_steps()));
+  // The loop draws one batch per step, applied or skipped: the cursor is at least either.
+  if (m.data_cursor() < m.step() || m.data_cursor() < m.skipped_steps())
+    return bad("data cursor " + std::to_string(m.data_cursor()) + " is behind step " +
+               std::to_string(m.step()) + " or skipped steps " + std::to_string(m.skipped_steps()));
   if (m.tensors_size() == 0) return bad("no tensors");
   std::map<std::string, int> seen;
   uint64_t end = 0;
@@ -399,8 +403,8 @@ Status write_checkpoint(const std::string& checkpoints_dir, const Model& model,
   if (ec) return Status::error("cannot update " + checkpoints_dir + "/latest: " + ec.message());
   SKEIN_RETURN_IF_ERROR(fsync_path(checkpoints_dir, true));
 
-  // Keep the newest keep_last checkpoints that verify (a corrupt one counts for nothing, so it
-  // never pushes out a good one, or the one just written); older ones go. Each is renamed to
+  // Keep the one just written and the newest keep_last - 1 others that verify (a corrupt one
+  // counts for nothing, so it never pushes out a good one); older ones go. Each is renamed to
   // .trash-* first, so a half-deleted folder never looks like a checkpoint.
   std::vector<long> steps;
   for (const auto& e : fs::directory_iterator(checkpoints_dir, ec)) {
@@ -408,11 +412,12 @@ Status write_checkpoint(const std::string& checkpoints_dir, const Model& model,
     if (st >= 0 && e.is_directory()) steps.push_back(st);
   }
   std::sort(steps.rbegin(), steps.rend());
-  int kept = 0;
+  int kept = 1;  // the one just written, whatever else is there
   for (long st : steps) {
+    if (st == info.step) continue;
     const std::string dir = checkpoints_dir + "/" + step_name(st);
     if (kept < keep_last) {
-      if (st == info.step || verifies(dir)) ++kept;
+      if (verifies(dir)) ++kept;
       continue;
     }
     const std::string trash = checkpoints_dir + "/.trash-" + step_name(st);

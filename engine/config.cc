@@ -68,13 +68,14 @@ TextScan scan_text(const std::string& text, int stop_line = INT32_MAX, int stop_
       ++line, col = -1;
       continue;
     }
+    if (c == '\t') col += 7 - col % 8;  // as protobuf's tokenizer counts columns
     if (c == '#') {
       while (i + 1 < text.size() && text[i + 1] != '\n') ++i, ++col;
       continue;
     }
     if (c == '"' || c == '\'') {
       while (i + 1 < text.size() && text[i + 1] != c && text[i + 1] != '\n') {
-        if (text[i + 1] == '\\') ++i, ++col;
+        if (text[i + 1] == '\\' && i + 2 < text.size() && text[i + 2] != '\n') ++i, ++col;
         ++i, ++col;
       }
       if (i + 1 < text.size() && text[i + 1] == c) ++i, ++col;
@@ -133,7 +134,11 @@ class ExplainingCollector : public google::protobuf::io::ErrorCollector {
                 " has a '}' that closes no block";
       return;
     }
-    // The field being parsed at the error, with its path and type.
+    // The field being parsed at the error, with its path and type. Not for an unknown or a
+    // repeated field: the parser names it itself, at the ':' after it.
+    if (message.find("has no field named") != std::string::npos ||
+        message.find("specified multiple times") != std::string::npos)
+      return;
     const TextScan here = scan_text(text_, line, column);
     if (here.field.empty()) return;
     const Descriptor* d = proto::Config::descriptor();

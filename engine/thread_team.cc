@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -117,19 +118,44 @@ double read_number(const char* path, const char* key = nullptr) {
 }
 }  // namespace
 
+// This process's cgroup v2 folder ("0::/PATH" in /proc/self/cgroup), "" if none.
+std::string own_cgroup_v2() {
+  std::FILE* f = std::fopen("/proc/self/cgroup", "r");
+  if (!f) return "";
+  char line[4096];
+  std::string path;
+  while (std::fgets(line, sizeof(line), f)) {
+    if (std::strncmp(line, "0::", 3) != 0) continue;
+    path = line + 3;
+    while (!path.empty() && (path.back() == '\n' || path.back() == '/')) path.pop_back();
+    break;
+  }
+  std::fclose(f);
+  return path;
+}
+
 size_t available_memory_bytes() {
   double avail = read_number("/proc/meminfo", "MemAvailable:");  // kB
   if (avail >= 0) avail *= 1024;
-  // a cgroup limit ("max" reads as no number) minus what the group uses already
-  const double limits[][2] = {
-      {read_number("/sys/fs/cgroup/memory.max"), read_number("/sys/fs/cgroup/memory.current")},
-      {read_number("/sys/fs/cgroup/memory/memory.limit_in_bytes"),
-       read_number("/sys/fs/cgroup/memory/memory.usage_in_bytes")}};
-  for (const auto& [limit, used] : limits) {
-    if (limit <= 0 || limit >= 1e18 || used < 0) continue;
-    const double left = std::max(0.0, limit - used);
+  auto limit_by = [&](double limit, double used, double reclaimable) {
+    if (limit <= 0 || limit >= 1e18 || used < 0) return;  // "max" reads as no number
+    const double left = std::max(0.0, limit - used + std::max(0.0, reclaimable));
     avail = avail < 0 ? left : std::min(avail, left);
+  };
+  // cgroup v2: this process's group and each one above it (a limit anywhere up the tree
+  // applies); the page cache they count (inactive_file) can be reclaimed.
+  const std::string root = "/sys/fs/cgroup";
+  for (std::string g = own_cgroup_v2();; g = g.substr(0, g.rfind('/'))) {
+    const std::string dir = root + g;
+    limit_by(read_number((dir + "/memory.max").c_str()),
+             read_number((dir + "/memory.current").c_str()),
+             read_number((dir + "/memory.stat").c_str(), "inactive_file "));
+    if (g.empty()) break;
   }
+  // cgroup v1
+  limit_by(read_number("/sys/fs/cgroup/memory/memory.limit_in_bytes"),
+           read_number("/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+           read_number("/sys/fs/cgroup/memory/memory.stat", "total_inactive_file "));
   return avail < 0 ? 0 : static_cast<size_t>(avail);
 }
 

@@ -323,36 +323,41 @@ void Trainer::run_thread(int k, const int32_t* inputs, const int32_t* targets, S
 }
 
 Status check_fits_in_memory(const GptConfig& cfg, const TrainerOptions& opt, int P, int rank,
-                            int ranks_on_machine, double extra_bytes, size_t available_bytes) {
-  const double gib = 1024.0 * 1024 * 1024;
+                            int ranks_on_machine, double extra_bytes, bool gathers_state,
+                            size_t available_bytes) {
+  if (available_bytes == 0) return Status();
+  const double gib = 1024.0 * 1024 * 1024, avail = double(available_bytes);
   const int R = opt.replicas > 0 ? opt.replicas : opt.threads * P;
-  // The same terms as estimate_memory, in doubles.
+  // The same terms as estimate_memory, in doubles: an absurd shape is refused on these alone,
+  // before the exact count (which builds the tensor table) could overflow or itself exhaust
+  // memory.
   const double C = cfg.d_model, V = cfg.vocab_size, L = cfg.n_layer, T = cfg.seq_len,
                NH = cfg.n_head, Bq = double(opt.batch_size) / R, K = opt.threads;
-  const double rough =
-      4 * ((V + T + L * (12 * C + 13)) * C * (1 + double(R) / P + 2) +
-           K * (L * Bq * (NH * T * T + T * (16 * C + 4)) + Bq * T * (5 * C + 3 * V + 4)));
+  const double param_bytes = 4 * (V + T + L * (12 * C + 13)) * C;
+  double need = param_bytes * (1 + double(R) / P + 2) +
+                4 * K * (L * Bq * (NH * T * T + T * (16 * C + 4)) + Bq * T * (5 * C + 3 * V + 4));
+  double once = gathers_state ? 2 * param_bytes : 0;  // rank 0's whole optimizer state at a save
   std::string parts;
-  double need = rough;
-  if (rough < 1e17) {
+  if ((need + extra_bytes) * ranks_on_machine + once <= 2 * avail) {
     const MemoryReport r = Trainer::estimate_memory(cfg, opt, P, rank);
     need = double(r.total());
+    once = gathers_state ? 2.0 * r.params : 0;
     parts = " (" + r.describe() + ")";
   }
   need += extra_bytes;
-  if (available_bytes == 0 || need * ranks_on_machine <= double(available_bytes)) return Status();
+  const double total = need * ranks_on_machine + once;
+  if (total <= avail) return Status();
   char buf[256];
   if (ranks_on_machine > 1)
     std::snprintf(buf, sizeof(buf),
                   "the run needs about %.2f GiB of memory per rank, %.2f GiB for the %d ranks on "
                   "this machine, which has %.2f GiB available",
-                  need / gib, need * ranks_on_machine / gib, ranks_on_machine,
-                  double(available_bytes) / gib);
+                  need / gib, total / gib, ranks_on_machine, avail / gib);
   else
     std::snprintf(buf, sizeof(buf),
                   "the run needs about %.2f GiB of memory%s, and this machine has %.2f GiB "
                   "available",
-                  need / gib, P > 1 ? " per rank" : "", double(available_bytes) / gib);
+                  total / gib, P > 1 ? " per rank" : "", avail / gib);
   return Status::error(buf + parts +
                        "\nHINT: a smaller model (model.d_model, model.n_layer, model.vocab_size), "
                        "shorter sequences (model.seq_len) or a smaller run.batch_size; each "

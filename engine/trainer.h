@@ -167,11 +167,13 @@ class Trainer {
 };
 
 // Refuses, with what is needed and what is available, a trainer (as estimate_memory counts it,
-// plus extra_bytes) that does not fit in available_bytes on a machine running ranks_on_machine
-// such ranks; OK when available_bytes is 0 (unknown). Shapes too large to count exactly are
-// estimated in doubles first, so nothing overflows.
+// plus extra_bytes, plus rank 0's copy of the whole optimizer state when gathers_state) that
+// does not fit in available_bytes on a machine running ranks_on_machine such ranks; OK when
+// available_bytes is 0 (unknown). Shapes far too large are refused on a count in doubles, before
+// the exact count, so nothing overflows.
 Status check_fits_in_memory(const GptConfig& cfg, const TrainerOptions& opt, int P, int rank,
-                            int ranks_on_machine, double extra_bytes, size_t available_bytes);
+                            int ranks_on_machine, double extra_bytes, bool gathers_state,
+                            size_t available_bytes);
 
 // run.threads = 0: times two steps (after one warm-up) at every thread count 1..cores on one
 // batch, with the replica count fixed (so the choice cannot change results) and learning rate 0

@@ -271,11 +271,11 @@ class TrainingRun {
     o.replicas = replicas_;
     const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
     const int on_machine = P_ > 1 && local ? std::max(1, std::atoi(local)) : 1;
-    // the loader's ring of batches, and rank 0's whole optimizer state at a save
-    double extra = double(lo_.prefetch + 2) * lo_.B * (gcfg_.seq_len + 1) * 2 * sizeof(int32_t);
-    if (P_ > 1 && rank_ == 0) extra += 2.0 * Model::num_params_for(gcfg_) * sizeof(float);
-    Status s =
-        check_fits_in_memory(gcfg_, o, P_, rank_, on_machine, extra, available_memory_bytes());
+    // the loader's ring of batches
+    const double extra =
+        double(lo_.prefetch + 2) * lo_.B * (gcfg_.seq_len + 1) * 2 * sizeof(int32_t);
+    Status s = check_fits_in_memory(gcfg_, o, P_, rank_, on_machine, extra, P_ > 1,
+                                    available_memory_bytes());
     return s.ok() ? 0 : fail(kExitBadInput, s.message());
   }
 

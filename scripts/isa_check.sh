@@ -3,8 +3,10 @@
 # apps, tests, benchmarks) built under -Werror with GCC for each x86-64 target below, whatever
 # CPU this machine has. Nothing is linked or run (the host may not execute the code), so it
 # proves that the build is warning-free there, not that the code is right there.
-#   scripts/isa_check.sh [target...]
+#   scripts/isa_check.sh [--skip-host] [target...]
 #   default: haswell skylake-avx512 sapphirerapids sapphirerapids+asan
+# --skip-host (scripts/test.sh): leave out the target of this machine's own class (and its +asan
+# twin), which the suite's native -Werror builds (Release and ASan+UBSan) compile already.
 # haswell: AVX2 + FMA only (like AMD Zen 3); skylake-avx512: AVX-512 F/BW/DQ/VL without bf16;
 # sapphirerapids: AVX-512 with avx512_bf16 (like AMD Zen 4 and Zen 5). MARCH+asan: the same
 # with the ASan+UBSan build's flags (GCC warns differently there), libraries and apps only.
@@ -12,12 +14,32 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+skip_host=false
+if [[ "${1:-}" == "--skip-host" ]]; then
+  skip_host=true
+  shift
+fi
 targets=("$@")
 [[ ${#targets[@]} -eq 0 ]] && targets=(haswell skylake-avx512 sapphirerapids sapphirerapids+asan)
+host=""
+if $skip_host; then
+  flags=$(grep -m1 '^flags' /proc/cpuinfo || true)
+  if [[ " $flags " == *" avx512_bf16 "* ]]; then
+    host=sapphirerapids
+  elif [[ " $flags " == *" avx512f "* ]]; then
+    host=skylake-avx512
+  elif [[ " $flags " == *" avx2 "* && " $flags " == *" fma "* ]]; then
+    host=haswell
+  fi
+fi
 jobs=$(nproc)
 
 for target in "${targets[@]}"; do
   march=${target%+asan}
+  if [[ -n $host && $march == "$host" ]]; then
+    echo "isa_check: $target: skipped, this CPU is of that class (the suite's native builds compile it)"
+    continue
+  fi
   dir=build-isa/$target
   start=$SECONDS
   flavour=(-DCMAKE_BUILD_TYPE=Release)

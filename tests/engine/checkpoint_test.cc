@@ -188,8 +188,8 @@ TEST_F(CheckpointTest, FormatOneManifestStillLoadsAndIsCrossChecked) {
     EXPECT_NE(r.status().message().find(why), std::string::npos) << r.status().message();
   };
   proto::CheckpointManifest bad = v1;
-  bad.set_data_cursor(9);
-  refused(bad, "data cursor 9 is not step 7 + skipped steps 0");
+  bad.set_data_cursor(5);
+  refused(bad, "data cursor 5 is behind step 7");
   bad = v1;
   bad.set_step(6), bad.set_data_cursor(6);  // consistent, but the blob still decides nothing
   spit(path + "/manifest.pb", bad.SerializeAsString());
@@ -232,6 +232,21 @@ TEST_F(CheckpointTest, CorruptCheckpointsDoNotCountAmongTheKeptOnes) {
   save(16, 2);  // now 16 and 15 are the two kept; 10 goes
   EXPECT_FALSE(fs::exists(ckdir() + "/step_00000010"));
   EXPECT_TRUE(fs::exists(now));
+}
+
+// The checkpoint just written is never pruned, even when newer ones (of a run resumed from an
+// earlier step) fill keep_last.
+TEST_F(CheckpointTest, TheCheckpointJustWrittenIsAlwaysKept) {
+  save(6, 2);
+  save(12, 2);
+  const std::string now = save(9, 1);
+  EXPECT_TRUE(verify_checkpoint(now).ok());
+  EXPECT_FALSE(fs::exists(ckdir() + "/step_00000012"));
+  EXPECT_FALSE(fs::exists(ckdir() + "/step_00000006"));
+  std::ifstream latest(ckdir() + "/latest");
+  std::string pointed;
+  latest >> pointed;
+  EXPECT_EQ(pointed, "step_00000009");
 }
 
 // Re-saving a step: a kill between moving the old copy aside and renaming the new one in (an

@@ -59,6 +59,8 @@ const BadConfig kBad[] = {
     {"stray brace", "run { steps: 3 }\n}\n", "line 2 has a '}' that closes no block"},
     {"float for an integer", "run {\n  batch_size: 64.5\n}",
      "in field run.batch_size, which takes a value of type int32"},
+    {"float after a tab", "run {\n\tsteps: 3\tbatch_size: 6.5\n}",
+     "in field run.batch_size, which takes a value of type int32"},
     {"bad enum names its field", "run { precision: FP64 }",
      "in field run.precision, which takes one of the names of Precision"},
     {"binary file", "\x89PNG\r\n\x1a\n\x00\x00",
