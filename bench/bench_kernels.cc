@@ -8,7 +8,9 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
+#include <functional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -93,8 +95,8 @@ void BM_linear(benchmark::State& st, Shape s, LinearShape l, bool backward) {
 enum class Product { kFwd, kDx, kDw };
 constexpr std::pair<Product, const char*> kProducts[] = {
     {Product::kFwd, "fwd"}, {Product::kDx, "dX"}, {Product::kDw, "dW"}};
-using SgemmFn = void (*)(bool, bool, int, int, int, const float*, int, const float*, int, float,
-                         float*, int, const float*);
+using SgemmFn = std::function<void(bool, bool, int, int, int, const float*, int, const float*, int,
+                                   float, float*, int, const float*)>;
 
 // The bf16 products (run.precision BF16 and BF16_EMULATED) in sgemm's signature. peak_frac stays
 // against the fp32 FMA peak, so vdpbf16ps (twice the FLOPs per instruction) can reach 2.
@@ -109,9 +111,11 @@ void sgemm_bf16_emulated(bool ta, bool tb, int M, int N, int K, const float* A, 
   sgemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
 }
 
-void BM_sgemm(benchmark::State& st, SgemmFn fn, Shape s, LinearShape l, Product prod) {
-  if (fn == sgemm_vdpbf16ps && !bf16_self_check().empty()) {
-    st.SkipWithError(bf16_self_check().c_str());  // e.g. no avx512_bf16 on this CPU
+// skip: why this CPU cannot run fn ("" when it can).
+void BM_sgemm(benchmark::State& st, SgemmFn fn, std::string skip, Shape s, LinearShape l,
+              Product prod) {
+  if (!skip.empty()) {
+    st.SkipWithError(skip.c_str());  // e.g. no avx512_bf16 on this CPU
     return;
   }
   const int N = s.B * s.T, C = s.C * l.in_mult, OC = l.out_mult ? s.C * l.out_mult : s.V;
@@ -238,19 +242,28 @@ void register_all() {
   const std::pair<const char*, Fn> ops[] = {
       {"encoder", BM_encoder}, {"layernorm", BM_layernorm}, {"attention", BM_attention},
       {"gelu", BM_gelu},       {"residual", BM_residual},   {"crossentropy", BM_crossentropy}};
-  // sgemm: skein's kernel and Eigen (sgemm_portable) side by side at the char config's shapes,
-  // and skein's bf16 products (vdpbf16ps where the CPU has it; the fp32 kernel on rounded
-  // operands).
-  const std::pair<const char*, SgemmFn> impls[] = {{"skein", sgemm},
-                                                   {"eigen", sgemm_portable},
-                                                   {"bf16", sgemm_vdpbf16ps},
-                                                   {"bf16_emulated", sgemm_bf16_emulated}};
+  // sgemm: skein's dispatcher, each fp32 kernel of the table (skipped with the reason where the
+  // CPU lacks it) and Eigen (sgemm_portable) side by side at the char config's shapes, and
+  // skein's bf16 products (vdpbf16ps where the CPU has it; the fp32 kernel on rounded operands).
+  std::vector<std::tuple<std::string, SgemmFn, std::string>> impls = {
+      {"skein", sgemm, ""}, {"eigen", sgemm_portable, ""}};
+  const auto kernels = sgemm_kernels();
+  for (int i = 0; i < int(kernels.size()); ++i) {
+    auto fn = [i](bool ta, bool tb, int M, int N, int K, const float* A, int lda, const float* B,
+                  int ldb, float beta, float* C, int ldc, const float* bias) {
+      sgemm_with_kernel(i, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
+    };
+    impls.emplace_back(
+        std::string("kernel_") + kernels[i].name, fn,
+        kernels[i].supported() ? "" : std::string("this CPU has no ") + kernels[i].needs);
+  }
+  impls.emplace_back("bf16", sgemm_vdpbf16ps, bf16_self_check());
+  impls.emplace_back("bf16_emulated", sgemm_bf16_emulated, "");
   for (const LinearShape& l : kLinears)
     for (const auto& [prod, prod_name] : kProducts)
-      for (const auto& [impl, fn] : impls)
-        benchmark::RegisterBenchmark(
-            (std::string("sgemm/") + impl + "/" + prod_name + "/" + l.name).c_str(), BM_sgemm, fn,
-            kShapes[0], l, prod)
+      for (const auto& [impl, fn, skip] : impls)
+        benchmark::RegisterBenchmark(("sgemm/" + impl + "/" + prod_name + "/" + l.name).c_str(),
+                                     BM_sgemm, fn, skip, kShapes[0], l, prod)
             ->Unit(benchmark::kMicrosecond);
   for (const Shape& s : kShapes) {
     for (bool bwd : {false, true}) {
@@ -274,7 +287,7 @@ int main(int argc, char** argv) {
   skein::bench::g_peak = skein::measure_fma_peak();
   std::printf("single-thread fp32 FMA peak: %.1f GFLOP/s\n", skein::bench::g_peak / 1e9);
   benchmark::AddCustomContext("fma_peak_gflops", std::to_string(skein::bench::g_peak / 1e9));
-  benchmark::AddCustomContext("sgemm_path", skein::sgemm_path());
+  benchmark::AddCustomContext("sgemm_path", skein::sgemm_choice());
   skein::bench::register_all();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

@@ -27,6 +27,7 @@
 #include "engine/model.h"
 #include "engine/thread_team.h"
 #include "engine/trainer.h"
+#include "kernels/gemm.h"
 
 namespace skein {
 
@@ -462,6 +463,7 @@ class TrainingRun {
           req_.config_path.c_str(), long(model_->num_params()), threads_, replicas_,
           tokens_per_step, long(run.steps()));
     say("memory%s: %s\n", P_ > 1 ? " per rank" : "", trainer_->memory().describe().c_str());
+    say("matmuls: %s\n", sgemm_choice().c_str());
     if (model_->matmul_precision() == MatmulPrecision::kBf16Rounded)
       say("precision: BF16_EMULATED: matmul operands rounded to bf16, fp32 sums (bf16's "
           "numerics, fp32's speed)\n");

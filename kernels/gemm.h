@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <span>
 #include <string>
 
 namespace skein {
@@ -38,8 +39,28 @@ void sgemm_portable(bool trans_a, bool trans_b, int M, int N, int K, const float
                     const float* B, int ldb, float beta, float* C, int ldc,
                     const float* bias = nullptr);
 
-// Which path sgemm takes on this CPU: "avx2" or "portable".
+// The fp32 microkernels that sgemm's blocked driver runs (gemm.cc), in one table for the
+// dispatcher, the tests (each kernel this CPU runs, around its own tile) and bench_kernels.
+// Every kernel sums each element of C in the same order, so all give the same bits.
+struct SgemmKernel {
+  const char* name;     // "avx2_6x16", "avx512_12x32"
+  int mr, nr;           // the microkernel's tile
+  bool (*supported)();  // whether this CPU runs it
+  const char* needs;    // what it needs, for "skipped: this CPU has no ..."
+};
+std::span<const SgemmKernel> sgemm_kernels();
+
+// sgemm on sgemm_kernels()[index], which this CPU must run (MatmulPrecision as in sgemm, except
+// kBf16, which is sgemm_bf16's).
+void sgemm_with_kernel(int index, bool trans_a, bool trans_b, int M, int N, int K, const float* A,
+                       int lda, const float* B, int ldb, float beta, float* C, int ldc,
+                       const float* bias = nullptr);
+
+// The kernel sgemm runs on this CPU ("avx2_6x16", "avx512_12x32", or "portable" for Eigen),
+// chosen once: SKEIN_SGEMM_KERNEL=name if set, else the fastest in a few-ms timing at the first
+// product; sgemm_choice() says which and why.
 const char* sgemm_path();
+std::string sgemm_choice();
 
 // The arithmetic of sgemm's products (sgemm and sgemm_portable alike) on the calling thread.
 enum class MatmulPrecision {

@@ -19,15 +19,38 @@ namespace {
 using testing::random_vec;
 using testing::to_float;
 
-using SgemmFn = void (*)(bool, bool, int, int, int, const float*, int, const float*, int, float,
-                         float*, int, const float*);
+// What the cases run: the dispatching entry point (kernel = -1), the portable fallback (-2), or
+// one kernel of the table, called directly (every one this CPU runs is tested around its own
+// tile, not only the one the dispatcher picks).
 struct Impl {
-  const char* name;
-  SgemmFn fn;
+  std::string name;
+  int kernel;
+  int mr, nr;  // the tile whose edges the sweep straddles
+  void fn(bool ta, bool tb, int M, int N, int K, const float* A, int lda, const float* B, int ldb,
+          float beta, float* C, int ldc, const float* bias) const {
+    if (kernel == -1) return sgemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
+    if (kernel == -2) return sgemm_portable(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
+    sgemm_with_kernel(kernel, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
+  }
 };
-// Every implementation runs the same cases: the dispatching entry point (the AVX2 kernel on this
-// CPU where it has AVX2+FMA) and the portable fallback, called directly.
-const Impl kImpls[] = {{"sgemm", sgemm}, {"sgemm_portable", sgemm_portable}};
+std::vector<Impl> all_impls() {
+  std::vector<Impl> v = {{"sgemm", -1, kSgemmMR, kSgemmNR},
+                         {"sgemm_portable", -2, kSgemmMR, kSgemmNR}};
+  const auto kernels = sgemm_kernels();
+  for (int i = 0; i < int(kernels.size()); ++i)
+    v.push_back({kernels[i].name, i, kernels[i].mr, kernels[i].nr});
+  return v;
+}
+std::vector<Impl> runnable_impls() {
+  std::vector<Impl> v;
+  for (const Impl& i : all_impls())
+    if (i.kernel < 0 || sgemm_kernels()[i.kernel].supported()) v.push_back(i);
+  return v;
+}
+// A kernel this CPU cannot run is reported as skipped, with the reason.
+#define SKIP_UNLESS_RUNNABLE(impl)                                       \
+  if ((impl).kernel >= 0 && !sgemm_kernels()[(impl).kernel].supported()) \
+  GTEST_SKIP() << (impl).name << ": this CPU has no " << sgemm_kernels()[(impl).kernel].needs
 
 struct Case {
   int M, N, K;
@@ -45,7 +68,7 @@ std::string describe(const Case& c, bool trans_a, bool trans_b, float beta) {
 // Runs one case against a naive triple loop in double. C's padding columns hold a sentinel that
 // must survive; with beta 0, C starts as NaN, so reading it would poison the result.
 void run_case(const Impl& impl, const Case& c, bool trans_a, bool trans_b, float beta) {
-  SCOPED_TRACE(std::string(impl.name) + " " + describe(c, trans_a, trans_b, beta));
+  SCOPED_TRACE(impl.name + " " + describe(c, trans_a, trans_b, beta));
   const int M = c.M, N = c.N, K = c.K;
   // BLAS convention: a leading dimension is at least 1, even for an empty matrix
   const int lda = std::max(1, trans_a ? M : K) + c.pad;
@@ -96,7 +119,8 @@ class SgemmTest : public ::testing::TestWithParam<Param> {};
 // Sizes around the microkernel tile: equal, one below, one above, multiples, odd, 1.
 TEST_P(SgemmTest, SmallSizesAroundTheTile) {
   const auto [impl, ta, tb, beta] = GetParam();
-  const int MR = kSgemmMR, NR = kSgemmNR;
+  SKIP_UNLESS_RUNNABLE(impl);
+  const int MR = impl.mr, NR = impl.nr;
   const int ms[] = {1, 2, MR - 1, MR, MR + 1, 2 * MR, 2 * MR + 1, 4 * MR + 5};
   const int ns[] = {1, 3, NR - 1, NR, NR + 1, 2 * NR, 2 * NR + 7, 3 * NR + 1};
   const int ks[] = {1, 2, 7, 16, 33};
@@ -112,6 +136,7 @@ TEST_P(SgemmTest, SmallSizesAroundTheTile) {
 // Sizes around the cache blocks: K = KC +- 1 and 2 KC + 1, M = MC +- 1, N = NC +- 1.
 TEST_P(SgemmTest, SizesAroundTheCacheBlocks) {
   const auto [impl, ta, tb, beta] = GetParam();
+  SKIP_UNLESS_RUNNABLE(impl);
   const int KC = kSgemmKC, MC = kSgemmMC, NC = kSgemmNC;
   for (int k : {KC - 1, KC, KC + 1, 2 * KC + 1}) run_case(impl, {13, 35, k, 2, true}, ta, tb, beta);
   for (int m : {MC - 1, MC, MC + 1, 2 * MC + 5})
@@ -123,6 +148,7 @@ TEST_P(SgemmTest, SizesAroundTheCacheBlocks) {
 
 TEST_P(SgemmTest, EmptyAndZeroK) {
   const auto [impl, ta, tb, beta] = GetParam();
+  SKIP_UNLESS_RUNNABLE(impl);
   run_case(impl, {5, 9, 0, 1, false}, ta, tb, beta);  // C = beta * C
   run_case(impl, {5, 9, 0, 0, true}, ta, tb, beta);   // C = beta * C + bias
   // M = 0 or N = 0: nothing to write and nothing to read
@@ -134,7 +160,7 @@ TEST_P(SgemmTest, EmptyAndZeroK) {
 
 std::vector<Param> all_params() {
   std::vector<Param> ps;
-  for (const Impl& impl : kImpls)
+  for (const Impl& impl : all_impls())
     for (bool ta : {false, true})
       for (bool tb : {false, true})
         for (float beta : {0.0f, 1.0f}) ps.push_back({impl, ta, tb, beta});
@@ -143,19 +169,70 @@ std::vector<Param> all_params() {
 INSTANTIATE_TEST_SUITE_P(All, SgemmTest, ::testing::ValuesIn(all_params()),
                          [](const ::testing::TestParamInfo<Param>& info) {
                            const Param& p = info.param;
-                           return std::string(p.impl.name) + (p.trans_a ? "_At" : "_A") +
+                           return p.impl.name + (p.trans_a ? "_At" : "_A") +
                                   (p.trans_b ? "_Bt" : "_B") + "_beta" +
                                   std::to_string(int(p.beta));
                          });
 
-TEST(Sgemm, UsesAvx2WhereTheCpuHasIt) {
+TEST(Sgemm, RunsAKernelOfTheTableThatThisCpuRuns) {
+  const std::string path = sgemm_path();
+  bool any = false, found = false;
+  for (const SgemmKernel& k : sgemm_kernels()) {
+    any |= k.supported();
+    found |= path == k.name && k.supported();
+  }
+  EXPECT_EQ(found, any) << path;
+  if (!any) {
+    EXPECT_EQ(path, "portable");
+  }
 #if defined(__x86_64__)
   __builtin_cpu_init();
-  const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  EXPECT_STREQ(sgemm_path(), has ? "avx2" : "portable");
-#else
-  EXPECT_STREQ(sgemm_path(), "portable");
+  EXPECT_EQ(sgemm_kernels()[0].supported(),
+            __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"));
+  EXPECT_EQ(sgemm_kernels()[1].supported(), __builtin_cpu_supports("avx2") &&
+                                                __builtin_cpu_supports("fma") &&
+                                                __builtin_cpu_supports("avx512f"));
 #endif
+  EXPECT_NE(sgemm_choice().find(path), std::string::npos) << sgemm_choice();
+}
+
+// Every kernel sums in the same order: all give the same bits as the first, on shapes that
+// cross every tile and block edge, with every transpose, C and bias, in fp32 and with the bf16
+// rounding of BF16_EMULATED; so a run gives the same bits whichever kernel its CPU picks.
+TEST(Sgemm, EveryKernelGivesTheSameBits) {
+  const auto kernels = sgemm_kernels();
+  int runnable = 0;
+  for (const SgemmKernel& k : kernels) runnable += k.supported();
+  if (runnable < 2) GTEST_SKIP() << "fewer than two kernels run on this CPU";
+  struct Shape {
+    int M, N, K;
+  };
+  for (const Shape sh : {Shape{13, 35, 17}, Shape{kSgemmMC + 13, 70, kSgemmKC + 9},
+                         Shape{25, kSgemmNC + 33, 40}, Shape{1, 1, 1}})
+    for (int t = 0; t < 4; ++t)
+      for (MatmulPrecision prec : {MatmulPrecision::kFp32, MatmulPrecision::kBf16Rounded}) {
+        ScopedMatmulPrecision scope(prec);
+        const bool ta = t & 1, tb = t & 2;
+        const int lda = ta ? sh.M : sh.K, ldb = tb ? sh.K : sh.N;
+        const auto a = to_float(random_vec(size_t(sh.M) * sh.K, 11));
+        const auto b = to_float(random_vec(size_t(sh.K) * sh.N, 12));
+        const auto bias = to_float(random_vec(sh.N, 13));
+        const auto c0 = to_float(random_vec(size_t(sh.M) * sh.N, 14));
+        std::vector<float> first;
+        for (int i = 0; i < int(kernels.size()); ++i) {
+          if (!kernels[i].supported()) continue;
+          std::vector<float> c = c0;
+          sgemm_with_kernel(i, ta, tb, sh.M, sh.N, sh.K, a.data(), lda, b.data(), ldb, 1.0f,
+                            c.data(), sh.N, bias.data());
+          if (first.empty()) {
+            first = c;
+            continue;
+          }
+          EXPECT_EQ(0, std::memcmp(first.data(), c.data(), c.size() * sizeof(float)))
+              << kernels[i].name << " M=" << sh.M << " N=" << sh.N << " K=" << sh.K << " ta=" << ta
+              << " tb=" << tb << " rounded=" << (prec != MatmulPrecision::kFp32);
+        }
+      }
 }
 
 // Two threads multiplying different matrices at the same time must not share packing buffers:
@@ -259,13 +336,13 @@ TEST(MatmulPrecision, Bf16RoundedIsTheFp32ProductOfRoundedOperands) {
                           {7, 33, 40},
                           {145, 70, 19},
                           {12, kSgemmNC + 3, 24}};
-  for (const Impl& impl : kImpls)
+  for (const Impl& impl : runnable_impls())
     for (const Shape& sh : shapes)
       for (bool ta : {false, true})
         for (bool tb : {false, true})
           for (float beta : {0.0f, 1.0f}) {
             const int M = sh.M, N = sh.N, K = sh.K;
-            SCOPED_TRACE(std::string(impl.name) + " " + describe({M, N, K, 1, true}, ta, tb, beta));
+            SCOPED_TRACE(impl.name + " " + describe({M, N, K, 1, true}, ta, tb, beta));
             const int lda = (ta ? M : K) + 1, ldb = (tb ? K : N) + 1, ldc = N;
             const uint64_t seed = uint64_t(M) * 31 + N * 7 + K;
             const auto a = to_float(random_vec(size_t(ta ? K : M) * lda, seed));
@@ -321,10 +398,10 @@ TEST(MatmulPrecision, Bf16RoundedPacksSpecialValuesLikeTheScalarRounding) {
   x.insert(x.end(), more.begin(), more.end());
   const int n = int(x.size());
   const float unit = 1.0f;
-  for (const Impl& impl : kImpls)
+  for (const Impl& impl : runnable_impls())
     for (bool tb : {false, true})
       for (bool along_m : {false, true}) {
-        SCOPED_TRACE(std::string(impl.name) + (along_m ? " values in A" : " values in B") +
+        SCOPED_TRACE(impl.name + (along_m ? " values in A" : " values in B") +
                      (tb ? " transposed" : ""));
         std::vector<float> c(n, 0.0f);
         ScopedMatmulPrecision bf16(MatmulPrecision::kBf16Rounded);
