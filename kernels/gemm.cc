@@ -493,8 +493,7 @@ constexpr int kNumKernels = int(sizeof(kKernels) / sizeof(kKernels[0]));
 // once) on kernel i.
 double time_kernel(int i) {
   constexpr int M = 2 * kMC, N = 768, K = kKC;
-  static thread_local std::vector<float> A, B, C;
-  A.assign(size_t(M) * K, 0.5f), B.assign(size_t(K) * N, 0.25f), C.assign(size_t(M) * N, 0.0f);
+  std::vector<float> A(size_t(M) * K, 0.5f), B(size_t(K) * N, 0.25f), C(size_t(M) * N, 0.0f);
   const View a = View::of(A.data(), K, false), b = View::of(B.data(), N, false);
   double t[5];
   for (double& ti : t) {
