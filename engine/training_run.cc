@@ -452,6 +452,10 @@ class TrainingRun {
 
   void print_start_lines() {
     const proto::RunConfig& run = cfg_.run();
+    // The measurements first (the FMA peak for the progress line's MFU, the fp32 kernel's choice:
+    // tens of ms), so that training starts right after the first line.
+    peak_ = measure_fma_peak(3, 2'000'000);
+    const std::string matmuls = sgemm_choice();
     const long tokens_per_step = tokens_per_step_count();
     if (P_ > 1)
       say("skein: %s, %ld parameters, %d ranks x %d threads, %d replicas, %ld tokens/step, %ld "
@@ -463,7 +467,7 @@ class TrainingRun {
           req_.config_path.c_str(), long(model_->num_params()), threads_, replicas_,
           tokens_per_step, long(run.steps()));
     say("memory%s: %s\n", P_ > 1 ? " per rank" : "", trainer_->memory().describe().c_str());
-    say("matmuls: %s\n", sgemm_choice().c_str());
+    say("matmuls: %s\n", matmuls.c_str());
     if (model_->matmul_precision() == MatmulPrecision::kBf16Rounded)
       say("precision: BF16_EMULATED: matmul operands rounded to bf16, fp32 sums (bf16's "
           "numerics, fp32's speed)\n");
@@ -519,7 +523,7 @@ class TrainingRun {
   // ---- 4. the loop ----
   int train_loop() {
     const proto::RunConfig& run = cfg_.run();
-    const double peak = measure_fma_peak(3, 2'000'000);  // ~30 ms: the MFU of the progress line
+    const double peak = peak_;
     const double C = gcfg_.d_model, L = gcfg_.n_layer, T = gcfg_.seq_len;
     const double flops_per_token =
         6.0 * (12.0 * L * C * C + double(gcfg_.vocab_size) * C) + 12.0 * L * C * T;
@@ -644,6 +648,7 @@ class TrainingRun {
   ResumePoint resume_;
   long data_cursor_ = 0, skipped_total_ = 0;
   std::optional<MetricsLog> metrics_;
+  double peak_ = 0;  // FMA peak of one thread, FLOP/s
 };
 
 }  // namespace

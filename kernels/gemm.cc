@@ -492,7 +492,7 @@ constexpr int kNumKernels = int(sizeof(kKernels) / sizeof(kKernels[0]));
 // Median seconds of one product at a training-like shape (K = kKC, so each C tile is written
 // once) on kernel i.
 double time_kernel(int i) {
-  constexpr int M = 2 * kMC, N = 768, K = kKC;
+  constexpr int M = kMC, N = 384, K = kKC;
   std::vector<float> A(size_t(M) * K, 0.5f), B(size_t(K) * N, 0.25f), C(size_t(M) * N, 0.0f);
   const View a = View::of(A.data(), K, false), b = View::of(B.data(), N, false);
   double t[5];
