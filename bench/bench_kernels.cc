@@ -102,13 +102,13 @@ using SgemmFn = std::function<void(bool, bool, int, int, int, const float*, int,
 // against the fp32 FMA peak, so vdpbf16ps (twice the FLOPs per instruction) can reach 2.
 void sgemm_vdpbf16ps(bool ta, bool tb, int M, int N, int K, const float* A, int lda, const float* B,
                      int ldb, float beta, float* C, int ldc, const float* bias) {
-  sgemm_bf16(true, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
+  sgemm(MatmulContext{MatmulPrecision::kBf16}, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
 }
 void sgemm_bf16_emulated(bool ta, bool tb, int M, int N, int K, const float* A, int lda,
                          const float* B, int ldb, float beta, float* C, int ldc,
                          const float* bias) {
-  ScopedMatmulPrecision rounded(MatmulPrecision::kBf16Rounded);
-  sgemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
+  sgemm(MatmulContext{MatmulPrecision::kBf16Rounded}, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc,
+        bias);
 }
 
 // skip: why this CPU cannot run fn ("" when it can).
@@ -242,11 +242,21 @@ void register_all() {
   const std::pair<const char*, Fn> ops[] = {
       {"encoder", BM_encoder}, {"layernorm", BM_layernorm}, {"attention", BM_attention},
       {"gelu", BM_gelu},       {"residual", BM_residual},   {"crossentropy", BM_crossentropy}};
-  // sgemm: skein's dispatcher, each fp32 kernel of the table (skipped with the reason where the
-  // CPU lacks it) and Eigen (sgemm_portable) side by side at the char config's shapes, and
-  // skein's bf16 products (vdpbf16ps where the CPU has it; the fp32 kernel on rounded operands).
-  std::vector<std::tuple<std::string, SgemmFn, std::string>> impls = {
-      {"skein", sgemm, ""}, {"eigen", sgemm_portable, ""}};
+  // sgemm: skein's fp32 dispatcher, each kernel of the table (fp32 and bf16 families; skipped
+  // with the reason where the CPU lacks it) and Eigen (sgemm_portable) side by side at the char
+  // config's shapes, and skein's bf16 products as run.precision runs them (bf16: the chosen bf16
+  // kernel, skipped where vdpbf16ps is missing or fails its check; bf16_emulated: the fp32 kernel
+  // on rounded operands).
+  auto skein_fp32 = [](bool ta, bool tb, int M, int N, int K, const float* A, int lda,
+                       const float* B, int ldb, float beta, float* C, int ldc, const float* bias) {
+    sgemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
+  };
+  auto eigen = [](bool ta, bool tb, int M, int N, int K, const float* A, int lda, const float* B,
+                  int ldb, float beta, float* C, int ldc, const float* bias) {
+    sgemm_portable(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
+  };
+  std::vector<std::tuple<std::string, SgemmFn, std::string>> impls = {{"skein", skein_fp32, ""},
+                                                                      {"eigen", eigen, ""}};
   const auto kernels = sgemm_kernels();
   for (int i = 0; i < int(kernels.size()); ++i) {
     auto fn = [i](bool ta, bool tb, int M, int N, int K, const float* A, int lda, const float* B,

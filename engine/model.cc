@@ -172,7 +172,7 @@ float Model::forward(Activations& a, const int32_t* tokens, const int32_t* targe
   const int B = a.B_, T = a.T_, C = cfg_.d_model, V = cfg_.vocab_size, NH = cfg_.n_head;
   const int BT = B * T;
   const float* p = params_.data();
-  const ScopedMatmulPrecision precision(precision_);
+  const MatmulContext mm{precision_};
   std::memcpy(a.tokens_.data(), tokens, sizeof(int32_t) * BT);
   std::memcpy(a.targets_.data(), targets, sizeof(int32_t) * BT);
 
@@ -182,19 +182,19 @@ float Model::forward(Activations& a, const int32_t* tokens, const int32_t* targe
     const LayerOffsets& o = layer_[l];
     Activations::Layer& A = a.layers_[l];
     layernorm_forward(A.ln1, A.ln1_mean, A.ln1_rstd, x, p + o.ln1w, p + o.ln1b, BT, C);
-    linear_forward(A.qkv, A.ln1, p + o.qkvw, p + o.qkvb, BT, C, 3 * C);
-    attention_forward(A.atty, A.att, A.qkv, B, T, C, NH);
-    linear_forward(a.dnarrow_, A.atty, p + o.projw, p + o.projb, BT, C, C);  // scratch
+    linear_forward(mm, A.qkv, A.ln1, p + o.qkvw, p + o.qkvb, BT, C, 3 * C);
+    attention_forward(mm, A.atty, A.att, A.qkv, B, T, C, NH);
+    linear_forward(mm, a.dnarrow_, A.atty, p + o.projw, p + o.projb, BT, C, C);  // scratch
     residual_forward(A.res2, x, a.dnarrow_, long(BT) * C);
     layernorm_forward(A.ln2, A.ln2_mean, A.ln2_rstd, A.res2, p + o.ln2w, p + o.ln2b, BT, C);
-    linear_forward(A.fch, A.ln2, p + o.fcw, p + o.fcb, BT, C, 4 * C);
+    linear_forward(mm, A.fch, A.ln2, p + o.fcw, p + o.fcb, BT, C, 4 * C);
     gelu_forward(A.fcg, A.fch, long(BT) * 4 * C);
-    linear_forward(a.dnarrow_, A.fcg, p + o.fcprojw, p + o.fcprojb, BT, 4 * C, C);
+    linear_forward(mm, a.dnarrow_, A.fcg, p + o.fcprojw, p + o.fcprojb, BT, 4 * C, C);
     residual_forward(A.res3, A.res2, a.dnarrow_, long(BT) * C);
     x = A.res3;
   }
   layernorm_forward(a.lnf_, a.lnf_mean_, a.lnf_rstd_, x, p + lnfw_, p + lnfb_, BT, C);
-  linear_forward(a.logits_, a.lnf_, p + wte_, static_cast<const float*>(nullptr), BT, C, V);
+  linear_forward(mm, a.logits_, a.lnf_, p + wte_, static_cast<const float*>(nullptr), BT, C, V);
   double sum = softmax_crossentropy_forward(a.losses_, a.probs_, a.logits_, targets, BT, V);
   a.target_count_ = count_targets(targets, BT);
   return a.target_count_ ? static_cast<float>(sum / a.target_count_) : 0.0f;
@@ -206,7 +206,7 @@ void Model::backward(Activations& a, float* g, float loss_scale, GradMode mode) 
   const long nC = long(BT) * C;
   const float* p = params_.data();
   const bool overwrite = mode == GradMode::kOverwrite;
-  const ScopedMatmulPrecision precision(precision_);
+  const MatmulContext mm{precision_};
   if (a.target_count_ == 0) {  // no target, no gradient
     if (overwrite) std::memset(g, 0, sizeof(float) * params_.size());
     return;
@@ -219,8 +219,8 @@ void Model::backward(Activations& a, float* g, float loss_scale, GradMode mode) 
 
   softmax_crossentropy_backward(a.dlogits_, a.probs_, a.targets_.data(), BT, V, dloss);
   // lm_head tied to wte: logits = lnf @ wte^T
-  linear_backward(a.dnarrow_, g + wte_, static_cast<float*>(nullptr), a.dlogits_, a.lnf_, p + wte_,
-                  BT, C, V, 0.0f, beta_w);
+  linear_backward(mm, a.dnarrow_, g + wte_, static_cast<float*>(nullptr), a.dlogits_, a.lnf_,
+                  p + wte_, BT, C, V, 0.0f, beta_w);
   const float* x_last = cfg_.n_layer ? a.layers_.back().res3 : a.encoded_;
   std::memset(a.dres_, 0, sizeof(float) * nC);
   layernorm_backward(a.dres_, g + lnfw_, g + lnfb_, a.dnarrow_, x_last, p + lnfw_, a.lnf_mean_,
@@ -232,22 +232,22 @@ void Model::backward(Activations& a, float* g, float loss_scale, GradMode mode) 
     Activations::Layer& A = a.layers_[l];
     const float* x_in = l ? a.layers_[l - 1].res3 : a.encoded_;
     // MLP: res3 = res2 + c_proj(gelu(c_fc(ln_2(res2))))
-    linear_backward(a.dwide_a_, g + o.fcprojw, g + o.fcprojb, a.dres_, A.fcg, p + o.fcprojw, BT,
+    linear_backward(mm, a.dwide_a_, g + o.fcprojw, g + o.fcprojb, a.dres_, A.fcg, p + o.fcprojw, BT,
                     4 * C, C, 0.0f, beta_w);
     std::memset(a.dwide_b_, 0, sizeof(float) * nC * 4);
     gelu_backward(a.dwide_b_, A.fch, a.dwide_a_, nC * 4);
-    linear_backward(a.dnarrow_, g + o.fcw, g + o.fcb, a.dwide_b_, A.ln2, p + o.fcw, BT, C, 4 * C,
-                    0.0f, beta_w);
+    linear_backward(mm, a.dnarrow_, g + o.fcw, g + o.fcb, a.dwide_b_, A.ln2, p + o.fcw, BT, C,
+                    4 * C, 0.0f, beta_w);
     // the skip path carries dres_ through unchanged; ln_2 adds its share
     layernorm_backward(a.dres_, g + o.ln2w, g + o.ln2b, a.dnarrow_, A.res2, p + o.ln2w, A.ln2_mean,
                        A.ln2_rstd, BT, C);
     // attention: res2 = x_in + c_proj(attn(c_attn(ln_1(x_in))))
-    linear_backward(a.dnarrow_, g + o.projw, g + o.projb, a.dres_, A.atty, p + o.projw, BT, C, C,
-                    0.0f, beta_w);
+    linear_backward(mm, a.dnarrow_, g + o.projw, g + o.projb, a.dres_, A.atty, p + o.projw, BT, C,
+                    C, 0.0f, beta_w);
     std::memset(a.dwide_a_, 0, sizeof(float) * nC * 3);
-    attention_backward(a.dwide_a_, a.att_scratch_, a.dnarrow_, A.qkv, A.att, B, T, C, NH);
-    linear_backward(a.dnarrow_, g + o.qkvw, g + o.qkvb, a.dwide_a_, A.ln1, p + o.qkvw, BT, C, 3 * C,
-                    0.0f, beta_w);
+    attention_backward(mm, a.dwide_a_, a.att_scratch_, a.dnarrow_, A.qkv, A.att, B, T, C, NH);
+    linear_backward(mm, a.dnarrow_, g + o.qkvw, g + o.qkvb, a.dwide_a_, A.ln1, p + o.qkvw, BT, C,
+                    3 * C, 0.0f, beta_w);
     layernorm_backward(a.dres_, g + o.ln1w, g + o.ln1b, a.dnarrow_, x_in, p + o.ln1w, A.ln1_mean,
                        A.ln1_rstd, BT, C);
   }

@@ -23,7 +23,8 @@ namespace skein {
 constexpr int kRows = 48;
 
 template <typename F>
-void attention_forward(F* out, F* att, const F* qkv, int B, int T, int C, int NH) {
+void attention_forward(const MatmulContext& mm, F* out, F* att, const F* qkv, int B, int T, int C,
+                       int NH) {
   SKEIN_CHECK(C % NH == 0);
   const int HS = C / NH;
   const int C3 = 3 * C;
@@ -39,7 +40,7 @@ void attention_forward(F* out, F* att, const F* qkv, int B, int T, int C, int NH
       // scores (T,T) = q (T,HS) @ k^T, for keys up to the end of each query block
       for (int t0 = 0; t0 < T; t0 += kRows) {
         const int m = std::min(kRows, T - t0);
-        gemm(false, true, m, t0 + m, HS, q + t0 * C3, C3, k, C3, F(0), a + t0 * T, T);
+        gemm(mm, false, true, m, t0 + m, HS, q + t0 * C3, C3, k, C3, F(0), a + t0 * T, T);
       }
       // Causal, numerically stable softmax of the scaled scores, row by row.
       for (int t = 0; t < T; ++t) {
@@ -55,15 +56,15 @@ void attention_forward(F* out, F* att, const F* qkv, int B, int T, int C, int NH
       // out_h (T,HS) = P (T,T) @ v (T,HS)
       for (int t0 = 0; t0 < T; t0 += kRows) {
         const int m = std::min(kRows, T - t0);
-        gemm(false, false, m, HS, t0 + m, a + t0 * T, T, v, C3, F(0), out_h + t0 * C, C);
+        gemm(mm, false, false, m, HS, t0 + m, a + t0 * T, T, v, C3, F(0), out_h + t0 * C, C);
       }
     }
   }
 }
 
 template <typename F>
-void attention_backward(F* dqkv, F* scratch, const F* dout, const F* qkv, const F* att, int B,
-                        int T, int C, int NH) {
+void attention_backward(const MatmulContext& mm, F* dqkv, F* scratch, const F* dout, const F* qkv,
+                        const F* att, int B, int T, int C, int NH) {
   SKEIN_CHECK(C % NH == 0);
   const int HS = C / NH;
   const int C3 = 3 * C;
@@ -84,12 +85,12 @@ void attention_backward(F* dqkv, F* scratch, const F* dout, const F* qkv, const 
       // out = P V: dV += P^T dout, dP = dout V^T. Keys j0..j0+m-1 get dV from queries j0..T-1.
       for (int j0 = 0; j0 < T; j0 += kRows) {
         const int m = std::min(kRows, T - j0);
-        gemm(true, false, m, HS, T - j0, p + j0 * T + j0, T, dout_h + j0 * C, C, F(1), dv + j0 * C3,
-             C3);
+        gemm(mm, true, false, m, HS, T - j0, p + j0 * T + j0, T, dout_h + j0 * C, C, F(1),
+             dv + j0 * C3, C3);
       }
       for (int t0 = 0; t0 < T; t0 += kRows) {
         const int m = std::min(kRows, T - t0);
-        gemm(false, true, m, t0 + m, HS, dout_h + t0 * C, C, v, C3, F(0), dp + t0 * T, T);
+        gemm(mm, false, true, m, t0 + m, HS, dout_h + t0 * C, C, v, C3, F(0), dp + t0 * T, T);
       }
       // softmax backward, row-wise: dS = P * (dP - sum_j P dP), then the 1/sqrt(HS) scale.
       for (int t = 0; t < T; ++t) {
@@ -102,19 +103,21 @@ void attention_backward(F* dqkv, F* scratch, const F* dout, const F* qkv, const 
       // S = Q K^T: dQ += dS K, dK += dS^T Q
       for (int t0 = 0; t0 < T; t0 += kRows) {
         const int m = std::min(kRows, T - t0);
-        gemm(false, false, m, HS, t0 + m, dp + t0 * T, T, k, C3, F(1), dq + t0 * C3, C3);
-        gemm(true, false, m, HS, T - t0, dp + t0 * T + t0, T, q + t0 * C3, C3, F(1), dk + t0 * C3,
-             C3);
+        gemm(mm, false, false, m, HS, t0 + m, dp + t0 * T, T, k, C3, F(1), dq + t0 * C3, C3);
+        gemm(mm, true, false, m, HS, T - t0, dp + t0 * T + t0, T, q + t0 * C3, C3, F(1),
+             dk + t0 * C3, C3);
       }
     }
   }
 }
 
-template void attention_forward<float>(float*, float*, const float*, int, int, int, int);
-template void attention_forward<double>(double*, double*, const double*, int, int, int, int);
-template void attention_backward<float>(float*, float*, const float*, const float*, const float*,
-                                        int, int, int, int);
-template void attention_backward<double>(double*, double*, const double*, const double*,
-                                         const double*, int, int, int, int);
+template void attention_forward<float>(const MatmulContext&, float*, float*, const float*, int, int,
+                                       int, int);
+template void attention_forward<double>(const MatmulContext&, double*, double*, const double*, int,
+                                        int, int, int);
+template void attention_backward<float>(const MatmulContext&, float*, float*, const float*,
+                                        const float*, const float*, int, int, int, int);
+template void attention_backward<double>(const MatmulContext&, double*, double*, const double*,
+                                         const double*, const double*, int, int, int, int);
 
 }  // namespace skein

@@ -1,16 +1,6 @@
-// sgemm: packed, cache-blocked GEMM with an AVX2+FMA register-blocked microkernel (the loop
-// structure of Goto & van de Geijn, "Anatomy of High-Performance Matrix Multiplication", 2008),
-// and an Eigen fallback for CPUs without AVX2/FMA (also dgemm, the double version).
-//
-// Loops, outermost first (all sizes in floats):
-//   jc: N in steps of kNC   op(B)[pc:pc+kc, jc:jc+nc] packed once into b_pack (lives in L3)
-//   pc: K in steps of at most kKC
-//   ic: M in steps of kMC   op(A)[ic:ic+mc, pc:pc+kc] packed into a_pack (lives in L2)
-//   jr: nc in steps of kNR  one kc x kNR micro-panel of b_pack, stays in L1 across the ir loop
-//   ir: mc in steps of kMR  microkernel: C[kMR x kNR] += a micro-panel @ b micro-panel
-// Packing lays each micro-panel out in the exact order the microkernel reads it (unit stride,
-// zero-padded to full kMR / kNR), so the kernel itself never sees transposes, leading dimensions
-// or ragged edges; only the final write of an edge tile is special.
+// sgemm's fp32 kernels (packing and microkernels for AVX2+FMA and AVX-512F), the kernel table,
+// the dispatcher, and the Eigen fallback for CPUs without AVX2/FMA (also dgemm, the double
+// version). The blocked loops around the kernels are gemm_driver.h's.
 #include "kernels/gemm.h"
 
 #include <algorithm>
@@ -24,6 +14,7 @@
 #include "base/check.h"
 #include "kernels/eigen_maps.h"
 #include "kernels/gemm_common.h"
+#include "kernels/gemm_driver.h"
 
 #if defined(__x86_64__)
 #define SKEIN_GEMM_X86 1
@@ -37,16 +28,11 @@ using gemm_detail::check_args;
 using gemm_detail::scale_c;
 using gemm_detail::View;
 
-thread_local MatmulPrecision t_precision = MatmulPrecision::kFp32;
-
-bool rounds_to_bf16() {
-  return t_precision != MatmulPrecision::kFp32;
-}
-
 // The portable path: Eigen on strided maps, which folds the transposes into its own packing.
+// round: operands rounded to bf16 (kBf16Rounded, float only).
 template <typename F>
-void gemm_eigen(bool trans_a, bool trans_b, int M, int N, int K, const F* A, int lda, const F* B,
-                int ldb, F beta, F* C, int ldc, const F* bias) {
+void gemm_eigen(bool round, bool trans_a, bool trans_b, int M, int N, int K, const F* A, int lda,
+                const F* B, int ldb, F beta, F* C, int ldc, const F* bias) {
   check_args(trans_a, trans_b, M, N, K, lda, ldb, beta, ldc);
   if (M == 0 || N == 0) return;
   if (K == 0) return scale_c(M, N, beta, C, ldc, bias);
@@ -57,7 +43,7 @@ void gemm_eigen(bool trans_a, bool trans_b, int M, int N, int K, const F* A, int
   // beta 0 assigns, so C is never read
   auto product = [&](const auto& op_a, const auto& op_b) {
     if constexpr (std::is_same_v<F, float>) {
-      if (rounds_to_bf16()) {
+      if (round) {
         // Eigen evaluates the rounded operands into temporaries before its product
         const auto round = [](float x) { return round_to_bf16(x); };
         if (beta == 0)
@@ -100,29 +86,8 @@ void gemm_eigen(bool trans_a, bool trans_b, int M, int N, int K, const F* A, int
 constexpr int kMR = kSgemmMR;
 constexpr int kNR = kSgemmNR;
 static_assert(kMR == 6 && kNR == 16, "kernel_6x16 is written for 6x16");
-constexpr int kMR512 = 12, kNR512 = 32;
-// kKC: one kc x kNR micro-panel of B (256 * 16 * 4 B = 16 KiB) plus one kMR x kc micro-panel of
-// A (6 KiB) and the C tile fit the 32 KiB L1d together, while 256 k steps per C tile make the
-// C load/store in the kernel's epilogue small. (384 and 512 measured the same within noise.)
-// The same for both kernels: it decides the order of the sums.
-constexpr int kKC = kSgemmKC;
-static_assert(kKC % 8 == 0, "sgemm_blocked rounds K blocks up to a multiple of 8, at most kKC");
-// kMC: the packed A block (144 * 256 * 4 B = 144 KiB) sits in the 512 KiB L2 with room for the
-// B micro-panels streaming through it; a multiple of both kMRs. (72 to 240 measured within
-// noise.)
-constexpr int kMC = kSgemmMC;
-static_assert(kMC % kMR == 0 && kMC % kMR512 == 0);
-// kNC: the packed B panel (256 * 1536 * 4 B = 1.5 MiB) lives in L3. 1536 = 4C of the char
-// config, so at every one of its training shapes each block of A is packed exactly once.
-constexpr int kNC = kSgemmNC;
-static_assert(kNC % kNR == 0 && kNC % kNR512 == 0);
-
-// Per-thread packing buffers, fixed-size: no allocation per call and no sharing between the
-// threads that call kernels concurrently. 1.6 MiB of static TLS per thread (glibc carves it out
-// of each thread's stack, 8 MiB by default). a_pack has 16 floats of slack for pack_a's
-// overlapping stores.
-alignas(64) static thread_local float t_a_pack[kMC * kKC + 32];
-alignas(64) static thread_local float t_b_pack[kKC * kNC];
+constexpr int kMR512 = kSgemmBf16MR, kNR512 = kSgemmBf16NR;
+static_assert(kMR512 == 12 && kNR512 == 32, "kernel_12x32 is written for 12x32");
 
 // Software prefetch into L1. The packing routines read short row segments (kc or mc floats),
 // too short for the hardware's stream prefetchers to lock on, so each fetches the next
@@ -384,61 +349,34 @@ SKEIN_AVX512 __attribute__((noinline)) void kernel_12x32(int kc, const float* __
   }
 }
 
-// A microkernel with its tile, for the driver.
+// An fp32 kernel for the driver (gemm_driver.h): a microkernel with its tile and packing; kRound
+// packs bf16-rounded operands (kBf16Rounded).
 using MicroKernel = void (*)(int, const float*, const float*, float*, long, bool, const float*);
-template <int MR_, int NR_, MicroKernel kKernel>
-struct Tile {
+template <int MR_, int NR_, MicroKernel kKernel, bool kRound>
+struct Fp32Kernel {
+  using Packed = float;
   static constexpr int MR = MR_, NR = NR_;
+  static constexpr int kKAlign = 8;
+  static int depth(int kc) { return kc; }
+  static void pack_a(const View& a, int i0, int mc, int p0, int kc, float* dst) {
+    skein::pack_a<MR, kRound>(a, i0, mc, p0, kc, dst);
+  }
+  static void pack_b(const View& b, int p0, int kc, int j0, int nc, float* dst) {
+    skein::pack_b<NR, kRound>(b, p0, kc, j0, nc, dst);
+  }
   static void run(int kc, const float* a, const float* b, float* c, long ldc, bool load_c,
                   const float* bias) {
     kKernel(kc, a, b, c, ldc, load_c, bias);
   }
 };
-using Tile6x16 = Tile<kMR, kNR, kernel_6x16>;
-using Tile12x32 = Tile<kMR512, kNR512, kernel_12x32>;
 
-// The blocked loops (gemm.cc's header) around one microkernel.
-template <class T, bool kRound>
-SKEIN_AVX2 void sgemm_blocked(const View& a, const View& b, int M, int N, int K, float beta,
-                              float* C, long ldc, const float* bias) {
-  float* a_pack = t_a_pack;
-  float* b_pack = t_b_pack;
-  constexpr int kMR = T::MR, kNR = T::NR;
-  alignas(64) float tile[kMR * kNR];
-  for (int jc = 0; jc < N; jc += kNC) {
-    const int nc = std::min(kNC, N - jc);
-    // K blocks of equal depth (a multiple of 8, at most kKC) rather than kKC and a thin rest:
-    // K = 384 runs as 2 x 192, not 256 + 128, whose C tiles would do half the work per visit.
-    const int k_blocks = (K + kKC - 1) / kKC;
-    const int kc_step = ((K + k_blocks - 1) / k_blocks + 7) / 8 * 8;
-    for (int pc = 0; pc < K; pc += kc_step) {
-      const int kc = std::min(kc_step, K - pc);
-      // Only the first K block sees the caller's beta and adds the bias; later ones accumulate.
-      const bool load_c = pc > 0 || beta != 0;
-      const float* bias_jc = (pc == 0 && bias) ? bias + jc : nullptr;
-      pack_b<kNR, kRound>(b, pc, kc, jc, nc, b_pack);
-      for (int ic = 0; ic < M; ic += kMC) {
-        const int mc = std::min(kMC, M - ic);
-        pack_a<kMR, kRound>(a, ic, mc, pc, kc, a_pack);
-        for (int jr = 0; jr < nc; jr += kNR) {
-          const int nr = std::min(kNR, nc - jr);
-          const float* bp = b_pack + long(jr) * kc;
-          const float* bias_j = bias_jc ? bias_jc + jr : nullptr;
-          for (int ir = 0; ir < mc; ir += kMR) {
-            const int mr = std::min(kMR, mc - ir);
-            const float* ap = a_pack + long(ir) * kc;
-            float* c = C + (ic + ir) * ldc + jc + jr;
-            if (mr == kMR && nr == kNR) {
-              T::run(kc, ap, bp, c, ldc, load_c, bias_j);
-            } else {
-              T::run(kc, ap, bp, tile, kNR, false, nullptr);
-              gemm_detail::write_edge_tile(tile, kNR, mr, nr, c, ldc, load_c, bias_j);
-            }
-          }
-        }
-      }
-    }
-  }
+template <int MR, int NR, MicroKernel kKernel>
+void run_fp32(bool round, const View& a, const View& b, int M, int N, int K, float beta, float* C,
+              long ldc, const float* bias) {
+  if (round)
+    return gemm_detail::blocked<Fp32Kernel<MR, NR, kKernel, true>>(a, b, M, N, K, beta, C, ldc,
+                                                                   bias);
+  gemm_detail::blocked<Fp32Kernel<MR, NR, kKernel, false>>(a, b, M, N, K, beta, C, ldc, bias);
 }
 
 bool cpu_has_avx2_fma() {
@@ -455,36 +393,41 @@ bool cpu_has_avx512f() {
   return cpu_has_avx2_fma() && __builtin_cpu_supports("avx512f");
 }
 
-template <class T>
-void run_blocked(bool round, const View& a, const View& b, int M, int N, int K, float beta,
-                 float* C, long ldc, const float* bias) {
-  if (round) return sgemm_blocked<T, true>(a, b, M, N, K, beta, C, ldc, bias);
-  sgemm_blocked<T, false>(a, b, M, N, K, beta, C, ldc, bias);
-}
-
 #endif  // SKEIN_GEMM_X86
 
-using BlockedFn = void (*)(bool, const View&, const View&, int, int, int, float, float*, long,
-                           const float*);
+using gemm_detail::BlockedFn;
 struct KernelEntry {
   SgemmKernel info;
   BlockedFn run;
 };
 
-// The table: every fp32 microkernel, whether or not this CPU runs it (the tests and the
-// benchmarks walk it; the dispatcher picks from it).
+constexpr MatmulPrecision kFp32 = MatmulPrecision::kFp32;
+constexpr MatmulPrecision kBf16 = MatmulPrecision::kBf16;
+
+// The table: every microkernel of the driver, whether or not this CPU runs it (the tests and
+// the benchmarks walk it; the dispatcher picks from it).
 #ifdef SKEIN_GEMM_X86
 const KernelEntry kKernels[] = {
-    {{"avx2_6x16", kMR, kNR, cpu_has_avx2_fma, "AVX2 and FMA"}, run_blocked<Tile6x16>},
-    {{"avx512_12x32", kMR512, kNR512, cpu_has_avx512f, "AVX-512F"}, run_blocked<Tile12x32>},
+    {{"avx2_6x16", kFp32, kMR, kNR, cpu_has_avx2_fma, "AVX2 and FMA"},
+     run_fp32<kMR, kNR, kernel_6x16>},
+    {{"avx512_12x32", kFp32, kMR512, kNR512, cpu_has_avx512f, "AVX-512F"},
+     run_fp32<kMR512, kNR512, kernel_12x32>},
+    {{"avx512bf16_12x32", kBf16, 12, 32, gemm_detail::cpu_runs_bf16_kernel,
+      "AVX-512 BF16 (vdpbf16ps)"},
+     gemm_detail::blocked_bf16_avx512},
+    {{"bf16_portable_12x32", kBf16, 12, 32, gemm_detail::cpu_runs_anything, ""},
+     gemm_detail::blocked_bf16_portable},
 };
 #else
 bool cpu_none() {
   return false;
 }
 const KernelEntry kKernels[] = {
-    {{"avx2_6x16", 6, 16, cpu_none, "an x86-64 CPU with AVX2 and FMA"}, nullptr},
-    {{"avx512_12x32", 12, 32, cpu_none, "an x86-64 CPU with AVX-512F"}, nullptr},
+    {{"avx2_6x16", kFp32, 6, 16, cpu_none, "an x86-64 CPU with AVX2 and FMA"}, nullptr},
+    {{"avx512_12x32", kFp32, 12, 32, cpu_none, "an x86-64 CPU with AVX-512F"}, nullptr},
+    {{"avx512bf16_12x32", kBf16, 12, 32, cpu_none, "an x86-64 CPU with AVX-512 BF16"}, nullptr},
+    {{"bf16_portable_12x32", kBf16, 12, 32, gemm_detail::cpu_runs_anything, ""},
+     gemm_detail::blocked_bf16_portable},
 };
 #endif
 constexpr int kNumKernels = int(sizeof(kKernels) / sizeof(kKernels[0]));
@@ -492,7 +435,7 @@ constexpr int kNumKernels = int(sizeof(kKernels) / sizeof(kKernels[0]));
 // Median seconds of one product at a training-like shape (K = kKC, so each C tile is written
 // once) on kernel i.
 double time_kernel(int i) {
-  constexpr int M = kMC, N = 384, K = kKC;
+  constexpr int M = gemm_detail::kMC, N = 384, K = gemm_detail::kKC;
   std::vector<float> A(size_t(M) * K, 0.5f), B(size_t(K) * N, 0.25f), C(size_t(M) * N, 0.0f);
   const View a = View::of(A.data(), K, false), b = View::of(B.data(), N, false);
   double t[5];
@@ -505,27 +448,31 @@ double time_kernel(int i) {
   return t[2];
 }
 
-// sgemm's kernel, chosen once: SKEIN_SGEMM_KERNEL=name when set (and runnable here), else the
-// fastest runnable kernel on a short timing at start-up (a few ms; the kernels give the same
-// bits, so the choice never changes a result); -1 when none runs here (Eigen then).
-int choose_kernel(std::string* why) {
+// The fp32 family's kernel, chosen once: SKEIN_SGEMM_KERNEL=name when set (and an fp32 kernel
+// this CPU runs), else the fastest runnable one on a short timing at start-up (a few ms; the
+// kernels give the same bits, so the choice never changes a result); -1 when none runs here
+// (Eigen then).
+int choose_fp32_kernel(std::string* why) {
+  auto runnable = [](int i) {
+    return kKernels[i].info.family == kFp32 && kKernels[i].info.supported();
+  };
   if (const char* want = std::getenv("SKEIN_SGEMM_KERNEL"); want && *want) {
     for (int i = 0; i < kNumKernels; ++i)
-      if (std::strcmp(kKernels[i].info.name, want) == 0 && kKernels[i].info.supported()) {
+      if (std::strcmp(kKernels[i].info.name, want) == 0 && runnable(i)) {
         *why = "SKEIN_SGEMM_KERNEL";
         return i;
       }
-    *why = std::string("SKEIN_SGEMM_KERNEL=") + want + " is not a kernel this CPU runs; ";
+    *why = std::string("SKEIN_SGEMM_KERNEL=") + want + " is not an fp32 kernel this CPU runs; ";
   }
-  int runnable = 0, best = -1;
-  for (int i = 0; i < kNumKernels; ++i) runnable += kKernels[i].info.supported();
+  int count = 0, best = -1;
+  for (int i = 0; i < kNumKernels; ++i) count += runnable(i);
   double best_t = 0;
   for (int i = 0; i < kNumKernels; ++i) {
-    if (!kKernels[i].info.supported()) continue;
-    const double t = runnable > 1 ? time_kernel(i) : 0;
+    if (!runnable(i)) continue;
+    const double t = count > 1 ? time_kernel(i) : 0;
     if (best < 0 || t < best_t) best = i, best_t = t;
   }
-  *why += runnable > 1 ? "fastest at start-up" : "the only one this CPU runs";
+  *why += count > 1 ? "fastest at start-up" : "the only one this CPU runs";
   return best;
 }
 
@@ -533,25 +480,46 @@ struct Choice {
   int index;
   std::string why;
 };
-const Choice& chosen() {
+const Choice& fp32_choice() {
   static const Choice c = [] {
     Choice r;
-    r.index = choose_kernel(&r.why);
+    r.index = choose_fp32_kernel(&r.why);
     return r;
   }();
   return c;
 }
 
-void sgemm_on(int index, bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda,
-              const float* B, int ldb, float beta, float* C, int ldc, const float* bias) {
-  check_args(trans_a, trans_b, M, N, K, lda, ldb, beta, ldc);
-  if (M == 0 || N == 0) return;
-  if (K == 0) return scale_c(M, N, beta, C, ldc, bias);
-  const View a = View::of(A, lda, trans_a), b = View::of(B, ldb, trans_b);
-  kKernels[index].run(rounds_to_bf16(), a, b, M, N, K, beta, C, ldc, bias);
+int find_kernel(const char* name) {
+  for (int i = 0; i < kNumKernels; ++i)
+    if (std::strcmp(kKernels[i].info.name, name) == 0) return i;
+  SKEIN_CHECK(false, "gemm: no such kernel in the table");
+  return -1;
+}
+
+// The bf16 family's kernel: vdpbf16ps once it has passed its check, else the portable twin.
+int bf16_choice() {
+  static const int index = bf16_self_check().empty() ? find_kernel("avx512bf16_12x32")
+                                                     : find_kernel("bf16_portable_12x32");
+  return index;
 }
 
 }  // namespace
+
+namespace gemm_detail {
+// The packing buffers of gemm_driver.h: 1.6 MiB of static TLS per thread (glibc carves it out of
+// each thread's stack, 8 MiB by default).
+alignas(64) static thread_local unsigned char t_a_pack[kAPackBytes];
+alignas(64) static thread_local unsigned char t_b_pack[kBPackBytes];
+void* a_pack_buffer() {
+  return t_a_pack;
+}
+void* b_pack_buffer() {
+  return t_b_pack;
+}
+bool cpu_runs_anything() {
+  return true;
+}
+}  // namespace gemm_detail
 
 std::span<const SgemmKernel> sgemm_kernels() {
   static const std::vector<SgemmKernel> infos = [] {
@@ -562,35 +530,24 @@ std::span<const SgemmKernel> sgemm_kernels() {
   return infos;
 }
 
-void sgemm_with_kernel(int index, bool trans_a, bool trans_b, int M, int N, int K, const float* A,
-                       int lda, const float* B, int ldb, float beta, float* C, int ldc,
-                       const float* bias) {
-  SKEIN_CHECK(index >= 0 && index < kNumKernels && kKernels[index].info.supported(),
-              "sgemm_with_kernel: not a kernel this CPU runs");
-  sgemm_on(index, trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
+bool sgemm_kernel_computes(int index, MatmulPrecision p) {
+  if (index < 0 || index >= kNumKernels) return false;
+  return kKernels[index].info.family == kFp32 ? p != kBf16 : p == kBf16;
+}
+
+int sgemm_chosen_kernel(MatmulPrecision p) {
+  return p == kBf16 ? bf16_choice() : fp32_choice().index;
 }
 
 const char* sgemm_path() {
-  const int i = chosen().index;
+  const int i = fp32_choice().index;
   return i < 0 ? "portable" : kKernels[i].info.name;
 }
 
 std::string sgemm_choice() {
-  const int i = chosen().index;
+  const int i = fp32_choice().index;
   if (i < 0) return "portable (Eigen): this CPU has neither AVX2+FMA nor AVX-512";
-  return std::string(kKernels[i].info.name) + " (" + chosen().why + ")";
-}
-
-MatmulPrecision matmul_precision() {
-  return t_precision;
-}
-
-ScopedMatmulPrecision::ScopedMatmulPrecision(MatmulPrecision p) : previous_(t_precision) {
-  t_precision = p;
-}
-
-ScopedMatmulPrecision::~ScopedMatmulPrecision() {
-  t_precision = previous_;
+  return std::string(kKernels[i].info.name) + " (" + fp32_choice().why + ")";
 }
 
 bool cpu_has_avx512_bf16() {
@@ -602,26 +559,36 @@ bool cpu_has_avx512_bf16() {
 #endif
 }
 
-void sgemm(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda, const float* B,
-           int ldb, float beta, float* C, int ldc, const float* bias) {
-  if (t_precision == MatmulPrecision::kBf16) {
-    // the hardware kernel only once it has passed its check (else its portable twin)
-    static const bool hardware = bf16_self_check().empty();
-    return sgemm_bf16(hardware, trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
+void sgemm(const MatmulContext& mm, bool trans_a, bool trans_b, int M, int N, int K, const float* A,
+           int lda, const float* B, int ldb, float beta, float* C, int ldc, const float* bias) {
+  int index = mm.kernel;
+  if (index >= 0) {
+    SKEIN_CHECK(index < kNumKernels && kKernels[index].info.supported(),
+                "sgemm: MatmulContext::kernel is not a kernel this CPU runs");
+    SKEIN_CHECK(sgemm_kernel_computes(index, mm.precision),
+                "sgemm: MatmulContext::kernel computes another precision");
+  } else {
+    index = sgemm_chosen_kernel(mm.precision);
   }
-  if (const int i = chosen().index; i >= 0)
-    return sgemm_on(i, trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
-  sgemm_portable(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
+  if (index < 0)
+    return sgemm_portable(mm, trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
+  check_args(trans_a, trans_b, M, N, K, lda, ldb, beta, ldc);
+  if (M == 0 || N == 0) return;
+  if (K == 0) return scale_c(M, N, beta, C, ldc, bias);
+  const View a = View::of(A, lda, trans_a), b = View::of(B, ldb, trans_b);
+  kKernels[index].run(mm.precision == MatmulPrecision::kBf16Rounded, a, b, M, N, K, beta, C, ldc,
+                      bias);
 }
 
-void sgemm_portable(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda,
-                    const float* B, int ldb, float beta, float* C, int ldc, const float* bias) {
-  gemm_eigen(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
+void sgemm_portable(const MatmulContext& mm, bool trans_a, bool trans_b, int M, int N, int K,
+                    const float* A, int lda, const float* B, int ldb, float beta, float* C, int ldc,
+                    const float* bias) {
+  gemm_eigen(mm.precision != kFp32, trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
 }
 
 void dgemm(bool trans_a, bool trans_b, int M, int N, int K, const double* A, int lda,
            const double* B, int ldb, double beta, double* C, int ldc, const double* bias) {
-  gemm_eigen(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
+  gemm_eigen(false, trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
 }
 
 }  // namespace skein

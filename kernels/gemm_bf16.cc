@@ -1,5 +1,5 @@
-// sgemm_bf16: the GEMM of MatmulPrecision::kBf16, with bf16 operands and fp32 accumulation
-// (vdpbf16ps). The loop structure of sgemm_avx2 (gemm.cc), with bf16 packing:
+// The bf16 family of sgemm's kernels (MatmulPrecision::kBf16: bf16 operands, fp32 accumulation,
+// vdpbf16ps), run by the same driver as the fp32 ones (gemm_driver.h), with bf16 packing:
 //   - operands are rounded to bf16 as they are packed, and stored as pairs: one uint32 holds the
 //     bf16 of k = 2q (low half) and k = 2q + 1 (high half), which is what vdpbf16ps multiplies;
 //   - A panels: kMR rows, for each pair q the kMR rows' pairs one after another (broadcast);
@@ -8,7 +8,7 @@
 // Two microkernels read the same packed panels: the AVX-512 BF16 one, and a portable one that
 // computes what vdpbf16ps computes (per lane: acc += odd product, then acc += even product; both
 // products exact in fp32), used where the CPU lacks the instruction (tests) and as the reference
-// of bf16_self_check(). The packing and the loops are the same code for both.
+// of bf16_self_check(). The packing is the same code for both.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -21,6 +21,7 @@
 #include "base/check.h"
 #include "kernels/gemm.h"
 #include "kernels/gemm_common.h"
+#include "kernels/gemm_driver.h"
 
 #if defined(__x86_64__)
 #define SKEIN_BF16_X86 1
@@ -34,13 +35,8 @@ namespace {
 constexpr int kMR = kSgemmBf16MR;
 constexpr int kNR = kSgemmBf16NR;
 static_assert(kMR == 12 && kNR == 32, "the kernels and the packing are written for 12 x 32");
-// k values per block (kKC / 2 pairs). A B micro-panel (128 pairs x 32 x 4 B = 16 KiB) and an A
-// micro-panel (6 KiB) fit L1 together, as in the fp32 path.
-constexpr int kKC = 256;
-constexpr int kMC = 144;  // multiple of kMR: the packed A block, 72 KiB, in L2
-static_assert(kMC % kMR == 0);
-constexpr int kNC = 1536;  // multiple of kNR: the packed B block, 768 KiB
-static_assert(kNC % kNR == 0);
+// With the driver's blocks, a B micro-panel is 128 pairs x 32 x 4 B = 16 KiB and an A
+// micro-panel 6 KiB: they fit L1 together, as in the fp32 kernels.
 
 using gemm_detail::View;
 
@@ -287,78 +283,73 @@ bool cpu_has_avx2() {
 #endif
 }
 
-// Per-thread packing buffers, allocated on a thread's first bf16 product (not in static TLS:
-// the fp32 path's buffers already take 1.6 MiB of each thread's stack).
-thread_local AlignedBuffer<uint32_t> t_a_pack, t_b_pack;
+// A bf16 kernel for the driver (gemm_driver.h); kVector: AVX2 packing of the full panels (the
+// CPU has AVX2), else scalar throughout.
+template <Kernel kKernel, bool kVector>
+struct Bf16Kernel {
+  using Packed = uint32_t;
+  static constexpr int MR = kMR, NR = kNR;
+  static constexpr int kKAlign = 2;  // whole pairs
+  static int depth(int kc) { return (kc + 1) / 2; }
+  static void pack_a(const View& a, int i0, int mc, int p0, int kc, uint32_t* dst) {
+    skein::pack_a<kVector>(a, i0, mc, p0, kc, dst);
+  }
+  static void pack_b(const View& b, int p0, int kc, int j0, int nc, uint32_t* dst) {
+    skein::pack_b<kVector>(b, p0, kc, j0, nc, dst);
+  }
+  static void run(int kq, const uint32_t* a, const uint32_t* b, float* c, long ldc, bool load_c,
+                  const float* bias) {
+    kKernel(kq, a, b, c, ldc, load_c, bias);
+  }
+};
 
-template <bool kVector>
-void sgemm_bf16_blocked(Kernel kernel, const View& a, const View& b, int M, int N, int K,
-                        float beta, float* C, long ldc, const float* bias) {
-  if (t_a_pack.size() == 0) {
-    t_a_pack.resize(size_t(kMC) * (kKC / 2));
-    t_b_pack.resize(size_t(kKC / 2) * kNC);
-  }
-  uint32_t* a_pack = t_a_pack.data();
-  uint32_t* b_pack = t_b_pack.data();
-  alignas(64) float tile[kMR * kNR];
-  for (int jc = 0; jc < N; jc += kNC) {
-    const int nc = std::min(kNC, N - jc);
-    // K blocks of equal depth, even (whole pairs), at most kKC
-    const int k_blocks = (K + kKC - 1) / kKC;
-    const int kc_step = ((K + k_blocks - 1) / k_blocks + 1) / 2 * 2;
-    for (int pc = 0; pc < K; pc += kc_step) {
-      const int kc = std::min(kc_step, K - pc), kq = (kc + 1) / 2;
-      const bool load_c = pc > 0 || beta != 0;
-      const float* bias_jc = (pc == 0 && bias) ? bias + jc : nullptr;
-      pack_b<kVector>(b, pc, kc, jc, nc, b_pack);
-      for (int ic = 0; ic < M; ic += kMC) {
-        const int mc = std::min(kMC, M - ic);
-        pack_a<kVector>(a, ic, mc, pc, kc, a_pack);
-        for (int jr = 0; jr < nc; jr += kNR) {
-          const int nr = std::min(kNR, nc - jr);
-          const uint32_t* bp = b_pack + long(jr) * kq;
-          const float* bias_j = bias_jc ? bias_jc + jr : nullptr;
-          for (int ir = 0; ir < mc; ir += kMR) {
-            const int mr = std::min(kMR, mc - ir);
-            const uint32_t* ap = a_pack + long(ir) * kq;
-            float* c = C + (ic + ir) * ldc + jc + jr;
-            if (mr == kMR && nr == kNR) {
-              kernel(kq, ap, bp, c, ldc, load_c, bias_j);
-              continue;
-            }
-            kernel(kq, ap, bp, tile, kNR, false, nullptr);
-            gemm_detail::write_edge_tile(tile, kNR, mr, nr, c, ldc, load_c, bias_j);
-          }
-        }
-      }
-    }
-  }
+template <Kernel kKernel>
+void run_bf16(const View& a, const View& b, int M, int N, int K, float beta, float* C, long ldc,
+              const float* bias) {
+  static const bool vector = cpu_has_avx2();
+  if (vector)
+    gemm_detail::blocked<Bf16Kernel<kKernel, true>>(a, b, M, N, K, beta, C, ldc, bias);
+  else
+    gemm_detail::blocked<Bf16Kernel<kKernel, false>>(a, b, M, N, K, beta, C, ldc, bias);
 }
 
-}  // namespace
-
-void sgemm_bf16(bool hardware, bool trans_a, bool trans_b, int M, int N, int K, const float* A,
-                int lda, const float* B, int ldb, float beta, float* C, int ldc,
-                const float* bias) {
+// A whole product on one of the two kernels (bf16_self_check calls them directly).
+void product(bool hardware, bool trans_a, bool trans_b, int M, int N, int K, const float* A,
+             int lda, const float* B, int ldb, float beta, float* C, int ldc, const float* bias) {
   gemm_detail::check_args(trans_a, trans_b, M, N, K, lda, ldb, beta, ldc);
   if (M == 0 || N == 0) return;
   if (K == 0) return gemm_detail::scale_c(M, N, beta, C, ldc, bias);
   const View a = View::of(A, lda, trans_a), b = View::of(B, ldb, trans_b);
-  Kernel kernel = kernel_portable;
-#ifdef SKEIN_BF16_X86
-  if (hardware) {
-    SKEIN_CHECK(cpu_has_avx512_bf16(), "sgemm_bf16: this CPU has no avx512_bf16");
-    kernel = kernel_avx512bf16;
-  }
-#else
-  SKEIN_CHECK(!hardware, "sgemm_bf16: no avx512_bf16 kernel on this architecture");
-#endif
-  static const bool vector = cpu_has_avx2();
-  if (vector)
-    sgemm_bf16_blocked<true>(kernel, a, b, M, N, K, beta, C, ldc, bias);
+  if (hardware)
+    gemm_detail::blocked_bf16_avx512(false, a, b, M, N, K, beta, C, ldc, bias);
   else
-    sgemm_bf16_blocked<false>(kernel, a, b, M, N, K, beta, C, ldc, bias);
+    gemm_detail::blocked_bf16_portable(false, a, b, M, N, K, beta, C, ldc, bias);
 }
+
+}  // namespace
+
+namespace gemm_detail {
+
+bool cpu_runs_bf16_kernel() {
+  return cpu_has_avx512_bf16();
+}
+
+void blocked_bf16_avx512(bool, const View& a, const View& b, int M, int N, int K, float beta,
+                         float* C, long ldc, const float* bias) {
+#ifdef SKEIN_BF16_X86
+  SKEIN_CHECK(cpu_has_avx512_bf16(), "sgemm: this CPU has no avx512_bf16");
+  run_bf16<kernel_avx512bf16>(a, b, M, N, K, beta, C, ldc, bias);
+#else
+  SKEIN_CHECK(false, "sgemm: no avx512_bf16 kernel on this architecture");
+#endif
+}
+
+void blocked_bf16_portable(bool, const View& a, const View& b, int M, int N, int K, float beta,
+                           float* C, long ldc, const float* bias) {
+  run_bf16<kernel_portable>(a, b, M, N, K, beta, C, ldc, bias);
+}
+
+}  // namespace gemm_detail
 
 std::string bf16_self_check() {
   static const std::string verdict = []() -> std::string {
@@ -389,10 +380,10 @@ std::string bf16_self_check() {
         std::vector<float> hw(size_t(s.M) * ldc), sw(hw.size());
         for (size_t i = 0; i < hw.size(); ++i) hw[i] = sw[i] = next();
         const int lda = ta ? s.M : s.K, ldb = tb ? s.K : s.N;
-        sgemm_bf16(true, ta, tb, s.M, s.N, s.K, A.data(), lda, B.data(), ldb, 1.0f, hw.data(), ldc,
-                   bias.data());
-        sgemm_bf16(false, ta, tb, s.M, s.N, s.K, A.data(), lda, B.data(), ldb, 1.0f, sw.data(), ldc,
-                   bias.data());
+        product(true, ta, tb, s.M, s.N, s.K, A.data(), lda, B.data(), ldb, 1.0f, hw.data(), ldc,
+                bias.data());
+        product(false, ta, tb, s.M, s.N, s.K, A.data(), lda, B.data(), ldb, 1.0f, sw.data(), ldc,
+                bias.data());
         for (size_t i = 0; i < hw.size(); ++i) {
           const double d = std::abs(double(hw[i]) - double(sw[i]));
           worst = std::max(worst, std::isnan(d) ? 1e30 : d);

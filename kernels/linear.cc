@@ -8,18 +8,20 @@ namespace skein {
 // tests).
 
 template <typename F>
-void linear_forward(F* out, const F* inp, const F* weight, const F* bias, int N, int C, int OC) {
+void linear_forward(const MatmulContext& mm, F* out, const F* inp, const F* weight, const F* bias,
+                    int N, int C, int OC) {
   // out (N,OC) = inp (N,C) @ weight^T (C,OC) + bias, the bias added in the product's final pass
-  gemm(false, true, N, OC, C, inp, C, weight, C, F(0), out, OC, bias);
+  gemm(mm, false, true, N, OC, C, inp, C, weight, C, F(0), out, OC, bias);
 }
 
 template <typename F>
-void linear_backward(F* dinp, F* dweight, F* dbias, const F* dout, const F* inp, const F* weight,
-                     int N, int C, int OC, F dinp_beta, F dweight_beta) {
+void linear_backward(const MatmulContext& mm, F* dinp, F* dweight, F* dbias, const F* dout,
+                     const F* inp, const F* weight, int N, int C, int OC, F dinp_beta,
+                     F dweight_beta) {
   // dinp (N,C) = dinp_beta * dinp + dout (N,OC) @ weight (OC,C)
-  if (dinp) gemm(false, false, N, C, OC, dout, OC, weight, C, dinp_beta, dinp, C);
+  if (dinp) gemm(mm, false, false, N, C, OC, dout, OC, weight, C, dinp_beta, dinp, C);
   // dweight (OC,C) = dweight_beta * dweight + dout^T (OC,N) @ inp (N,C)
-  gemm(true, false, OC, C, N, dout, OC, inp, C, dweight_beta, dweight, C);
+  gemm(mm, true, false, OC, C, N, dout, OC, inp, C, dweight_beta, dweight, C);
   // dbias (OC) += column sums of dout (N,OC), row after row: the order of the sums does not
   // depend on how the buffers happen to be aligned (Eigen's colwise sum did).
   if (dbias)
@@ -29,13 +31,14 @@ void linear_backward(F* dinp, F* dweight, F* dbias, const F* dout, const F* inp,
     }
 }
 
-template void linear_forward<float>(float*, const float*, const float*, const float*, int, int,
-                                    int);
-template void linear_forward<double>(double*, const double*, const double*, const double*, int, int,
-                                     int);
-template void linear_backward<float>(float*, float*, float*, const float*, const float*,
-                                     const float*, int, int, int, float, float);
-template void linear_backward<double>(double*, double*, double*, const double*, const double*,
-                                      const double*, int, int, int, double, double);
+template void linear_forward<float>(const MatmulContext&, float*, const float*, const float*,
+                                    const float*, int, int, int);
+template void linear_forward<double>(const MatmulContext&, double*, const double*, const double*,
+                                     const double*, int, int, int);
+template void linear_backward<float>(const MatmulContext&, float*, float*, float*, const float*,
+                                     const float*, const float*, int, int, int, float, float);
+template void linear_backward<double>(const MatmulContext&, double*, double*, double*,
+                                      const double*, const double*, const double*, int, int, int,
+                                      double, double);
 
 }  // namespace skein

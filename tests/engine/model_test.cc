@@ -123,9 +123,8 @@ TEST(Model, OverwriteIgnoresTheOldGradient) {
   for (size_t i = 0; i < n; ++i) ASSERT_EQ(garbage[i], 0.0f) << "element " << i;
 }
 
-// set_matmul_precision(kBf16Rounded) reaches every matmul of forward and backward on the calling
-// thread (whatever that thread's own setting) and leaves the thread's setting as it was: the
-// loss and gradient move by bf16's rounding (~0.4% relative), no more.
+// set_matmul_precision(kBf16Rounded) reaches every matmul of forward and backward (each gets it
+// as its MatmulContext): the loss and gradient move by bf16's rounding (~0.4% relative), no more.
 TEST(Model, Bf16RoundedMatmulsStayCloseToFp32) {
   Model m(tiny());
   m.init(6);
@@ -140,7 +139,6 @@ TEST(Model, Bf16RoundedMatmulsStayCloseToFp32) {
   m.set_matmul_precision(MatmulPrecision::kBf16Rounded);
   const float loss16 = m.forward(acts, tok.data(), tgt.data());
   m.backward(acts, g16.data(), 1.0f, Model::GradMode::kOverwrite);
-  EXPECT_EQ(matmul_precision(), MatmulPrecision::kFp32);  // the thread's own setting is back
   EXPECT_NE(loss16, loss32);
   EXPECT_NEAR(loss16, loss32, 1e-2 * loss32);
   double diff = 0, scale = 0;
@@ -150,8 +148,8 @@ TEST(Model, Bf16RoundedMatmulsStayCloseToFp32) {
   }
   EXPECT_GT(diff, 1e-4 * scale);
   EXPECT_LT(diff, 3e-2 * scale);
-  // kBf16 (sgemm_bf16; its portable kernel on CPUs without avx512_bf16): the same rounding, the
-  // sums in vdpbf16ps's order, so within fp32 rounding of kBf16Rounded
+  // kBf16 (the vdpbf16ps kernel; its portable twin on CPUs without avx512_bf16): the same rounding,
+  // the sums in vdpbf16ps's order, so within fp32 rounding of kBf16Rounded
   m.set_matmul_precision(MatmulPrecision::kBf16);
   EXPECT_NEAR(m.forward(acts, tok.data(), tgt.data()), loss16, 1e-5 * loss16);
   // and back to fp32: the same bits as before

@@ -1,6 +1,6 @@
-// sgemm_bf16 (MatmulPrecision::kBf16): its portable kernel, which runs on every CPU, against an
-// independent model of vdpbf16ps's arithmetic, bit for bit; and, on CPUs with avx512_bf16, the
-// hardware kernel against the portable one (bf16_self_check).
+// MatmulPrecision::kBf16: every kernel of the bf16 family this CPU runs (the portable twin
+// everywhere, the vdpbf16ps kernel where the CPU has avx512_bf16) against an independent model of
+// vdpbf16ps's arithmetic, bit for bit, around the tile and the blocks; and bf16_self_check.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -44,8 +44,8 @@ std::string describe(const Case& c) {
 // per pair of k, sum += odd product, then sum += even product, on bf16-rounded operands (a
 // missing odd k counts as 0); the block's sum, then C (the caller's with beta 1 in the first
 // block, the running result after), then the bias in the first block.
-void check_case(const Case& c) {
-  SCOPED_TRACE(describe(c));
+void check_case(int kernel, const Case& c) {
+  SCOPED_TRACE(std::string(sgemm_kernels()[kernel].name) + " " + describe(c));
   const int M = c.M, N = c.N, K = c.K;
   const int lda = std::max(1, c.trans_a ? M : K) + c.pad;
   const int ldb = std::max(1, c.trans_b ? K : N) + c.pad, ldc = std::max(1, N) + c.pad;
@@ -84,8 +84,8 @@ void check_case(const Case& c) {
       }
       want[size_t(i) * ldc + j] = v;
     }
-  sgemm_bf16(false, c.trans_a, c.trans_b, M, N, K, a.data(), lda, b.data(), ldb, c.beta, got.data(),
-             ldc, c.bias ? bias.data() : nullptr);
+  sgemm(MatmulContext{MatmulPrecision::kBf16, kernel}, c.trans_a, c.trans_b, M, N, K, a.data(), lda,
+        b.data(), ldb, c.beta, got.data(), ldc, c.bias ? bias.data() : nullptr);
   int differ = 0, pad_touched = 0;
   for (int i = 0; i < M; ++i) {
     for (int j = 0; j < N; ++j)
@@ -97,49 +97,70 @@ void check_case(const Case& c) {
   EXPECT_EQ(pad_touched, 0);
 }
 
-TEST(SgemmBf16, PortableKernelIsVdpbf16psArithmeticAroundTheTile) {
-  const int MR = kSgemmBf16MR, NR = kSgemmBf16NR;
+std::vector<int> bf16_kernels() {
+  std::vector<int> v;
+  for (int i = 0; i < int(sgemm_kernels().size()); ++i)
+    if (sgemm_kernels()[i].family == MatmulPrecision::kBf16) v.push_back(i);
+  return v;
+}
+
+class SgemmBf16Kernel : public ::testing::TestWithParam<int> {
+ protected:
+  void SetUp() override {
+    const SgemmKernel& k = sgemm_kernels()[GetParam()];
+    if (!k.supported()) GTEST_SKIP() << k.name << ": this CPU has no " << k.needs;
+  }
+};
+
+TEST_P(SgemmBf16Kernel, IsVdpbf16psArithmeticAroundTheTile) {
+  const int MR = sgemm_kernels()[GetParam()].mr, NR = sgemm_kernels()[GetParam()].nr;
   int n_case = 0;
   for (int m : {1, 5, MR - 1, MR, MR + 1, 2 * MR + 1})
     for (int n : {1, 7, NR - 1, NR, NR + 1, 2 * NR + 3})
       for (int k : {1, 2, 3, 15, 16, 17, 34, 47})
         for (int t = 0; t < 4; ++t) {
           ++n_case;
-          check_case({m, n, k, bool(t & 1), bool(t & 2), float((m + n + k) % 2),
-                      (m + k + t) % 3 != 0, (n + t) % 3});
+          check_case(GetParam(), {m, n, k, bool(t & 1), bool(t & 2), float((m + n + k) % 2),
+                                  (m + k + t) % 3 != 0, (n + t) % 3});
         }
   EXPECT_EQ(n_case, 6 * 6 * 8 * 4);
 }
 
-TEST(SgemmBf16, PortableKernelIsVdpbf16psArithmeticAcrossBlocks) {
+TEST_P(SgemmBf16Kernel, IsVdpbf16psArithmeticAcrossBlocks) {
   // K blocks (256, and uneven: 257 -> 2 x 130, 513 -> 3 x 172), M past 144, N past 1536
   for (int t = 0; t < 4; ++t) {
     const bool ta = t & 1, tb = t & 2;
-    for (int k : {255, 256, 257, 513}) check_case({14, 45, k, ta, tb, 1.0f, true, 1});
-    check_case({145, 33, 40, ta, tb, 0.0f, true, 2});
-    check_case({13, 1537, 20, ta, tb, 1.0f, false, 0});
-    check_case({5, 9, 0, ta, tb, 1.0f, true, 1});  // K = 0: C = beta C + bias
+    for (int k : {255, 256, 257, 513}) check_case(GetParam(), {14, 45, k, ta, tb, 1.0f, true, 1});
+    check_case(GetParam(), {145, 33, 40, ta, tb, 0.0f, true, 2});
+    check_case(GetParam(), {13, 1537, 20, ta, tb, 1.0f, false, 0});
+    check_case(GetParam(), {5, 9, 0, ta, tb, 1.0f, true, 1});  // K = 0: C = beta C + bias
   }
 }
 
-// Through sgemm under a kBf16 scope (what the model's matmuls call), the same bits as
-// sgemm_bf16 on this CPU's kernel; close to kBf16Rounded (which sums in another order).
-TEST(SgemmBf16, SgemmDispatchesToItUnderKbf16) {
+INSTANTIATE_TEST_SUITE_P(All, SgemmBf16Kernel, ::testing::ValuesIn(bf16_kernels()),
+                         [](const ::testing::TestParamInfo<int>& info) {
+                           return std::string(sgemm_kernels()[info.param].name);
+                         });
+
+// Through sgemm with kBf16 and no kernel named (what the model's matmuls call), the same bits as
+// the chosen bf16 kernel named explicitly; close to kBf16Rounded (which sums in another order).
+TEST(SgemmBf16, SgemmDispatchesToTheChosenBf16Kernel) {
   const int M = 30, N = 50, K = 70;
   const auto a = to_float(random_vec(size_t(M) * K, 1)), b = to_float(random_vec(size_t(N) * K, 2));
   std::vector<float> via_sgemm(size_t(M) * N), direct(size_t(M) * N), rounded(size_t(M) * N);
-  {
-    ScopedMatmulPrecision p(MatmulPrecision::kBf16);
-    sgemm(false, true, M, N, K, a.data(), K, b.data(), K, 0.0f, via_sgemm.data(), N);
-  }
-  {
-    ScopedMatmulPrecision p(MatmulPrecision::kBf16Rounded);
-    sgemm(false, true, M, N, K, a.data(), K, b.data(), K, 0.0f, rounded.data(), N);
-  }
-  sgemm_bf16(bf16_self_check().empty(), false, true, M, N, K, a.data(), K, b.data(), K, 0.0f,
-             direct.data(), N);
+  sgemm(MatmulContext{MatmulPrecision::kBf16}, false, true, M, N, K, a.data(), K, b.data(), K, 0.0f,
+        via_sgemm.data(), N);
+  sgemm(MatmulContext{MatmulPrecision::kBf16Rounded}, false, true, M, N, K, a.data(), K, b.data(),
+        K, 0.0f, rounded.data(), N);
+  const int chosen = sgemm_chosen_kernel(MatmulPrecision::kBf16);
+  ASSERT_TRUE(sgemm_kernel_computes(chosen, MatmulPrecision::kBf16));
+  EXPECT_EQ(std::string(sgemm_kernels()[chosen].name),
+            bf16_self_check().empty() ? "avx512bf16_12x32" : "bf16_portable_12x32");
+  sgemm(MatmulContext{MatmulPrecision::kBf16, chosen}, false, true, M, N, K, a.data(), K, b.data(),
+        K, 0.0f, direct.data(), N);
   EXPECT_EQ(via_sgemm, direct);
   EXPECT_LE(testing::rel_error(via_sgemm, rounded), 1e-5);
+  EXPECT_GT(testing::rel_error(via_sgemm, rounded), 0.0);
 }
 
 // On a CPU with avx512_bf16 this runs the hardware kernel against the portable one; elsewhere it

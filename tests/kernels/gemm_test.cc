@@ -20,17 +20,22 @@ using testing::random_vec;
 using testing::to_float;
 
 // What the cases run: the dispatching entry point (kernel = -1), the portable fallback (-2), or
-// one kernel of the table, called directly (every one this CPU runs is tested around its own
-// tile, not only the one the dispatcher picks).
+// one fp32 kernel of the table, called directly (every one is tested around its own tile, not
+// only the one the dispatcher picks; the bf16 family has gemm_bf16_test).
 struct Impl {
   std::string name;
   int kernel;
   int mr, nr;  // the tile whose edges the sweep straddles
+  void fn(MatmulPrecision p, bool ta, bool tb, int M, int N, int K, const float* A, int lda,
+          const float* B, int ldb, float beta, float* C, int ldc, const float* bias) const {
+    const MatmulContext mm{p, kernel >= 0 ? kernel : -1};
+    if (kernel == -2)
+      return sgemm_portable(mm, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
+    sgemm(mm, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
+  }
   void fn(bool ta, bool tb, int M, int N, int K, const float* A, int lda, const float* B, int ldb,
           float beta, float* C, int ldc, const float* bias) const {
-    if (kernel == -1) return sgemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
-    if (kernel == -2) return sgemm_portable(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
-    sgemm_with_kernel(kernel, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
+    fn(MatmulPrecision::kFp32, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, bias);
   }
 };
 std::vector<Impl> all_impls() {
@@ -38,7 +43,8 @@ std::vector<Impl> all_impls() {
                          {"sgemm_portable", -2, kSgemmMR, kSgemmNR}};
   const auto kernels = sgemm_kernels();
   for (int i = 0; i < int(kernels.size()); ++i)
-    v.push_back({kernels[i].name, i, kernels[i].mr, kernels[i].nr});
+    if (kernels[i].family == MatmulPrecision::kFp32)
+      v.push_back({kernels[i].name, i, kernels[i].mr, kernels[i].nr});
   return v;
 }
 std::vector<Impl> runnable_impls() {
@@ -178,6 +184,7 @@ TEST(Sgemm, RunsAKernelOfTheTableThatThisCpuRuns) {
   const std::string path = sgemm_path();
   bool any = false, found = false;
   for (const SgemmKernel& k : sgemm_kernels()) {
+    if (k.family != MatmulPrecision::kFp32) continue;
     any |= k.supported();
     found |= path == k.name && k.supported();
   }
@@ -192,7 +199,11 @@ TEST(Sgemm, RunsAKernelOfTheTableThatThisCpuRuns) {
   EXPECT_EQ(sgemm_kernels()[1].supported(), __builtin_cpu_supports("avx2") &&
                                                 __builtin_cpu_supports("fma") &&
                                                 __builtin_cpu_supports("avx512f"));
+  EXPECT_EQ(sgemm_kernels()[2].supported(), bool(__builtin_cpu_supports("avx512bf16")));
 #endif
+  EXPECT_TRUE(sgemm_kernels()[3].supported());  // bf16_portable_12x32 runs anywhere
+  // under kBf16: vdpbf16ps where it passes its check, else the portable twin
+  EXPECT_EQ(sgemm_chosen_kernel(MatmulPrecision::kBf16), bf16_self_check().empty() ? 2 : 3);
   EXPECT_NE(sgemm_choice().find(path), std::string::npos) << sgemm_choice();
 }
 
@@ -201,9 +212,12 @@ TEST(Sgemm, RunsAKernelOfTheTableThatThisCpuRuns) {
 // rounding of BF16_EMULATED; so a run gives the same bits whichever kernel its CPU picks.
 TEST(Sgemm, EveryKernelGivesTheSameBits) {
   const auto kernels = sgemm_kernels();
+  auto runs = [&](int i) {
+    return kernels[i].family == MatmulPrecision::kFp32 && kernels[i].supported();
+  };
   int runnable = 0;
-  for (const SgemmKernel& k : kernels) runnable += k.supported();
-  if (runnable < 2) GTEST_SKIP() << "fewer than two kernels run on this CPU";
+  for (int i = 0; i < int(kernels.size()); ++i) runnable += runs(i);
+  if (runnable < 2) GTEST_SKIP() << "fewer than two fp32 kernels run on this CPU";
   struct Shape {
     int M, N, K;
   };
@@ -211,7 +225,6 @@ TEST(Sgemm, EveryKernelGivesTheSameBits) {
                          Shape{25, kSgemmNC + 33, 40}, Shape{1, 1, 1}})
     for (int t = 0; t < 4; ++t)
       for (MatmulPrecision prec : {MatmulPrecision::kFp32, MatmulPrecision::kBf16Rounded}) {
-        ScopedMatmulPrecision scope(prec);
         const bool ta = t & 1, tb = t & 2;
         const int lda = ta ? sh.M : sh.K, ldb = tb ? sh.K : sh.N;
         const auto a = to_float(random_vec(size_t(sh.M) * sh.K, 11));
@@ -220,10 +233,10 @@ TEST(Sgemm, EveryKernelGivesTheSameBits) {
         const auto c0 = to_float(random_vec(size_t(sh.M) * sh.N, 14));
         std::vector<float> first;
         for (int i = 0; i < int(kernels.size()); ++i) {
-          if (!kernels[i].supported()) continue;
+          if (!runs(i)) continue;
           std::vector<float> c = c0;
-          sgemm_with_kernel(i, ta, tb, sh.M, sh.N, sh.K, a.data(), lda, b.data(), ldb, 1.0f,
-                            c.data(), sh.N, bias.data());
+          sgemm(MatmulContext{prec, i}, ta, tb, sh.M, sh.N, sh.K, a.data(), lda, b.data(), ldb,
+                1.0f, c.data(), sh.N, bias.data());
           if (first.empty()) {
             first = c;
             continue;
@@ -305,21 +318,33 @@ TEST(RoundToBf16, NearestEvenAndSpecialValues) {
   }
 }
 
-TEST(MatmulPrecision, ScopeSetsAndRestoresTheCallingThreadOnly) {
-  EXPECT_EQ(matmul_precision(), MatmulPrecision::kFp32);
-  {
-    ScopedMatmulPrecision bf16(MatmulPrecision::kBf16Rounded);
-    EXPECT_EQ(matmul_precision(), MatmulPrecision::kBf16Rounded);
-    MatmulPrecision other = MatmulPrecision::kBf16Rounded;
-    std::thread([&] { other = matmul_precision(); }).join();
-    EXPECT_EQ(other, MatmulPrecision::kFp32);
-    {
-      ScopedMatmulPrecision fp32(MatmulPrecision::kFp32);
-      EXPECT_EQ(matmul_precision(), MatmulPrecision::kFp32);
-    }
-    EXPECT_EQ(matmul_precision(), MatmulPrecision::kBf16Rounded);
+// The precision is the caller's argument, not a property of the thread: two threads asking for
+// different precisions at the same time each get what they asked for, as they do alone.
+TEST(MatmulPrecision, EachCallComputesWhatItsContextSays) {
+  const int M = 40, N = 50, K = 60;
+  const auto a = to_float(random_vec(size_t(M) * K, 3)), b = to_float(random_vec(size_t(K) * N, 4));
+  auto run = [&](MatmulPrecision p, std::vector<float>& out) {
+    out.assign(size_t(M) * N, 0.0f);
+    for (int rep = 0; rep < 20; ++rep)
+      sgemm(MatmulContext{p}, false, false, M, N, K, a.data(), K, b.data(), N, 0.0f, out.data(), N);
+  };
+  std::vector<float> fp32, rounded, fp32_together, rounded_together;
+  run(MatmulPrecision::kFp32, fp32);
+  run(MatmulPrecision::kBf16Rounded, rounded);
+  EXPECT_GT(testing::rel_error(rounded, fp32), 1e-4);  // they do differ
+  std::thread t1([&] { run(MatmulPrecision::kFp32, fp32_together); });
+  std::thread t2([&] { run(MatmulPrecision::kBf16Rounded, rounded_together); });
+  t1.join();
+  t2.join();
+  EXPECT_EQ(fp32_together, fp32);
+  EXPECT_EQ(rounded_together, rounded);
+  // a kernel of the other family is refused, not silently run
+  for (int i = 0; i < int(sgemm_kernels().size()); ++i) {
+    EXPECT_EQ(sgemm_kernel_computes(i, MatmulPrecision::kBf16),
+              sgemm_kernels()[i].family == MatmulPrecision::kBf16);
+    EXPECT_EQ(sgemm_kernel_computes(i, MatmulPrecision::kBf16Rounded),
+              sgemm_kernels()[i].family == MatmulPrecision::kFp32);
   }
-  EXPECT_EQ(matmul_precision(), MatmulPrecision::kFp32);
 }
 
 // Under kBf16Rounded, every path gives exactly (bit for bit) what it gives in fp32 on operands
@@ -353,11 +378,8 @@ TEST(MatmulPrecision, Bf16RoundedIsTheFp32ProductOfRoundedOperands) {
             std::transform(a.begin(), a.end(), ar.begin(), round_to_bf16);
             std::transform(b.begin(), b.end(), br.begin(), round_to_bf16);
             std::vector<float> got = c0, want = c0, fp32 = c0;
-            {
-              ScopedMatmulPrecision bf16(MatmulPrecision::kBf16Rounded);
-              impl.fn(ta, tb, M, N, K, a.data(), lda, b.data(), ldb, beta, got.data(), ldc,
-                      bias.data());
-            }
+            impl.fn(MatmulPrecision::kBf16Rounded, ta, tb, M, N, K, a.data(), lda, b.data(), ldb,
+                    beta, got.data(), ldc, bias.data());
             impl.fn(ta, tb, M, N, K, ar.data(), lda, br.data(), ldb, beta, want.data(), ldc,
                     bias.data());
             impl.fn(ta, tb, M, N, K, a.data(), lda, b.data(), ldb, beta, fp32.data(), ldc,
@@ -404,11 +426,13 @@ TEST(MatmulPrecision, Bf16RoundedPacksSpecialValuesLikeTheScalarRounding) {
         SCOPED_TRACE(impl.name + (along_m ? " values in A" : " values in B") +
                      (tb ? " transposed" : ""));
         std::vector<float> c(n, 0.0f);
-        ScopedMatmulPrecision bf16(MatmulPrecision::kBf16Rounded);
+        const MatmulPrecision bf16 = MatmulPrecision::kBf16Rounded;
         if (along_m)  // A (n,1) or A^T stored (1,n), B = [1]: C (n,1) = round(x)
-          impl.fn(tb, false, n, 1, 1, x.data(), tb ? n : 1, &unit, 1, 0.0f, c.data(), 1, nullptr);
+          impl.fn(bf16, tb, false, n, 1, 1, x.data(), tb ? n : 1, &unit, 1, 0.0f, c.data(), 1,
+                  nullptr);
         else  // A = [1], B (1,n) or B^T stored (n,1): C (1,n) = round(x)
-          impl.fn(false, tb, 1, n, 1, &unit, 1, x.data(), tb ? 1 : n, 0.0f, c.data(), n, nullptr);
+          impl.fn(bf16, false, tb, 1, n, 1, &unit, 1, x.data(), tb ? 1 : n, 0.0f, c.data(), n,
+                  nullptr);
         for (int i = 0; i < n; ++i) {
           const float want = round_to_bf16(x[i]);
           if (std::isnan(want))

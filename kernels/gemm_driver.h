@@ -1,0 +1,120 @@
+// The one blocked GEMM driver that every microkernel of sgemm_kernels() runs in (the loop
+// structure of Goto & van de Geijn, "Anatomy of High-Performance Matrix Multiplication", 2008).
+// Internal to kernels/: gemm.cc (fp32 kernels, table, dispatch) and gemm_bf16.cc (bf16 kernels).
+//
+// Loops, outermost first (sizes in elements of op(A) / op(B)):
+//   jc: N in steps of kNC   op(B)[pc:pc+kc, jc:jc+nc] packed once into b_pack (lives in L3)
+//   pc: K in steps of at most kKC
+//   ic: M in steps of kMC   op(A)[ic:ic+mc, pc:pc+kc] packed into a_pack (lives in L2)
+//   jr: nc in steps of NR   one micro-panel of b_pack, stays in L1 across the ir loop
+//   ir: mc in steps of MR   microkernel: C[MR x NR] += a micro-panel @ b micro-panel
+// Packing lays each micro-panel out in the exact order the microkernel reads it (unit stride,
+// zero-padded to full MR / NR), so the kernel never sees transposes, leading dimensions or
+// ragged edges; only the final write of an edge tile is special.
+//
+// A kernel description K says everything that differs between kernels:
+//   using Packed            the packed element: float (fp32), uint32_t (a pair of bf16 along k)
+//   MR, NR                  the microkernel's tile
+//   kKAlign                 K blocks are a multiple of it (8 fp32: the packing's 8-k steps;
+//                           2 bf16: whole pairs)
+//   depth(kc)               packed elements per row of an A panel (and column of a B panel)
+//   pack_a(a, i0, mc, p0, kc, dst)      MR-row panels of op(A)[i0:i0+mc, p0:p0+kc]
+//   pack_b(b, p0, kc, j0, nc, dst)      NR-column panels of op(B)[p0:p0+kc, j0:j0+nc]
+//   run(depth, a, b, c, ldc, load_c, bias)   C tile = [C] + a @ b [+ bias], in that order
+// All kernels share the block sizes below, so the K blocks (and with them the order of every
+// sum) depend on K only: kernels of one arithmetic give the same bits.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include "kernels/gemm.h"
+#include "kernels/gemm_common.h"
+
+namespace skein::gemm_detail {
+
+// kKC: one kc x 16 fp32 micro-panel of B (256 * 16 * 4 B = 16 KiB) plus one 6 x kc micro-panel
+// of A (6 KiB) and the C tile fit a 32 KiB L1d together, while 256 k steps per C tile keep the
+// kernel's C load/store small. (384 and 512 measured the same within noise.)
+constexpr int kKC = kSgemmKC;
+// kMC: the packed fp32 A block (144 * 256 * 4 B = 144 KiB) sits in a 512 KiB L2 with room for
+// the B micro-panels streaming through it; a multiple of every MR (6, 12). (72 to 240 measured
+// within noise.)
+constexpr int kMC = kSgemmMC;
+// kNC: the packed fp32 B panel (256 * 1536 * 4 B = 1.5 MiB) lives in L3. 1536 = 4C of the char
+// config, so at every one of its training shapes each block of A is packed exactly once; a
+// multiple of every NR (16, 32).
+constexpr int kNC = kSgemmNC;
+static_assert(kMC % 6 == 0 && kMC % 12 == 0 && kNC % 16 == 0 && kNC % 32 == 0);
+
+// The calling thread's packing buffers (gemm.cc), fixed-size, sized for fp32 (the widest packed
+// element): no allocation per call, no sharing between threads. a_pack has 32 floats of slack
+// for the fp32 pack_a's overlapping stores.
+constexpr long kAPackBytes = (long(kMC) * kKC + 32) * 4;
+constexpr long kBPackBytes = long(kKC) * kNC * 4;
+void* a_pack_buffer();
+void* b_pack_buffer();
+
+// A product on one kernel with its arguments checked and M, N, K > 0; round: kBf16Rounded
+// (fp32 kernels only).
+using BlockedFn = void (*)(bool round, const View& a, const View& b, int M, int N, int K,
+                           float beta, float* C, long ldc, const float* bias);
+
+template <class Kern>
+void blocked(const View& a, const View& b, int M, int N, int K, float beta, float* C, long ldc,
+             const float* bias) {
+  using P = typename Kern::Packed;
+  constexpr int MR = Kern::MR, NR = Kern::NR;
+  static_assert(kMC % MR == 0 && kNC % NR == 0);
+  static_assert(long(kMC) * kKC * sizeof(P) <= kAPackBytes &&
+                long(kKC) * kNC * sizeof(P) <= kBPackBytes);
+  P* a_pack = static_cast<P*>(a_pack_buffer());
+  P* b_pack = static_cast<P*>(b_pack_buffer());
+  alignas(64) float tile[MR * NR];
+  // K blocks of equal depth (a multiple of kKAlign, at most kKC) rather than kKC and a thin
+  // rest: K = 384 runs as 2 x 192, not 256 + 128, whose C tiles would do half the work per visit.
+  static_assert(kKC % Kern::kKAlign == 0);
+  const int k_blocks = (K + kKC - 1) / kKC;
+  const int kc_step =
+      ((K + k_blocks - 1) / k_blocks + Kern::kKAlign - 1) / Kern::kKAlign * Kern::kKAlign;
+  for (int jc = 0; jc < N; jc += kNC) {
+    const int nc = std::min(kNC, N - jc);
+    for (int pc = 0; pc < K; pc += kc_step) {
+      const int kc = std::min(kc_step, K - pc), depth = Kern::depth(kc);
+      // Only the first K block sees the caller's beta and adds the bias; later ones accumulate.
+      const bool load_c = pc > 0 || beta != 0;
+      const float* bias_jc = (pc == 0 && bias) ? bias + jc : nullptr;
+      Kern::pack_b(b, pc, kc, jc, nc, b_pack);
+      for (int ic = 0; ic < M; ic += kMC) {
+        const int mc = std::min(kMC, M - ic);
+        Kern::pack_a(a, ic, mc, pc, kc, a_pack);
+        for (int jr = 0; jr < nc; jr += NR) {
+          const int nr = std::min(NR, nc - jr);
+          const P* bp = b_pack + long(jr) * depth;
+          const float* bias_j = bias_jc ? bias_jc + jr : nullptr;
+          for (int ir = 0; ir < mc; ir += MR) {
+            const int mr = std::min(MR, mc - ir);
+            const P* ap = a_pack + long(ir) * depth;
+            float* c = C + (ic + ir) * ldc + jc + jr;
+            if (mr == MR && nr == NR) {
+              Kern::run(depth, ap, bp, c, ldc, load_c, bias_j);
+            } else {
+              Kern::run(depth, ap, bp, tile, NR, false, nullptr);
+              write_edge_tile(tile, NR, mr, nr, c, ldc, load_c, bias_j);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// The bf16 family (gemm_bf16.cc): the vdpbf16ps kernel and its portable twin.
+bool cpu_runs_bf16_kernel();
+bool cpu_runs_anything();
+void blocked_bf16_avx512(bool round, const View& a, const View& b, int M, int N, int K, float beta,
+                         float* C, long ldc, const float* bias);
+void blocked_bf16_portable(bool round, const View& a, const View& b, int M, int N, int K,
+                           float beta, float* C, long ldc, const float* bias);
+
+}  // namespace skein::gemm_detail
