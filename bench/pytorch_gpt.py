@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
 """PyTorch side of the side-by-side benchmark: the same GPT as skein (tests/reference's model),
-eager fp32, AdamW, synthetic tokens, torch.set_num_threads(K).
+eager, AdamW, synthetic tokens, torch.set_num_threads(K).
 
-    bench/pytorch_gpt.py --config configs/char.textproto [--threads K] [--steps N] [--warmup W] [--json]
+    bench/pytorch_gpt.py --config configs/char.textproto [--threads K] [--steps N] [--warmup W]
+                         [--precision fp32|bf16] [--json]
 
-Prints the median ms/step and tokens/s over the warm steps (one JSON object with --json).
-bench/compare.sh runs it in its tuned form next to bench_step.
+--precision bf16 runs the forward and the loss under torch.autocast("cpu", dtype=torch.bfloat16):
+the matmuls take bf16 operands, while the parameters, gradients and AdamW state stay fp32, as in
+skein's run.precision: BF16 (the backward follows the forward's dtypes). Default fp32.
+Prints the median ms/step and tokens/s over the warm steps (one JSON object with --json, which
+records the precision). bench/compare.sh runs it in its tuned form next to bench_step.
 """
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -48,6 +53,8 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="bf16: forward and loss under bf16 autocast (default fp32)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     cfg = read_config(a.config)
@@ -67,26 +74,35 @@ def main():
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg["weight_decay"]},
                              {"params": other, "weight_decay": 0.0}], lr=cfg["lr"], betas=(0.9, 0.95))
     B, T, V = cfg["batch_size"], cfg["seq_len"], cfg["vocab_size"]
+
+    def autocast():
+        if a.precision == "bf16":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     times = []
     for step in range(a.warmup + a.steps):
         x = torch.randint(0, V, (B, T))
         y = torch.randint(0, V, (B, T))
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        _, loss = model(x, y)
+        with autocast():
+            _, loss = model(x, y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         if step >= a.warmup:
             times.append(time.perf_counter() - t0)
     med = statistics.median(times)
-    out = dict(config=a.config, threads=a.threads, ms_per_step=med * 1e3, tokens_per_s=B * T / med,
+    out = dict(config=a.config, threads=a.threads, precision=a.precision, ms_per_step=med * 1e3,
+               tokens_per_s=B * T / med,
                peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
                torch=torch.__version__)
     if a.json:
         print(json.dumps(out))
     else:
-        print(f"pytorch {torch.__version__}: {a.config} {a.threads} threads: {out['ms_per_step']:.1f} ms/step, "
+        print(f"pytorch {torch.__version__}: {a.config} {a.threads} threads, {a.precision}: "
+              f"{out['ms_per_step']:.1f} ms/step, "
               f"{out['tokens_per_s']:.0f} tokens/s, peak RSS {out['peak_rss_mib']:.0f} MiB")
 
 
