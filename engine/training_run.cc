@@ -472,8 +472,9 @@ class TrainingRun {
       say("precision: BF16_EMULATED: matmul operands rounded to bf16, fp32 sums (bf16's "
           "numerics, fp32's speed)\n");
     if (model_->matmul_precision() == MatmulPrecision::kBf16)
-      say("precision: BF16: matmuls with vdpbf16ps (bf16 operands, fp32 sums); weights and "
-          "optimizer state fp32\n");
+      say("precision: BF16: matmuls on %s (bf16 operands, fp32 sums); weights and "
+          "optimizer state fp32\n",
+          sgemm_bf16_choice().c_str());
   }
 
   long tokens_per_step_count() const { return long(lo_.B) * P_ * gcfg_.seq_len; }

@@ -408,26 +408,31 @@ constexpr MatmulPrecision kBf16 = MatmulPrecision::kBf16;
 // the benchmarks walk it; the dispatcher picks from it).
 #ifdef SKEIN_GEMM_X86
 const KernelEntry kKernels[] = {
-    {{"avx2_6x16", kFp32, kMR, kNR, cpu_has_avx2_fma, "AVX2 and FMA"},
+    {{"avx2_6x16", kFp32, kMR, kNR, cpu_has_avx2_fma, "AVX2 and FMA", true},
      run_fp32<kMR, kNR, kernel_6x16>},
-    {{"avx512_12x32", kFp32, kMR512, kNR512, cpu_has_avx512f, "AVX-512F"},
+    {{"avx512_12x32", kFp32, kMR512, kNR512, cpu_has_avx512f, "AVX-512F", true},
      run_fp32<kMR512, kNR512, kernel_12x32>},
     {{"avx512bf16_12x32", kBf16, 12, 32, gemm_detail::cpu_runs_bf16_kernel,
-      "AVX-512 BF16 (vdpbf16ps)"},
+      "AVX-512 BF16 (vdpbf16ps)", true},
      gemm_detail::blocked_bf16_avx512},
-    {{"bf16_portable_12x32", kBf16, 12, 32, gemm_detail::cpu_runs_anything, ""},
+    {{"bf16_portable_12x32", kBf16, 12, 32, gemm_detail::cpu_runs_anything, "", true},
      gemm_detail::blocked_bf16_portable},
+    {{"amx_bf16_32x32", kBf16, 32, 32, gemm_detail::cpu_runs_amx_kernel,
+      "AMX-BF16 usable by this process (CPU, and Linux 5.16+ granting the tile state)", false},
+     gemm_detail::blocked_bf16_amx},
 };
 #else
 bool cpu_none() {
   return false;
 }
 const KernelEntry kKernels[] = {
-    {{"avx2_6x16", kFp32, 6, 16, cpu_none, "an x86-64 CPU with AVX2 and FMA"}, nullptr},
-    {{"avx512_12x32", kFp32, 12, 32, cpu_none, "an x86-64 CPU with AVX-512F"}, nullptr},
-    {{"avx512bf16_12x32", kBf16, 12, 32, cpu_none, "an x86-64 CPU with AVX-512 BF16"}, nullptr},
-    {{"bf16_portable_12x32", kBf16, 12, 32, gemm_detail::cpu_runs_anything, ""},
+    {{"avx2_6x16", kFp32, 6, 16, cpu_none, "an x86-64 CPU with AVX2 and FMA", true}, nullptr},
+    {{"avx512_12x32", kFp32, 12, 32, cpu_none, "an x86-64 CPU with AVX-512F", true}, nullptr},
+    {{"avx512bf16_12x32", kBf16, 12, 32, cpu_none, "an x86-64 CPU with AVX-512 BF16", true},
+     nullptr},
+    {{"bf16_portable_12x32", kBf16, 12, 32, gemm_detail::cpu_runs_anything, "", true},
      gemm_detail::blocked_bf16_portable},
+    {{"amx_bf16_32x32", kBf16, 32, 32, cpu_none, "an x86-64 CPU with AMX-BF16", false}, nullptr},
 };
 #endif
 constexpr int kNumKernels = int(sizeof(kKernels) / sizeof(kKernels[0]));
@@ -496,11 +501,51 @@ int find_kernel(const char* name) {
   return -1;
 }
 
-// The bf16 family's kernel: vdpbf16ps once it has passed its check, else the portable twin.
-int bf16_choice() {
-  static const int index = bf16_self_check().empty() ? find_kernel("avx512bf16_12x32")
-                                                     : find_kernel("bf16_portable_12x32");
-  return index;
+// The bf16 family's kernel: SKEIN_SGEMM_KERNEL when it names a bf16 kernel this CPU runs; else
+// AMX, then vdpbf16ps, the first that runs here and passes its check against the portable twin;
+// else the portable twin. why: what was tried.
+struct Bf16Choice {
+  int index;
+  std::string why;     // for sgemm_bf16_choice()
+  std::string failed;  // "" when a hardware kernel was chosen; else why none (bf16_self_check)
+};
+const Bf16Choice& bf16_choice() {
+  static const Bf16Choice c = [] {
+    Bf16Choice r{find_kernel("bf16_portable_12x32"), "", ""};
+    if (const char* want = std::getenv("SKEIN_SGEMM_KERNEL"); want && *want) {
+      for (int i = 0; i < kNumKernels; ++i)
+        if (std::strcmp(kKernels[i].info.name, want) == 0 && kKernels[i].info.family == kBf16 &&
+            kKernels[i].info.supported()) {
+          r.index = i;
+          r.why = "SKEIN_SGEMM_KERNEL";
+          return r;
+        }
+    }
+    std::string tried;
+    for (const char* name : {"amx_bf16_32x32", "avx512bf16_12x32"}) {
+      const int i = find_kernel(name);
+      std::string why_not;
+      if (!kKernels[i].info.supported())
+        why_not = std::string("this CPU has no ") + kKernels[i].info.needs;
+      else
+        why_not = gemm_detail::bf16_kernel_check(kKernels[i].run, name);
+      if (why_not.empty()) {
+        r.index = i;
+        r.why = tried.empty() ? "the fastest bf16 kernel, checked at start-up"
+                              : "checked at start-up; " + tried;
+        return r;
+      }
+      tried += (tried.empty() ? "" : "; ") + std::string(name) + ": " + why_not;
+    }
+    r.why = tried + "; the portable twin (slow)";
+    // the caller's message says why vdpbf16ps, the widest-spread instruction, cannot run
+    const int vdp = find_kernel("avx512bf16_12x32");
+    r.failed = kKernels[vdp].info.supported()
+                   ? gemm_detail::bf16_kernel_check(kKernels[vdp].run, "avx512bf16_12x32")
+                   : "this CPU has no avx512_bf16 (the vdpbf16ps instruction)";
+    return r;
+  }();
+  return c;
 }
 
 }  // namespace
@@ -536,7 +581,15 @@ bool sgemm_kernel_computes(int index, MatmulPrecision p) {
 }
 
 int sgemm_chosen_kernel(MatmulPrecision p) {
-  return p == kBf16 ? bf16_choice() : fp32_choice().index;
+  return p == kBf16 ? bf16_choice().index : fp32_choice().index;
+}
+
+std::string sgemm_bf16_choice() {
+  return std::string(kKernels[bf16_choice().index].info.name) + " (" + bf16_choice().why + ")";
+}
+
+std::string bf16_self_check() {
+  return bf16_choice().failed;
 }
 
 const char* sgemm_path() {

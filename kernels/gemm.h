@@ -21,7 +21,7 @@ namespace skein {
 inline constexpr int kSgemmMR = 6;
 inline constexpr int kSgemmNR = 16;
 inline constexpr int kSgemmKC = 256;
-inline constexpr int kSgemmMC = 144;
+inline constexpr int kSgemmMC = 192;
 inline constexpr int kSgemmNC = 1536;
 // The tile of the AVX-512 kernels (avx512_12x32, and both bf16 kernels).
 inline constexpr int kSgemmBf16MR = 12;
@@ -35,9 +35,9 @@ enum class MatmulPrecision {
   // matmul with fp32 accumulation (vdpbf16ps), computed by the fp32 kernels on any CPU: to
   // check a model's accuracy in bf16, not faster than kFp32.
   kBf16Rounded,
-  // bf16 operands, fp32 accumulation with vdpbf16ps's arithmetic (kBf16's contract below):
-  // the AVX-512 BF16 kernel where the CPU has it and it passes bf16_self_check(), else its
-  // portable twin (slow: tests). sgemm_portable treats it as kBf16Rounded.
+  // bf16 operands, fp32 accumulation (kBf16's contract below): the AMX or the AVX-512 BF16
+  // kernel where the CPU has one and it passes its check, else the portable twin (slow: tests).
+  // sgemm_portable treats it as kBf16Rounded.
   kBf16,
 };
 
@@ -77,28 +77,36 @@ inline void sgemm_portable(bool trans_a, bool trans_b, int M, int N, int K, cons
 }
 
 // Every microkernel of the driver, in one table for the dispatcher, the tests (each kernel this
-// CPU runs, around its own tile and blocks) and bench_kernels (all side by side). The kernels of
-// one family sum each element of C in the same order, so they give the same bits:
+// CPU runs, around its own tile and blocks) and bench_kernels (all side by side):
 //   kFp32 family (also runs kBf16Rounded, rounding while it packs): avx2_6x16, avx512_12x32;
-//   kBf16 family: avx512bf16_12x32 (vdpbf16ps) and bf16_portable_12x32, its twin in plain C++.
+//   kBf16 family: avx512bf16_12x32 (vdpbf16ps), bf16_portable_12x32 (its twin in plain C++),
+//   amx_bf16_32x32 (AMX tiles, tdpbf16ps).
+// The fp32 kernels, and the vdpbf16ps kernel and its twin, sum each element of C in their
+// family's documented order, so kernels of one family give the same bits (exact_order). The
+// AMX kernel adds the products of each 16-pair tile step in the hardware's own order (Intel
+// documents fp32 sums, not their order): deterministic, within fp32 rounding of the others.
 struct SgemmKernel {
   const char* name;
   MatmulPrecision family;  // kFp32 or kBf16
   int mr, nr;              // the microkernel's tile
-  bool (*supported)();     // whether this CPU runs it
+  bool (*supported)();     // whether this CPU (and OS) runs it
   const char* needs;       // what it needs, for "skipped: this CPU has no ..."
+  bool exact_order;        // sums in the family's documented order (bit-exact to its model)
 };
 std::span<const SgemmKernel> sgemm_kernels();
 // Whether kernel index computes products of precision p (its family's).
 bool sgemm_kernel_computes(int index, MatmulPrecision p);
 
-// The kernel sgemm runs for p when MatmulContext::kernel is -1, chosen once per process: for the
-// fp32 family SKEIN_SGEMM_KERNEL=name if set, else the fastest in a few-ms timing at the first
-// product (-1: none runs here, Eigen then); for kBf16 the vdpbf16ps kernel once it has passed
-// bf16_self_check(), else its portable twin. sgemm_choice() says which and why.
+// The kernel sgemm runs for p when MatmulContext::kernel is -1, chosen once per process:
+// SKEIN_SGEMM_KERNEL=name if set (for the family of that kernel); else for the fp32 family the
+// fastest in a few-ms timing at the first product (-1: none runs here, Eigen then), for kBf16
+// the AMX kernel, else the vdpbf16ps one, the first that runs here and passes its check against
+// the portable twin (bf16_self_check), else the portable twin. sgemm_choice() and
+// sgemm_bf16_choice() say which and why.
 int sgemm_chosen_kernel(MatmulPrecision p);
 const char* sgemm_path();  // the fp32 choice's name, or "portable"
 std::string sgemm_choice();
+std::string sgemm_bf16_choice();
 
 // Old name of sgemm on one kernel of the table, kept for the benchmarks and tests.
 inline void sgemm_with_kernel(int index, bool trans_a, bool trans_b, int M, int N, int K,
@@ -137,9 +145,10 @@ bool cpu_has_avx512_bf16();
 // most 256 (a partial sum per block, added to C). The vdpbf16ps kernel also flushes subnormal
 // inputs and results to zero; its portable twin does not.
 //
-// bf16_self_check() runs the vdpbf16ps kernel against its portable twin on awkward shapes, once
-// per process: "" when they agree; else why not (no avx512_bf16 on this CPU, or the largest
-// difference found), so that callers can fall back to fp32.
+// bf16_self_check(), once per process: "" when a hardware bf16 kernel (AMX or vdpbf16ps) runs
+// here and agrees with the portable twin on awkward shapes (bf16_kernel_check); else why not (no
+// avx512_bf16 on this CPU, or the largest difference found), so that callers can fall back to
+// fp32.
 std::string bf16_self_check();
 
 // The same contract in double, on Eigen: for the double builds of the kernels, which the

@@ -27,6 +27,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <string>
 
 #include "kernels/gemm.h"
 #include "kernels/gemm_common.h"
@@ -37,15 +38,15 @@ namespace skein::gemm_detail {
 // of A (6 KiB) and the C tile fit a 32 KiB L1d together, while 256 k steps per C tile keep the
 // kernel's C load/store small. (384 and 512 measured the same within noise.)
 constexpr int kKC = kSgemmKC;
-// kMC: the packed fp32 A block (144 * 256 * 4 B = 144 KiB) sits in a 512 KiB L2 with room for
-// the B micro-panels streaming through it; a multiple of every MR (6, 12). (72 to 240 measured
-// within noise.)
+// kMC: the packed fp32 A block (192 * 256 * 4 B = 192 KiB) sits in a 512 KiB L2 with room for
+// the B micro-panels streaming through it; a multiple of every MR (6, 12, 32). (72 to 240
+// measured within noise.)
 constexpr int kMC = kSgemmMC;
 // kNC: the packed fp32 B panel (256 * 1536 * 4 B = 1.5 MiB) lives in L3. 1536 = 4C of the char
 // config, so at every one of its training shapes each block of A is packed exactly once; a
 // multiple of every NR (16, 32).
 constexpr int kNC = kSgemmNC;
-static_assert(kMC % 6 == 0 && kMC % 12 == 0 && kNC % 16 == 0 && kNC % 32 == 0);
+static_assert(kMC % 6 == 0 && kMC % 12 == 0 && kMC % 32 == 0 && kNC % 16 == 0 && kNC % 32 == 0);
 
 // The calling thread's packing buffers (gemm.cc), fixed-size, sized for fp32 (the widest packed
 // element): no allocation per call, no sharing between threads. a_pack has 32 floats of slack
@@ -109,12 +110,18 @@ void blocked(const View& a, const View& b, int M, int N, int K, float beta, floa
   }
 }
 
-// The bf16 family (gemm_bf16.cc): the vdpbf16ps kernel and its portable twin.
+// The bf16 family (gemm_bf16.cc): the vdpbf16ps kernel, its portable twin, the AMX kernel.
 bool cpu_runs_bf16_kernel();
+bool cpu_runs_amx_kernel();
 bool cpu_runs_anything();
+void blocked_bf16_amx(bool round, const View& a, const View& b, int M, int N, int K, float beta,
+                      float* C, long ldc, const float* bias);
 void blocked_bf16_avx512(bool round, const View& a, const View& b, int M, int N, int K, float beta,
                          float* C, long ldc, const float* bias);
 void blocked_bf16_portable(bool round, const View& a, const View& b, int M, int N, int K,
                            float beta, float* C, long ldc, const float* bias);
+// "" when kernel gives the portable twin's bits on data where every partial sum is exact (so any
+// correct order of additions agrees); else what differs, naming the kernel.
+std::string bf16_kernel_check(BlockedFn kernel, const char* name);
 
 }  // namespace skein::gemm_detail

@@ -202,8 +202,10 @@ TEST(Sgemm, RunsAKernelOfTheTableThatThisCpuRuns) {
   EXPECT_EQ(sgemm_kernels()[2].supported(), bool(__builtin_cpu_supports("avx512bf16")));
 #endif
   EXPECT_TRUE(sgemm_kernels()[3].supported());  // bf16_portable_12x32 runs anywhere
-  // under kBf16: vdpbf16ps where it passes its check, else the portable twin
-  EXPECT_EQ(sgemm_chosen_kernel(MatmulPrecision::kBf16), bf16_self_check().empty() ? 2 : 3);
+  // under kBf16: a hardware kernel (AMX, vdpbf16ps) where one passes its check, else the twin
+  const int bf16 = sgemm_chosen_kernel(MatmulPrecision::kBf16);
+  EXPECT_EQ(sgemm_kernels()[bf16].family, MatmulPrecision::kBf16);
+  EXPECT_EQ(bf16 == 3, !bf16_self_check().empty());
   EXPECT_NE(sgemm_choice().find(path), std::string::npos) << sgemm_choice();
 }
 
