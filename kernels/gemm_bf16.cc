@@ -415,6 +415,12 @@ SKEIN_AMX __attribute__((noinline)) void kernel_amx(int depth, const uint32_t* a
   }
   // the tile loads are asm without memory operands: make the packed panels' stores visible
   __asm__ volatile("" ::: "memory");
+  // The C tile is touched only after the tile steps: start fetching its 32 rows now (as the
+  // other kernels do; without it the epilogue's stores waited on C's cache lines).
+  for (int r = 0; r < kAmxMR; ++r) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + kAmxNR - 1), _MM_HINT_T0);
+  }
   const long a_stride = long(depth) * 4, b_stride = kAmxNR * 4;
   const uint32_t* a1 = a + 16L * depth;
   _tile_zero(0);
