@@ -145,7 +145,9 @@ TEST_F(TrainSystemTest, PrecisionBf16FallsBackToFp32AndEmulatedIsClose) {
   ASSERT_EQ(bf16.size(), 3u);
   const bool hardware = cpu_has_avx512_bf16();
   if (hardware) {
-    EXPECT_NE(bf16_log.find("precision: BF16: matmuls with vdpbf16ps"), std::string::npos)
+    // the kernel this process picks (the same check as train's): AMX or vdpbf16ps
+    const std::string kernel = sgemm_kernels()[sgemm_chosen_kernel(MatmulPrecision::kBf16)].name;
+    EXPECT_NE(bf16_log.find("precision: BF16: matmuls on " + kernel), std::string::npos)
         << bf16_log;
   } else {
     EXPECT_NE(bf16_log.find("run.precision = BF16: this CPU has no avx512_bf16"), std::string::npos)
