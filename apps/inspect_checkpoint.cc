@@ -35,6 +35,13 @@ int main(int argc, char** argv) {
     std::printf(
         "  manifest: format 1, written before manifests carried a checksum: only its "
         "structure and the tensors' checksums vouch for it\n");
+  if (m->has_init_source()) {
+    const auto& src = m->init_source();
+    std::printf("  step 0 from pretrained weights: %s (%s, crc32c %08x)\n", src.path().c_str(),
+                src.format().c_str(), src.crc32c());
+    if (src.has_config_path())
+      std::printf("    with %s (crc32c %08x)\n", src.config_path().c_str(), src.config_crc32c());
+  }
   std::printf("  %d tensors, %lu bytes:\n", m->tensors_size(),
               static_cast<unsigned long>(m->blob_size()));
   for (const auto& t : m->tensors()) {

@@ -28,9 +28,18 @@ Every file is written to a temporary name and renamed into place when complete.
 
 options:
   --out DIR            output directory (created if missing)
-  --tokenizer KIND     byte (vocabulary 256, the default) or bpe (byte-level BPE learned
-                       from these files)
+  --tokenizer KIND     byte (vocabulary 256, the default), bpe (byte-level BPE learned
+                       from these files) or gpt2 (OpenAI's GPT-2 BPE, vocabulary 50257,
+                       from --tokenizer_files; the ids are tiktoken's "gpt2" encoding)
   --vocab N            BPE vocabulary size, 257..65536 (default 1024)
+  --tokenizer_files DIR
+                       gpt2: a folder with Hugging Face's vocab.json + merges.txt (as in
+                       every GPT-2 repository on the Hub) or OpenAI's encoder.json + vocab.bpe
+  --doc_separator S    gpt2: where <|endoftext|> (id 50256) starts a document: file (before
+                       each input file, the default), blank_line (also after every "\n\n",
+                       as llm.c's tinyshakespeare.py) or none
+                       GPT-2 replaces invalid UTF-8 in the input by U+FFFD (as Python's
+                       errors="replace" does) and says how many sequences it replaced
   --val_fraction F     share of tokens for validation, in [0, 1) (default 0.005); at least
                        1025 tokens (one sequence of 1024) when above 0; 0 = no validation split
   --shard_tokens N     tokens per shard (default 100000000)
@@ -44,7 +53,8 @@ Progress goes to stderr, the summary to stdout.
 exit codes:
   0  success
   1  the data could not be prepared: missing or unreadable input, corrupt .gz, output
-     directory not writable or already holding shards, corpus too small, disk full
+     directory not writable or already holding shards, corpus too small, disk full,
+     missing or invalid GPT-2 tokenizer files
   2  usage error: unknown flag, missing or malformed value, no input files
 )";
 
@@ -143,8 +153,9 @@ int main(int argc, char** argv) {
       arg = arg.substr(0, eq);
       has_value = true;
     }
-    static const char* kValued[] = {"--out",          "--tokenizer",    "--vocab",
-                                    "--val_fraction", "--shard_tokens", "--threads"};
+    static const char* kValued[] = {
+        "--out",          "--tokenizer", "--vocab",           "--val_fraction",
+        "--shard_tokens", "--threads",   "--tokenizer_files", "--doc_separator"};
     bool known = false;
     for (const char* k : kValued) known |= arg == k;
     if (!known) return usage_error("unknown flag " + arg);
@@ -156,6 +167,10 @@ int main(int argc, char** argv) {
       o.out_dir = value;
     } else if (arg == "--tokenizer") {
       o.tokenizer = value;
+    } else if (arg == "--tokenizer_files") {
+      o.tokenizer_files = value;
+    } else if (arg == "--doc_separator") {
+      o.doc_separator = value;
     } else if (arg == "--vocab") {
       if (!parse_int(value, &o.vocab_size))
         return usage_error("--vocab wants an integer, got '" + value + "'");
@@ -197,8 +212,25 @@ int main(int argc, char** argv) {
     std::printf("  BPE: %zu distinct pieces; counting %.2f s, learning merges %.2f s\n",
                 s.distinct_pieces, s.count_seconds, s.train_seconds);
   }
-  std::printf("  time: %.2f s in all (encoding %.2f s, writing %.2f s); %.1f MB/s of text\n",
-              s.total_seconds, s.encode_seconds, s.write_seconds,
-              s.total_seconds > 0 ? s.text_bytes / s.total_seconds / 1e6 : 0.0);
+  if (o.tokenizer == "gpt2") {
+    std::printf(
+        "  GPT-2: vocabulary from %s (checksum %016llx); %lld document(s), each after "
+        "<|endoftext|>\n",
+        s.tokenizer_source.c_str(), static_cast<unsigned long long>(s.vocab_checksum),
+        static_cast<long long>(s.documents));
+  }
+  if (s.invalid_utf8 > 0) {
+    std::printf(
+        "  note: %llu invalid UTF-8 sequence(s) in %d file(s) (the first: %s) were "
+        "replaced by U+FFFD\n",
+        static_cast<unsigned long long>(s.invalid_utf8), s.invalid_utf8_files,
+        s.first_invalid_utf8_file.c_str());
+  }
+  std::printf(
+      "  time: %.2f s in all (encoding %.2f s: %.1f MB/s on %d thread(s), writing %.2f "
+      "s); %.1f MB/s of text\n",
+      s.total_seconds, s.encode_seconds,
+      s.encode_seconds > 0 ? s.text_bytes / s.encode_seconds / 1e6 : 0.0, omp_get_max_threads(),
+      s.write_seconds, s.total_seconds > 0 ? s.text_bytes / s.total_seconds / 1e6 : 0.0);
   return kExitOk;
 }

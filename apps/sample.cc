@@ -18,7 +18,8 @@ const char kHelp[] =
 
 Generates text from a checkpoint (a folder RUN/checkpoints/step_NNNNNNNN, or a run folder, which
 means its newest checkpoint that verifies), with a KV cache.
-  --prompt TEXT      text to continue (default: empty, starts from a newline)
+  --prompt TEXT      text to continue (default: none; starts from <|endoftext|> with a GPT-2
+                     tokenizer, else from a newline)
   --tokens N         tokens to generate (default 200)
   --temperature X    0 = greedy; default 0.8
   --top_k K          sample among the K most likely tokens; 0 = all (default 40)
@@ -36,6 +37,7 @@ int fail(const std::string& msg) {
 
 int main(int argc, char** argv) {
   std::string ckpt, prompt = "\n", tok_path;
+  bool prompt_given = false;
   long tokens = 200;
   skein::SamplingOptions opt{0.8f, 40};
   uint64_t seed = 1;
@@ -50,9 +52,10 @@ int main(int argc, char** argv) {
     char* end = nullptr;
     if (a == "--checkpoint")
       ckpt = v;
-    else if (a == "--prompt")
+    else if (a == "--prompt") {
       prompt = v;
-    else if (a == "--tokenizer")
+      prompt_given = true;
+    } else if (a == "--tokenizer")
       tok_path = v;
     else if (a == "--tokens")
       tokens = std::strtol(v.c_str(), &end, 10);
@@ -89,8 +92,10 @@ int main(int argc, char** argv) {
 
   skein::Generator gen(model);
   skein::Rng rng(seed);
+  // GPT-2 models begin a document after <|endoftext|>, as in their training data.
+  if (!prompt_given && tok->eot_id() >= 0) prompt.clear();
   std::vector<int32_t> ids = tok->encode(prompt);
-  if (ids.empty()) ids.push_back(tok->encode("\n").front());
+  if (ids.empty()) ids.push_back(tok->eot_id() >= 0 ? tok->eot_id() : tok->encode("\n").front());
   const float* logits = nullptr;
   for (int32_t id : ids) logits = gen.feed(id);
   std::fputs(prompt.c_str(), stdout);

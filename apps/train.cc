@@ -11,7 +11,7 @@ namespace {
 
 const char kHelp[] =
     R"(usage: train --config FILE [--set path.to.field=value ...] [--resume auto|none|PATH]
-             [--out DIR]
+             [--out DIR] [--init_from PATH]
 
 Trains a GPT as the config file says (protobuf text format; the schema with every field, its unit
 and default is proto/skein.proto). Everything is checked before anything is allocated or written.
@@ -24,6 +24,14 @@ and default is proto/skein.proto). Everything is checked before anything is allo
                        none: start afresh (refused if DIR already holds checkpoints);
                        PATH: continue from that checkpoint folder
   --out DIR            the run folder (default: run.out_dir of the config)
+  --init_from PATH     start from pretrained GPT-2 weights (sets model.init_from): a Hugging Face
+                       folder with model.safetensors and config.json (F32, F16 or BF16), a
+                       .safetensors file with config.json beside it, or an llm.c model file
+                       (gpt2_124M.bin, version 3 or 5). The file decides the model's shape: leave
+                       model.vocab_size, n_layer, n_head and d_model unset (model.seq_len may be
+                       shorter than its context). Training starts at step 0 with fresh optimizer
+                       state; the checkpoints record the file and its CRC-32C. A resumed run
+                       takes its weights from its checkpoint, not from the file.
   --help               this text
 
 The run folder gets config.textproto (the resolved config), metrics.jsonl, loss.svg and
@@ -35,7 +43,7 @@ a second one exits at once, leaving the last complete checkpoint intact.
 exit codes:
   0    finished, or stopped by a signal after saving
   1    error during training (I/O, disk full, non-finite loss with run.on_nonfinite = STOP)
-  2    bad flags, config, data or run folder; nothing was written
+  2    bad flags, config, data, --init_from weights or run folder; nothing was written
   3    resume refused: incompatible config change, or the checkpoint does not verify
   130  stopped by a second signal
 )";
@@ -71,6 +79,9 @@ int main(int argc, char** argv) {
         return usage_error("--resume needs auto, none or a checkpoint folder");
     } else if (a == "--out") {
       if (!value(&req.out_dir)) return usage_error("--out needs a folder");
+    } else if (a == "--init_from") {
+      if (!value(&req.init_from) || req.init_from.empty())
+        return usage_error("--init_from needs a model file or folder");
     } else {
       return usage_error("unknown argument '" + a + "'");
     }

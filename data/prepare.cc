@@ -70,9 +70,38 @@ Status validate(const PrepareOptions& o, int* vocab) {
                            " leaves no room for BPE merges: expected more than 256. HINT: use "
                            "e.g. --vocab 1024, or --tokenizer byte");
     }
+  } else if (o.tokenizer == "gpt2") {
+    if (o.vocab_size != 0) {
+      return Status::error(
+          "--vocab " + std::to_string(o.vocab_size) +
+          " does not apply to --tokenizer gpt2, whose vocabulary (GPT-2's has 50257 "
+          "tokens) comes from --tokenizer_files. HINT: drop --vocab");
+    }
+    if (o.tokenizer_files.empty()) {
+      return Status::error(
+          "--tokenizer gpt2 needs --tokenizer_files DIR: a folder with GPT-2's "
+          "vocab.json + merges.txt (Hugging Face) or encoder.json + vocab.bpe "
+          "(OpenAI)");
+    }
   } else {
     return Status::error("--tokenizer '" + o.tokenizer +
-                         "' is unknown: expected 'byte' or 'bpe'. HINT: --tokenizer byte");
+                         "' is unknown: expected 'byte', 'bpe' or 'gpt2'. HINT: --tokenizer byte");
+  }
+  if (o.tokenizer != "gpt2" && !o.tokenizer_files.empty()) {
+    return Status::error("--tokenizer_files is for --tokenizer gpt2; the " + o.tokenizer +
+                         " tokenizer is made here. HINT: drop --tokenizer_files, or pass "
+                         "--tokenizer gpt2");
+  }
+  const std::string& sep = o.doc_separator;
+  if (sep != "" && sep != "file" && sep != "blank_line" && sep != "none") {
+    return Status::error("--doc_separator '" + sep +
+                         "' is unknown: expected 'file', 'blank_line' or 'none'");
+  }
+  if (o.tokenizer != "gpt2" && sep != "" && sep != "none") {
+    return Status::error("--doc_separator " + sep + " needs a tokenizer with an end-of-text " +
+                         "token; the " + o.tokenizer +
+                         " tokenizer has none. HINT: use "
+                         "--tokenizer gpt2, or drop --doc_separator");
   }
   if (!(o.val_fraction >= 0 && o.val_fraction < 1)) {
     return Status::error("--val_fraction " + std::to_string(o.val_fraction) +
@@ -118,30 +147,38 @@ StatusOr<uint64_t> check_files(const PrepareOptions& o) {
   return total;
 }
 
-// Feeds every input, in order, to f(buffer, end) in blocks: buffer[0, end) is text whose pieces
-// are final, the rest of buffer is look-ahead (see stable_prefix). Each file ends a text.
+// One block of an input: buf[0, end) is text whose pieces are final, the rest of buf is
+// look-ahead (see stable_prefix).
+struct Block {
+  std::string_view buf;
+  size_t end;
+  bool file_begins, file_ends;  // the first and the last block of input `file`
+  size_t file;
+};
+
+// Feeds every input, in order, to f in blocks, cut where cut(buffer) says. Each file ends a text.
 Status stream_inputs(const std::vector<std::string>& inputs, uint64_t total_file_bytes,
                      const char* phase, const ProgressFn& progress,
-                     const std::function<Status(std::string_view, size_t)>& f,
-                     uint64_t* text_bytes) {
+                     const std::function<size_t(std::string_view)>& cut,
+                     const std::function<Status(const Block&)>& f, uint64_t* text_bytes) {
   const auto t0 = Clock::now();
   uint64_t files_done = 0;
   std::string buf;
   *text_bytes = 0;
-  for (const auto& path : inputs) {
-    auto reader = TextReader::open(path);
+  for (size_t file = 0; file < inputs.size(); ++file) {
+    auto reader = TextReader::open(inputs[file]);
     if (!reader.ok()) return reader.status();
     size_t carry = 0;
-    for (;;) {
+    for (bool first = true;; first = false) {
       buf.resize(carry + kBlockBytes);
       auto got = reader->read(buf.data() + carry, kBlockBytes);
       if (!got.ok()) return got.status();
       *text_bytes += *got;
       const size_t len = carry + *got;
       const bool last = *got < kBlockBytes;
-      const auto* text = reinterpret_cast<const uint8_t*>(buf.data());
-      const size_t end = last ? len : stable_prefix(text, len);
-      SKEIN_RETURN_IF_ERROR(f(std::string_view(buf.data(), len), end));
+      const std::string_view block(buf.data(), len);
+      const size_t end = last ? len : cut(block);
+      SKEIN_RETURN_IF_ERROR(f({block, end, first, last, file}));
       carry = len - end;
       std::copy(buf.begin() + end, buf.begin() + len, buf.begin());
       if (progress) {
@@ -215,8 +252,11 @@ StatusOr<PrepareStats> prepare_corpus(const PrepareOptions& o, const ProgressFn&
     BpeTrainer trainer;
     SKEIN_RETURN_IF_ERROR(stream_inputs(
         o.inputs, *file_bytes, "counting", progress,
-        [&](std::string_view buf, size_t end) {
-          trainer.add_text(buf, end);
+        [](std::string_view b) {
+          return stable_prefix(reinterpret_cast<const uint8_t*>(b.data()), b.size());
+        },
+        [&](const Block& b) {
+          trainer.add_text(b.buf, b.end);
           return Status();
         },
         &stats.text_bytes));
@@ -227,6 +267,14 @@ StatusOr<PrepareStats> prepare_corpus(const PrepareOptions& o, const ProgressFn&
     if (!trained.ok()) return trained.status();
     tokenizer = std::move(*trained);
     stats.train_seconds = since(t0);
+  } else if (o.tokenizer == "gpt2") {
+    auto vocab = read_gpt2_vocab_dir(o.tokenizer_files);
+    if (!vocab.ok()) return vocab.status();
+    stats.tokenizer_source = vocab->source;
+    auto t = Tokenizer::from_gpt2(std::move(*vocab));
+    if (!t.ok()) return t.status();
+    tokenizer = std::move(*t);
+    stats.vocab_checksum = tokenizer.vocab_checksum();
   }
   stats.vocab_size = tokenizer.vocab_size();
 
@@ -235,11 +283,43 @@ StatusOr<PrepareStats> prepare_corpus(const PrepareOptions& o, const ProgressFn&
   auto tmp = AtomicFile::create(o.out_dir + "/.prepare_data_tokens");
   if (!tmp.ok()) return tmp.status();
   std::vector<uint16_t> tokens;
+  const std::string sep = o.doc_separator.empty() && tokenizer.eot_id() >= 0 ? "file"
+                          : o.doc_separator.empty()                          ? "none"
+                                                                             : o.doc_separator;
+  std::vector<size_t> doc_starts;
+  bool file_start_pending = false;  // the file's first document starts at its first text
+  int last_invalid_file = -1;
   SKEIN_RETURN_IF_ERROR(stream_inputs(
       o.inputs, *file_bytes, "encoding", progress,
-      [&](std::string_view buf, size_t end) {
+      [&](std::string_view b) { return tokenizer.stable_prefix(b); },
+      [&](const Block& b) {
+        doc_starts.clear();
+        if (b.file_begins) file_start_pending = sep != "none";
+        if (file_start_pending && (b.end > 0 || b.file_ends)) {
+          doc_starts.push_back(0);
+          file_start_pending = false;
+        }
+        if (sep == "blank_line") {
+          // Blocks start at a safe cut, never on a newline, so no "\n\n" spans two blocks.
+          for (size_t i = 0; i + 1 < b.end;) {
+            if (b.buf[i] == '\n' && b.buf[i + 1] == '\n') {
+              doc_starts.push_back(i + 2);
+              i += 2;
+            } else {
+              ++i;
+            }
+          }
+        }
         tokens.clear();
-        tokenizer.encode_prefix(buf, end, &tokens);
+        const size_t bad = tokenizer.encode_prefix(b.buf, b.end, &tokens, doc_starts);
+        stats.documents += static_cast<int64_t>(doc_starts.size());
+        if (bad > 0) {
+          stats.invalid_utf8 += bad;
+          if (last_invalid_file != static_cast<int>(b.file)) {
+            if (stats.invalid_utf8_files++ == 0) stats.first_invalid_utf8_file = o.inputs[b.file];
+            last_invalid_file = static_cast<int>(b.file);
+          }
+        }
         return tmp->write(tokens.data(), tokens.size() * sizeof(uint16_t));
       },
       &stats.text_bytes));

@@ -1,9 +1,14 @@
 // The corpus pipeline behind apps/prepare_data: text files (plain or .gz) -> tokenizer.bin, train
 // and val token shards in one directory.
 //
-//  1. (BPE only) read every input and count its pieces; learn the merges.
+//  1. BPE: read every input and count its pieces; learn the merges. GPT-2: read its vocabulary
+//     files (data/gpt2_vocab.h).
 //  2. Read every input again and encode it into a temporary token file in the output directory
-//     (files are encoded one after the other; no piece spans two files).
+//     (files are encoded one after the other; no piece spans two files). GPT-2: <|endoftext|>
+//     (50256) goes before every document, as in llm.c's data scripts. A document is a file
+//     ("file", the default), or (with "blank_line") a file is cut after every "\n\n" (two
+//     newlines; the first cut from the left, as Python's str.replace finds them), which is
+//     llm.c's tinyshakespeare.py: "<|endoftext|>" + text.replace("\n\n", "\n\n<|endoftext|>").
 //  3. Split the N tokens: V = max(ceil(val_fraction * N), min_split_tokens) go to validation
 //     (none when val_fraction is 0), the rest to training; refuse a corpus where either side
 //     would get fewer than min_split_tokens. The validation tokens are m = ceil(V / 65536)
@@ -26,8 +31,11 @@ namespace skein {
 struct PrepareOptions {
   std::string out_dir;
   std::vector<std::string> inputs;
-  std::string tokenizer = "byte";  // "byte" or "bpe"
-  int vocab_size = 0;              // BPE: 257..65536 (0 = 1024); byte: 0 or 256
+  std::string tokenizer = "byte";  // "byte", "bpe" or "gpt2"
+  int vocab_size = 0;              // BPE: 257..65536 (0 = 1024); byte: 0 or 256; gpt2: 0
+  std::string tokenizer_files;     // gpt2: folder with vocab.json + merges.txt or encoder.json +
+                                   // vocab.bpe
+  std::string doc_separator;       // gpt2: "file" (the default), "blank_line" or "none"
   double val_fraction = 0.005;     // in [0, 1)
   int64_t shard_tokens = 100'000'000;
   bool overwrite = false;           // replace shards and tokenizer.bin already in out_dir
@@ -45,7 +53,13 @@ struct PrepareStats {
   int64_t tokens = 0, train_tokens = 0, val_tokens = 0;
   int train_shards = 0, val_shards = 0;
   int vocab_size = 0;
-  size_t distinct_pieces = 0;  // BPE: distinct pre-tokenized pieces in the corpus
+  size_t distinct_pieces = 0;           // BPE: distinct pre-tokenized pieces in the corpus
+  int64_t documents = 0;                // gpt2: <|endoftext|> tokens written
+  uint64_t invalid_utf8 = 0;            // gpt2: ill-formed UTF-8 sequences replaced by U+FFFD
+  int invalid_utf8_files = 0;           // ... in this many files,
+  std::string first_invalid_utf8_file;  // the first of them
+  uint64_t vocab_checksum = 0;          // gpt2: of the vocabulary (gpt2_vocab_checksum)
+  std::string tokenizer_source;         // gpt2: the files the vocabulary came from
   double count_seconds = 0, train_seconds = 0, encode_seconds = 0, write_seconds = 0;
   double total_seconds = 0;
 };

@@ -4,6 +4,8 @@
 #include <cstring>
 
 #include "data/file_util.h"
+#include "data/gpt2_encoder.h"
+#include "data/gpt2_pretokenize.h"
 #include "data/pretokenize.h"
 #include "data/shard.h"
 
@@ -75,6 +77,32 @@ StatusOr<Tokenizer> Tokenizer::from_merges(std::vector<Merge> merges) {
   return t;
 }
 
+StatusOr<Tokenizer> Tokenizer::from_gpt2(Gpt2Vocab vocab) {
+  SKEIN_RETURN_IF_ERROR(check_gpt2_vocab(vocab, "GPT-2 vocabulary " + vocab.source));
+  Tokenizer t;
+  t.kind_ = Kind::kGpt2;
+  t.vocab_ = vocab.tokens;
+  t.merges_.reserve(vocab.merges.size());
+  for (const Gpt2Merge& m : vocab.merges) t.merges_.push_back({m.left, m.right});
+  t.eot_ = vocab.eot;
+  t.checksum_ = gpt2_vocab_checksum(vocab);
+  t.gpt2_ = std::make_shared<const Gpt2Encoder>(vocab);
+  t.gpt2_vocab_ = std::make_shared<const Gpt2Vocab>(std::move(vocab));
+  return t;
+}
+
+const char* Tokenizer::kind_name() const {
+  switch (kind_) {
+    case Kind::kByte:
+      return "byte";
+    case Kind::kBpe:
+      return "bpe";
+    case Kind::kGpt2:
+      return "gpt2";
+  }
+  return "?";
+}
+
 const std::string& Tokenizer::token_bytes(int id) const {
   SKEIN_CHECK(id >= 0 && id < vocab_size(), "token id out of range");
   return vocab_[id];
@@ -143,14 +171,27 @@ void Tokenizer::encode_all(const uint8_t* text, size_t n, size_t end, std::vecto
 std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
   std::vector<int32_t> out;
   const auto* p = reinterpret_cast<const uint8_t*>(text.data());
-  encode_all(p, text.size(), text.size(), &out);
+  if (gpt2_) {
+    gpt2_->encode(p, text.size(), text.size(), {}, eot_, &out);
+  } else {
+    encode_all(p, text.size(), text.size(), &out);
+  }
   return out;
 }
 
-void Tokenizer::encode_prefix(std::string_view buffer, size_t end,
-                              std::vector<uint16_t>* out) const {
+size_t Tokenizer::stable_prefix(std::string_view buffer) const {
+  const auto* p = reinterpret_cast<const uint8_t*>(buffer.data());
+  return gpt2_ ? gpt2_stable_prefix(p, buffer.size()) : skein::stable_prefix(p, buffer.size());
+}
+
+size_t Tokenizer::encode_prefix(std::string_view buffer, size_t end, std::vector<uint16_t>* out,
+                                std::span<const size_t> doc_starts) const {
   SKEIN_CHECK(end <= buffer.size());
-  encode_all(reinterpret_cast<const uint8_t*>(buffer.data()), buffer.size(), end, out);
+  const auto* p = reinterpret_cast<const uint8_t*>(buffer.data());
+  if (gpt2_) return gpt2_->encode(p, buffer.size(), end, doc_starts, eot_, out);
+  SKEIN_CHECK(doc_starts.empty(), "only GPT-2's tokenizer has a document separator");
+  encode_all(p, buffer.size(), end, out);
+  return 0;
 }
 
 StatusOr<std::string> Tokenizer::decode(std::span<const int32_t> ids) const {
@@ -167,20 +208,49 @@ StatusOr<std::string> Tokenizer::decode(std::span<const int32_t> ids) const {
   return s;
 }
 
-Status Tokenizer::save(const std::string& path) const {
+std::string Tokenizer::serialize() const {
   std::string bytes;
-  put_le32(&bytes, kTokenizerMagic);
-  put_le32(&bytes, kTokenizerVersion);
-  put_le32(&bytes, static_cast<int32_t>(kind_));
-  put_le32(&bytes, vocab_size());
-  put_le32(&bytes, static_cast<int32_t>(merges_.size()));
-  for (int i = 0; i < 3; ++i) put_le32(&bytes, 0);
-  for (const Merge& m : merges_) {
-    put_le32(&bytes, m.left);
-    put_le32(&bytes, m.right);
+  if (gpt2_vocab_) {
+    const Gpt2Vocab& v = *gpt2_vocab_;
+    put_le32(&bytes, kTokenizerMagic);
+    put_le32(&bytes, kTokenizerVersionGpt2);
+    put_le32(&bytes, static_cast<int32_t>(kind_));
+    put_le32(&bytes, vocab_size());
+    put_le32(&bytes, static_cast<int32_t>(v.merges.size()));
+    put_le32(&bytes, static_cast<int32_t>(v.specials.size()));
+    put_le32(&bytes, static_cast<int32_t>(checksum_));
+    put_le32(&bytes, static_cast<int32_t>(checksum_ >> 32));
+    for (int b = 0; b < 256; ++b) put_le32(&bytes, v.byte_ids[b]);
+    for (const Gpt2Merge& m : v.merges) {
+      put_le32(&bytes, m.left);
+      put_le32(&bytes, m.right);
+      put_le32(&bytes, m.result);
+    }
+    for (int32_t id : v.specials) {
+      put_le32(&bytes, id);
+      put_le32(&bytes, static_cast<int32_t>(v.tokens[id].size()));
+      bytes += v.tokens[id];
+    }
+    put_le32(&bytes, v.eot);
+  } else {
+    put_le32(&bytes, kTokenizerMagic);
+    put_le32(&bytes, kTokenizerVersion);
+    put_le32(&bytes, static_cast<int32_t>(kind_));
+    put_le32(&bytes, vocab_size());
+    put_le32(&bytes, static_cast<int32_t>(merges_.size()));
+    for (int i = 0; i < 3; ++i) put_le32(&bytes, 0);
+    for (const Merge& m : merges_) {
+      put_le32(&bytes, m.left);
+      put_le32(&bytes, m.right);
+    }
   }
   const uint64_t h = fnv1a(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
   for (int i = 0; i < 8; ++i) bytes.push_back(static_cast<char>(h >> (8 * i)));
+  return bytes;
+}
+
+Status Tokenizer::save(const std::string& path) const {
+  const std::string bytes = serialize();
   auto f = AtomicFile::create(path);
   if (!f.ok()) return f.status();
   SKEIN_RETURN_IF_ERROR(f->write(bytes.data(), bytes.size()));
@@ -205,9 +275,10 @@ StatusOr<Tokenizer> Tokenizer::load(const std::string& path) {
     return bad("magic number is " + std::to_string(get_le32(p)) + ", expected " +
                std::to_string(kTokenizerMagic) + " (not a skein tokenizer file)");
   }
+  if (get_le32(p + 4) == kTokenizerVersionGpt2) return load_gpt2(p, size, path);
   if (get_le32(p + 4) != kTokenizerVersion) {
     return bad("version is " + std::to_string(get_le32(p + 4)) + ", expected " +
-               std::to_string(kTokenizerVersion));
+               std::to_string(kTokenizerVersion) + " or " + std::to_string(kTokenizerVersionGpt2));
   }
   const int32_t kind = get_le32(p + 8), vocab = get_le32(p + 12), count = get_le32(p + 16);
   if (kind != 0 && kind != 1) return bad("unknown kind " + std::to_string(kind));
@@ -236,6 +307,86 @@ StatusOr<Tokenizer> Tokenizer::load(const std::string& path) {
   }
   auto t = from_merges(std::move(merges));
   if (!t.ok()) return bad(t.status().message());
+  return t;
+}
+
+StatusOr<Tokenizer> Tokenizer::load_gpt2(const uint8_t* p, size_t size, const std::string& path) {
+  auto bad = [&](const std::string& what) {
+    return Status::error("tokenizer " + path + ": " + what +
+                         ". HINT: use the tokenizer.bin written by prepare_data with these shards, "
+                         "or run prepare_data again");
+  };
+  if (get_le64(p + size - 8) != fnv1a(p, size - 8)) {
+    return bad("content hash does not match (the file is corrupt)");
+  }
+  const int32_t kind = get_le32(p + 8), vocab = get_le32(p + 12), merges = get_le32(p + 16),
+                specials = get_le32(p + 20);
+  const uint64_t checksum =
+      uint64_t(uint32_t(get_le32(p + 24))) | uint64_t(uint32_t(get_le32(p + 28))) << 32;
+  if (kind != static_cast<int32_t>(Kind::kGpt2)) {
+    return bad("kind " + std::to_string(kind) + " in a version 2 file, expected 2 (gpt2)");
+  }
+  if (vocab < 257 || vocab > kMaxVocabSize || merges < 0 || specials < 1 ||
+      int64_t(merges) + specials + 256 != vocab) {
+    return bad("vocabulary size " + std::to_string(vocab) + " is not 256 bytes + " +
+               std::to_string(merges) + " merges + " + std::to_string(specials) +
+               " special tokens, or outside 257..65536");
+  }
+  const size_t body_end = size - 8;
+  size_t at = kHeaderBytes;
+  auto truncated = [&] {
+    return bad("file is " + std::to_string(size) + " bytes, too short for its " +
+               std::to_string(vocab) + " tokens (truncated)");
+  };
+  if (at + 4 * 256 + 12 * size_t(merges) > body_end) return truncated();
+  Gpt2Vocab v;
+  v.source = path;
+  v.tokens.assign(vocab, std::string());
+  std::vector<uint8_t> known(vocab, 0);
+  auto valid = [&](int32_t id) { return id >= 0 && id < vocab; };
+  for (int b = 0; b < 256; ++b, at += 4) {
+    const int32_t id = get_le32(p + at);
+    if (!valid(id) || known[id]) return bad("byte " + std::to_string(b) + " has a bad id");
+    v.byte_ids[b] = id;
+    v.tokens[id] = std::string(1, static_cast<char>(b));
+    known[id] = 1;
+  }
+  for (int32_t i = 0; i < merges; ++i, at += 12) {
+    const Gpt2Merge m{get_le32(p + at), get_le32(p + at + 4), get_le32(p + at + 8)};
+    if (!valid(m.left) || !valid(m.right) || !valid(m.result) || !known[m.left] ||
+        !known[m.right] || known[m.result] ||
+        v.tokens[m.left].size() + v.tokens[m.right].size() > kMaxGpt2TokenBytes) {
+      return bad("merge " + std::to_string(i) + " is invalid");
+    }
+    v.tokens[m.result] = v.tokens[m.left] + v.tokens[m.right];
+    known[m.result] = 1;
+    v.merges.push_back(m);
+  }
+  for (int32_t i = 0; i < specials; ++i) {
+    if (at + 8 > body_end) return truncated();
+    const int32_t id = get_le32(p + at), len = get_le32(p + at + 4);
+    at += 8;
+    if (!valid(id) || known[id] || len < 1 || size_t(len) > kMaxGpt2TokenBytes) {
+      return bad("special token " + std::to_string(i) + " is invalid");
+    }
+    if (at + size_t(len) > body_end) return truncated();
+    v.tokens[id].assign(reinterpret_cast<const char*>(p + at), size_t(len));
+    at += size_t(len);
+    known[id] = 1;
+    v.specials.push_back(id);
+  }
+  if (at + 4 > body_end) return truncated();
+  v.eot = get_le32(p + at);
+  at += 4;
+  if (at != body_end) {
+    return bad("file is " + std::to_string(size) + " bytes, expected " + std::to_string(at + 8) +
+               " (trailing bytes)");
+  }
+  auto t = from_gpt2(std::move(v));
+  if (!t.ok()) return bad(t.status().message());
+  if (t->vocab_checksum() != checksum) {
+    return bad("the vocabulary checksum in the header does not match the vocabulary");
+  }
   return t;
 }
 

@@ -342,6 +342,7 @@ Status write_checkpoint(const std::string& checkpoints_dir, const Model& model,
   m.set_last_loss(info.last_loss);
   m.set_skipped_steps(info.skipped_steps);
   m.set_tokenizer_crc32c(info.tokenizer_crc32c);
+  if (info.init_source.has_path()) *m.mutable_init_source() = info.init_source;
   const std::time_t now = std::time(nullptr);
   char when[64];
   std::strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));

@@ -46,6 +46,7 @@ struct CheckpointInfo {  // everything in the manifest except the tensor table
   long skipped_steps = 0;
   uint32_t tokenizer_crc32c = 0;  // fingerprint of the data's tokenizer file, 0 if none
   proto::Config config;
+  proto::InitSource init_source;  // the pretrained weights step 0 started from; empty if none
 };
 
 // Writes checkpoint `info.step` into checkpoints_dir (created if missing) and keeps the newest

@@ -308,7 +308,8 @@ Status validate_config(const proto::Config& cfg) {
   if (m.vocab_size() > 65536)
     return field_error("model.vocab_size", std::to_string(m.vocab_size()),
                        "token shards hold uint16 tokens, so at most 65536");
-  if (m.d_model() % m.n_head() != 0)
+  // with model.init_from, the weights' shape is checked against the config's once it is read
+  if (m.init_from().empty() && m.d_model() % m.n_head() != 0)
     return field_error("model.d_model", std::to_string(m.d_model()),
                        "must be divisible by model.n_head = " + std::to_string(m.n_head()));
   const auto& o = cfg.optimizer();
@@ -377,13 +378,15 @@ Status validate_config(const proto::Config& cfg) {
 
 StatusOr<proto::Config> resolve_config(const std::string& path,
                                        const std::vector<std::string>& overrides,
-                                       const std::string& out_dir, bool* file_sets_nothing) {
+                                       const std::string& out_dir, bool* file_sets_nothing,
+                                       const std::string& init_from) {
   StatusOr<proto::Config> loaded = load_config(path);
   if (!loaded.ok()) return loaded.status();
   proto::Config cfg = *loaded;
   *file_sets_nothing = cfg.ByteSizeLong() == 0;
   for (const std::string& o : overrides) SKEIN_RETURN_IF_ERROR(apply_override(&cfg, o));
   if (!out_dir.empty()) cfg.mutable_run()->set_out_dir(out_dir);
+  if (!init_from.empty()) cfg.mutable_model()->set_init_from(init_from);
   if (Status s = validate_config(cfg); !s.ok()) return Status::error(path + ": " + s.message());
   return cfg;
 }
@@ -427,8 +430,10 @@ void diff_messages(const Message& a, const Message& b, const std::string& prefix
   }
 }
 
+// model.init_from is read only when a run starts at step 0: a resumed run takes its weights from
+// its checkpoint, so another path there changes nothing (the shape it gives is compared anyway).
 bool is_incompatible(const std::string& field) {
-  return field.rfind("model.", 0) == 0 || field == "optimizer.kind";
+  return (field.rfind("model.", 0) == 0 && field != "model.init_from") || field == "optimizer.kind";
 }
 }  // namespace
 

@@ -22,12 +22,13 @@ Status apply_override(proto::Config* cfg, const std::string& assignment);
 // Semantic checks that do not touch the file system (shapes, ranges, divisibility).
 Status validate_config(const proto::Config& cfg);
 
-// The config of a run: the file, then the --set overrides in order, then out_dir (--out) when
-// not empty; validated. *file_sets_nothing: the file itself sets no field (empty, or comments
-// only), so that the first error can say so.
+// The config of a run: the file, then the --set overrides in order, then out_dir (--out) and
+// init_from (--init_from: model.init_from) when not empty; validated. *file_sets_nothing: the
+// file itself sets no field (empty, or comments only), so that the first error can say so.
 StatusOr<proto::Config> resolve_config(const std::string& path,
                                        const std::vector<std::string>& overrides,
-                                       const std::string& out_dir, bool* file_sets_nothing);
+                                       const std::string& out_dir, bool* file_sets_nothing,
+                                       const std::string& init_from = "");
 
 GptConfig gpt_config(const proto::ModelConfig& m);
 

@@ -23,6 +23,7 @@
 #include "engine/comm.h"
 #include "engine/config.h"
 #include "engine/fma_peak.h"
+#include "engine/import.h"
 #include "engine/metrics.h"
 #include "engine/model.h"
 #include "engine/thread_team.h"
@@ -105,7 +106,7 @@ class TrainingRun {
     if (int c = agree(check_memory())) return c;
     build_trainer();
     if (int c = agree(open_run_folder_and_resume())) return c;
-    start_or_resume();
+    if (int c = start_or_resume()) return c;
     if (int c = agree(open_metrics())) return c;
     print_start_lines();
     return train_loop();
@@ -143,14 +144,33 @@ class TrainingRun {
   // ---- 1. config and data, on every rank; nothing is allocated or written before this ----
   int resolve_config_and_data() {
     bool file_sets_nothing = false;
-    StatusOr<proto::Config> cfg =
-        resolve_config(req_.config_path, req_.overrides, req_.out_dir, &file_sets_nothing);
+    StatusOr<proto::Config> cfg = resolve_config(req_.config_path, req_.overrides, req_.out_dir,
+                                                 &file_sets_nothing, req_.init_from);
     if (!cfg.ok()) return fail(kExitBadInput, cfg.status().message());
     cfg_ = *cfg;
+    if (int c = open_pretrained()) return c;
     gcfg_ = gpt_config(cfg_.model());
     if (int c = check_data_folder(file_sets_nothing)) return c;
     threads_ = thread_count();
     return open_loaders();
+  }
+
+  // model.init_from: the weights decide the model's shape, and every value of theirs is checked
+  // here, before anything is allocated or written; they are copied into the model only when the
+  // run starts at step 0 (start_or_resume).
+  int open_pretrained() {
+    if (cfg_.model().init_from().empty()) return 0;
+    StatusOr<PretrainedWeights> w = PretrainedWeights::open(cfg_.model().init_from());
+    if (!w.ok()) return fail(kExitBadInput, w.status().message());
+    if (Status s = apply_pretrained_shape(*w, cfg_.mutable_model()); !s.ok())
+      return fail(kExitBadInput, req_.config_path + ": " + s.message());
+    if (Status s = validate_config(cfg_); !s.ok())
+      return fail(kExitBadInput,
+                  req_.config_path + " with the shape of " + w->path() + ": " + s.message());
+    if (Status s = w->check_values(); !s.ok()) return fail(kExitBadInput, s.message());
+    init_source_ = init_source_record(*w);
+    pretrained_.emplace(std::move(*w));
+    return 0;
   }
 
   // data.dir: there, with train shards, and a tokenizer (if any) that fits the model.
@@ -414,14 +434,26 @@ class TrainingRun {
     m = load_checkpoint(resume_from_, *model_, state_buffers());
     if (!m.ok()) return fail(kExitResume, m.status().message());
     resume_ = {m->step(), m->data_cursor(), m->skipped_steps()};
+    init_source_ = m->init_source();  // where step 0 came from stays on record
     return 0;
   }
 
-  // Every rank: the resumed state from rank 0, or a fresh initialisation (the same bits on
-  // every rank).
-  void start_or_resume() {
+  // Every rank: the resumed state from rank 0, the pretrained weights (rank 0 reads them), or a
+  // fresh initialisation (the same bits on every rank).
+  int start_or_resume() {
     comm_.broadcast_string(&resume_from_);
-    if (resume_from_.empty()) {
+    if (resume_from_.empty() && pretrained_) {
+      int code = 0;
+      if (rank_ == 0) {
+        // checked at start-up already: an error here means that the file changed meanwhile
+        if (Status s = pretrained_->load_into(*model_); !s.ok())
+          code = fail(kExitBadInput, s.message());
+      }
+      if (int c = agree(code)) return c;
+      if (P_ > 1) comm_.broadcast_bytes(model_->params(), model_->num_params() * sizeof(float));
+      say("weights: %s (%s, crc32c %08x); training starts from them at step 0\n",
+          pretrained_->path().c_str(), pretrained_->format().c_str(), pretrained_->crc32c());
+    } else if (resume_from_.empty()) {
       model_->init(cfg_.run().seed());
     } else {
       comm_.broadcast_bytes(&resume_, sizeof(resume_));
@@ -432,9 +464,14 @@ class TrainingRun {
       }
       trainer_->set_steps_done(resume_.step);
       say("resumed from %s (step %ld)\n", resume_from_.c_str(), resume_.step);
+      if (pretrained_)
+        say("model.init_from: not read again: a resumed run takes its weights from its "
+            "checkpoint\n");
     }
+    pretrained_.reset();  // unmaps the file
     data_cursor_ = resume_.data_cursor;
     skipped_total_ = resume_.skipped;
+    return 0;
   }
 
   int open_metrics() {
@@ -499,6 +536,7 @@ class TrainingRun {
       info.skipped_steps = skipped_total_;
       info.tokenizer_crc32c = tokenizer_crc_;
       info.config = cfg_;
+      info.init_source = init_source_;
       std::string path;
       s = write_checkpoint(checkpoints_dir(), *model_, state_buffers(), info,
                            cfg_.run().keep_checkpoints(), &path);
@@ -632,7 +670,9 @@ class TrainingRun {
   // stage 1
   proto::Config cfg_;
   GptConfig gcfg_;
-  uint32_t tokenizer_crc_ = 0;  // of the data's tokenizer.bin, 0 if none
+  uint32_t tokenizer_crc_ = 0;                   // of the data's tokenizer.bin, 0 if none
+  std::optional<PretrainedWeights> pretrained_;  // model.init_from, until start_or_resume
+  proto::InitSource init_source_;                // for the manifests; empty: random init
   std::vector<std::string> train_shards_;
   std::vector<std::string> val_files_;  // the validation shards in use (none: no evaluation)
   int threads_ = 1, replicas_ = 1;

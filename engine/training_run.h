@@ -30,6 +30,7 @@ struct TrainRequest {
   std::vector<std::string> overrides;  // --set path=value
   std::string resume = "auto";         // "auto", "none", or a checkpoint folder
   std::string out_dir;                 // --out; empty = run.out_dir of the config
+  std::string init_from;               // --init_from; empty = model.init_from of the config
   Comm* comm = nullptr;                // the MPI job's ranks (rank 0 prints and writes);
                                        // nullptr = this process alone
 };

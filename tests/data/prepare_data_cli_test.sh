@@ -39,6 +39,13 @@ touch "$tmp/plainfile"
 expect 1 "plainfile/o.*not a directory" -- --out "$tmp/plainfile/o" "$tmp/a.txt"
 expect 1 "too small" -- --out "$tmp/small" "$tmp/plainfile"
 expect 1 "unknown" -- --out "$tmp/o" --tokenizer words "$tmp/a.txt"
+expect 1 "needs --tokenizer_files" -- --out "$tmp/o" --tokenizer gpt2 "$tmp/a.txt"
+mkdir -p "$tmp/nofiles"
+expect 1 "missing vocab.json and merges.txt.*missing encoder.json and vocab.bpe" -- \
+  --out "$tmp/o" --tokenizer gpt2 --tokenizer_files "$tmp/nofiles" "$tmp/a.txt"
+expect 1 "needs a tokenizer with an end-of-text token" -- --out "$tmp/o" \
+  --doc_separator blank_line "$tmp/a.txt"
+expect 2 "--doc_separator needs a value" -- --out "$tmp/o" "$tmp/a.txt" --doc_separator
 
 expect 0 "tokens \(byte tokenizer, vocab 256\)" -- --out "$tmp/byte" "$tmp/a.txt" "$tmp/b.txt.gz"
 bytes=$(($(wc -c <"$tmp/a.txt") + $(wc -c <"$tmp/b.txt")))

@@ -7,10 +7,12 @@
 #include <set>
 
 #include "base/rng.h"
+#include "data/gpt2_pretokenize.h"
 #include "data/loader.h"
 #include "data/shard.h"
 #include "data/tokenizer.h"
 #include "tests/data/data_test_util.h"
+#include "tests/data/gpt2_test_util.h"
 
 namespace skein {
 namespace {
@@ -278,6 +280,122 @@ TEST(Prepare, BadInputsAndOptionsAreNamed) {
   o.inputs = {dir.file("cut.gz")};
   expect_error(o, "cut.gz");
   EXPECT_FALSE(fs::exists(good.out_dir) && !files_in(good.out_dir).empty());
+}
+
+// GPT-2: a folder with the vocabulary files, the tokenizer they make, and text with blank lines.
+struct Gpt2Setup {
+  TempDir dir;
+  Tokenizer tok;
+  Gpt2Setup() {
+    const auto mini = testing::trained_mini_gpt2(400);
+    std::filesystem::create_directories(dir.file("gpt2"));
+    mini.write_openai(dir.file("gpt2"));
+    auto v = mini.parse();
+    SKEIN_CHECK(v.ok());
+    auto t = Tokenizer::from_gpt2(std::move(*v));
+    SKEIN_CHECK(t.ok());
+    tok = std::move(*t);
+  }
+  PrepareOptions options(const std::vector<std::string>& inputs) const {
+    PrepareOptions o;
+    o.out_dir = dir.file("out");
+    o.inputs = inputs;
+    o.tokenizer = "gpt2";
+    o.tokenizer_files = dir.file("gpt2");
+    o.val_fraction = 0;
+    return o;
+  }
+};
+
+TEST(Prepare, Gpt2PutsEndOfTextBeforeEachFile) {
+  Gpt2Setup g;
+  const std::string a = testing::gpt2_texty(300000, 1), b = testing::gpt2_texty(100000, 2);
+  write_bytes(g.dir.file("a.txt"), a);
+  write_gz(g.dir.file("b.txt.gz"), b);
+  const auto o = g.options({g.dir.file("a.txt"), g.dir.file("b.txt.gz")});
+  auto st = run(o);
+  ASSERT_TRUE(st.ok()) << st.status().message();
+  EXPECT_EQ(st->documents, 2);
+  EXPECT_EQ(st->invalid_utf8, 0u);
+  EXPECT_EQ(st->vocab_checksum, g.tok.vocab_checksum());
+  EXPECT_NE(st->tokenizer_source.find("encoder.json"), std::string::npos);
+  std::vector<uint16_t> want = {uint16_t(g.tok.eot_id())};
+  for (int32_t id : g.tok.encode(a)) want.push_back(uint16_t(id));
+  want.push_back(uint16_t(g.tok.eot_id()));
+  for (int32_t id : g.tok.encode(b)) want.push_back(uint16_t(id));
+  EXPECT_EQ(shard_tokens(o.out_dir + "/train_000000.bin"), want);
+  auto tok = Tokenizer::load(o.out_dir + "/tokenizer.bin");
+  ASSERT_TRUE(tok.ok()) << tok.status().message();
+  EXPECT_EQ(tok->kind(), Tokenizer::Kind::kGpt2);
+  EXPECT_EQ(tok->serialize(), g.tok.serialize());
+}
+
+// llm.c's tinyshakespeare.py: "<|endoftext|>" + text.replace("\n\n", "\n\n<|endoftext|>"), each
+// document encoded alone; over more than one 4 MB block, with invalid UTF-8 in it.
+TEST(Prepare, Gpt2BlankLineDocumentsAcrossBlocks) {
+  Gpt2Setup g;
+  std::string text = testing::gpt2_texty(6'000'000, 3) + "\n\n\n\n\n";
+  text.insert(4'500'000, "\xC3(\xFF");
+  write_bytes(g.dir.file("c.txt"), text);
+  auto o = g.options({g.dir.file("c.txt")});
+  o.doc_separator = "blank_line";
+  auto st = run(o);
+  ASSERT_TRUE(st.ok()) << st.status().message();
+  std::vector<uint16_t> want;
+  int64_t docs = 0;
+  for (size_t at = 0;;) {
+    size_t cut = text.find("\n\n", at);
+    const size_t end = cut == std::string::npos ? text.size() : cut + 2;
+    want.push_back(uint16_t(g.tok.eot_id()));
+    ++docs;
+    for (int32_t id : g.tok.encode(text.substr(at, end - at))) want.push_back(uint16_t(id));
+    if (cut == std::string::npos) break;
+    at = end;
+  }
+  EXPECT_EQ(st->documents, docs);
+  EXPECT_GT(docs, 10000);
+  std::string clean;
+  EXPECT_EQ(st->invalid_utf8,
+            sanitize_utf8(reinterpret_cast<const uint8_t*>(text.data()), text.size(), &clean));
+  EXPECT_GE(st->invalid_utf8, 2u);
+  EXPECT_EQ(st->invalid_utf8_files, 1);
+  EXPECT_EQ(shard_tokens(o.out_dir + "/train_000000.bin"), want);
+}
+
+TEST(Prepare, Gpt2OptionsAndFilesAreChecked) {
+  Gpt2Setup g;
+  write_bytes(g.dir.file("c.txt"), some_text(10000, 9));
+  auto expect_error = [&](PrepareOptions o, const std::string& want) {
+    auto st = run(o);
+    ASSERT_FALSE(st.ok()) << want;
+    EXPECT_NE(st.status().message().find(want), std::string::npos) << st.status().message();
+  };
+  const PrepareOptions good = g.options({g.dir.file("c.txt")});
+  PrepareOptions o = good;
+  o.tokenizer_files.clear();
+  expect_error(o, "--tokenizer gpt2 needs --tokenizer_files DIR");
+  o = good;
+  o.vocab_size = 50257;
+  expect_error(o, "does not apply to --tokenizer gpt2");
+  o = good;
+  o.doc_separator = "paragraph";
+  expect_error(o, "--doc_separator 'paragraph' is unknown");
+  o = good;
+  o.tokenizer = "bpe";
+  expect_error(o, "--tokenizer_files is for --tokenizer gpt2");
+  o = good;
+  o.tokenizer = "byte";
+  o.tokenizer_files.clear();
+  o.doc_separator = "file";
+  expect_error(o, "needs a tokenizer with an end-of-text token");
+  o = good;
+  o.tokenizer_files = g.dir.file("out");
+  std::filesystem::create_directories(o.tokenizer_files);
+  expect_error(o, "missing vocab.json and merges.txt");
+  write_bytes(g.dir.file("gpt2/vocab.bpe"), "#version: 0.2\nq q q\n");
+  o = good;
+  expect_error(o, "vocab.bpe line 2: expected two tokens");
+  EXPECT_FALSE(std::filesystem::exists(good.out_dir + "/tokenizer.bin"));
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
-// Fuzzes the tokenizer file reader (Tokenizer::load: header, merges, trailing FNV-1a hash); a
-// tokenizer that loads encodes and decodes a short text. Input: a byte F, then the file. With F
-// odd the trailing hash is recomputed first, so that mutations reach the merge table checks.
+// Fuzzes the tokenizer file reader (Tokenizer::load: header, merges, trailing FNV-1a hash; byte
+// and BPE files of version 1, GPT-2's of version 2); a tokenizer that loads encodes and decodes
+// a short text. Input: a byte F, then the file. With F odd the trailing hash is recomputed
+// first, so that mutations reach the merge table checks.
 #include <cstdint>
 #include <string>
 #include <vector>

@@ -1,0 +1,478 @@
+// GPT-2's tokenizer: the vocabulary readers (both pairs of files, and their errors), the
+// pre-tokenizer on tricky text, the BPE rules against a naive twin of tiktoken's loop, round
+// trips, U+FFFD for invalid UTF-8, document starts, tokenizer.bin, and determinism under threads
+// and streaming. The real vocabulary against the JavaScript encoders: gpt2_js_test.sh.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <filesystem>
+#include <map>
+
+#include "base/rng.h"
+#include "data/gpt2_encoder.h"
+#include "data/gpt2_pretokenize.h"
+#include "data/gpt2_vocab.h"
+#include "data/tokenizer.h"
+#include "tests/data/data_test_util.h"
+#include "tests/data/gpt2_test_util.h"
+
+namespace skein {
+namespace {
+
+using testing::gpt2_chars;
+using testing::gpt2_texty;
+using testing::MiniGpt2;
+using testing::read_bytes;
+using testing::TempDir;
+using testing::write_bytes;
+
+const MiniGpt2& trained() {
+  static const MiniGpt2 v = testing::trained_mini_gpt2(600);
+  return v;
+}
+
+Tokenizer make(const MiniGpt2& m) {
+  auto v = m.parse();
+  SKEIN_CHECK(v.ok(), "the test vocabulary does not parse");
+  auto t = Tokenizer::from_gpt2(std::move(*v));
+  SKEIN_CHECK(t.ok(), "the test vocabulary makes no tokenizer");
+  return std::move(*t);
+}
+
+const Tokenizer& trained_tokenizer() {
+  static const Tokenizer t = make(trained());
+  return t;
+}
+
+// tiktoken's _byte_pair_merge, literally: parts are byte ranges; join the adjacent pair whose
+// bytes have the lowest rank (the leftmost of equal ones) until none has one. The naive twin.
+std::vector<int32_t> reference_encode(const Tokenizer& t, const std::string& text) {
+  std::map<std::string, int32_t> ranks;  // id = rank in GPT-2's files and in MiniGpt2
+  for (int id = 0; id < t.vocab_size(); ++id) {
+    if (id != t.eot_id()) ranks[t.token_bytes(id)] = id;
+  }
+  std::vector<int32_t> out;
+  for (const std::string& piece : gpt2_pieces(text)) {
+    if (auto it = ranks.find(piece); it != ranks.end()) {
+      out.push_back(it->second);
+      continue;
+    }
+    std::vector<std::pair<size_t, size_t>> parts;
+    for (size_t i = 0; i < piece.size(); ++i) parts.push_back({i, i + 1});
+    while (parts.size() > 1) {
+      int32_t best = -1;
+      size_t at = 0;
+      for (size_t i = 0; i + 1 < parts.size(); ++i) {
+        auto it = ranks.find(piece.substr(parts[i].first, parts[i + 1].second - parts[i].first));
+        if (it != ranks.end() && (best < 0 || it->second < best)) best = it->second, at = i;
+      }
+      if (best < 0) break;
+      parts[at].second = parts[at + 1].second;
+      parts.erase(parts.begin() + at + 1);
+    }
+    for (auto [b, e] : parts) out.push_back(ranks.at(piece.substr(b, e - b)));
+  }
+  return out;
+}
+
+std::string sanitized(const std::string& s) {
+  std::string out;
+  sanitize_utf8(reinterpret_cast<const uint8_t*>(s.data()), s.size(), &out);
+  return out;
+}
+
+std::string random_unicode(size_t n, uint64_t seed) {
+  static const uint32_t kRanges[][2] = {{0x20, 0x7E},     {0x09, 0x0D},     {0xA0, 0x24F},
+                                        {0x300, 0x36F},   {0x400, 0x4FF},   {0x2000, 0x206F},
+                                        {0x3000, 0x30FF}, {0x4E00, 0x4FFF}, {0x1F300, 0x1F64F},
+                                        {0x85, 0x85},     {0xFEFF, 0xFEFF}};
+  Rng rng(seed);
+  std::string s;
+  while (s.size() < n) {
+    const auto& r = kRanges[rng.below(std::size(kRanges))];
+    const uint32_t cp = r[0] + static_cast<uint32_t>(rng.below(r[1] - r[0] + 1));
+    if (cp < 0x80) {
+      s.push_back(static_cast<char>(cp));
+    } else if (cp < 0x800) {
+      s += {char(0xC0 | cp >> 6), char(0x80 | (cp & 0x3F))};
+    } else if (cp < 0x10000) {
+      s += {char(0xE0 | cp >> 12), char(0x80 | (cp >> 6 & 0x3F)), char(0x80 | (cp & 0x3F))};
+    } else {
+      s += {char(0xF0 | cp >> 18), char(0x80 | (cp >> 12 & 0x3F)), char(0x80 | (cp >> 6 & 0x3F)),
+            char(0x80 | (cp & 0x3F))};
+    }
+  }
+  return s;
+}
+
+std::string random_bytes(size_t n, uint64_t seed) {
+  Rng rng(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(rng.below(256));
+  return s;
+}
+
+// ---- the pre-tokenizer ----
+
+// Expected pieces from Python's `regex` module with OpenAI's pattern (encoder.py).
+TEST(Gpt2Pretokenize, MatchesOpenAIsPatternOnTrickyText) {
+  const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+      {"Hello, world! It's 2024.", {"Hello", ",", " world", "!", " It", "'s", " 2024", "."}},
+      {"don't DON'T I'll we'd you're they've I'm 'S 'T",
+       {"don", "'t", " DON", "'", "T", " I", "'ll", " we", "'d", " you", "'re", " they", "'ve",
+        " I", "'m", " '", "S", " '", "T"}},
+      {"a  b   c", {"a", " ", " b", "  ", " c"}},
+      {"trailing spaces   ", {"trailing", " spaces", "   "}},
+      {"x \n\n  y\t\tz\r\n", {"x", " \n\n ", " y", "\t", "\t", "z", "\r\n"}},
+      {"  \n", {"  \n"}},
+      {"abc123def 42 3.14 -7", {"abc", "123", "def", " 42", " 3", ".", "14", " -", "7"}},
+      {"caf\u00E9 na\u00EFve \u00FCber", {"caf\u00E9", " na\u00EFve", " \u00FCber"}},
+      {"e\u0301 cafe\u0301", {"e", "\u0301", " cafe", "\u0301"}},  // marks are not letters
+      {"\u4F60\u597D\u4E16\u754C\uFF0C\u6211\u662F\u3002",
+       {"\u4F60\u597D\u4E16\u754C", "\uFF0C", "\u6211\u662F", "\u3002"}},
+      {"\U0001F44D\U0001F3FD ok \U0001F600\U0001F600!",
+       {"\U0001F44D\U0001F3FD", " ok", " \U0001F600\U0001F600!"}},
+      {"\u0663\u0664 \u216B \u00B2 \u2460", {"\u0663\u0664", " \u216B", " \u00B2", " \u2460"}},
+      // U+0085 and U+00A0 and U+3000 are \s; U+FEFF and U+180E are not (JavaScript differs)
+      {"a\u0085b \u00A0x \u3000y \uFEFFz \u180Ew",
+       {"a", "\u0085", "b", " ", "\u00A0", "x", " ", "\u3000", "y", " \uFEFF", "z", " \u180E",
+        "w"}},
+      {"''s ''ll x'll", {"''", "s", " ''", "ll", " x", "'ll"}},
+  };
+  for (const auto& [text, want] : cases) EXPECT_EQ(gpt2_pieces(text), want) << text;
+}
+
+TEST(Gpt2Pretokenize, InvalidUtf8BecomesReplacementCharacters) {
+  // One U+FFFD per maximal ill-formed subpart, as Python's errors="replace" and WHATWG's decoder.
+  const std::string r = "\xEF\xBF\xBD";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"a\x80"
+       "b",
+       "a" + r + "b"},
+      {"\xC3(", r + "("},
+      {"\xE2\x82(", r + "("},
+      {"\xE2\x82", r},
+      {"\xF0\x9F\x98", r},
+      {"\xF0\x9F\x98"
+       "A",
+       r + "A"},
+      {"\xED\xA0\x80", r + r + r},  // a surrogate
+      {"\xC0\x80", r + r},          // overlong
+      {"\xF4\x90\x80\x80", r + r + r + r},
+      {"\xFF\xFE", r + r},
+      {"\xE0\x80\x80", r + r + r},
+      {"ok \xC3\xA9 \xF0\x9F\x98\x80", "ok \xC3\xA9 \xF0\x9F\x98\x80"},
+  };
+  for (const auto& [in, want] : cases) {
+    std::string out;
+    const size_t n = sanitize_utf8(reinterpret_cast<const uint8_t*>(in.data()), in.size(), &out);
+    EXPECT_EQ(out, want);
+    size_t marks = 0;
+    for (size_t i = want.find(r); i != std::string::npos; i = want.find(r, i + 3)) ++marks;
+    EXPECT_EQ(n, marks) << in;
+  }
+}
+
+// A safe cut is a piece boundary of the whole text, so pieces never depend on the chunking.
+TEST(Gpt2Pretokenize, SafeCutsArePieceBoundaries) {
+  for (uint64_t seed = 1; seed <= 8; ++seed) {
+    const std::string s = seed % 2 ? gpt2_texty(20000, seed) : random_unicode(20000, seed);
+    std::vector<bool> boundary(s.size() + 1, false);
+    size_t at = 0;
+    for (const auto& p : gpt2_pieces(s)) boundary[at += p.size()] = true;
+    ASSERT_EQ(at, s.size());
+    const auto* p = reinterpret_cast<const uint8_t*>(s.data());
+    size_t cuts = 0;
+    for (size_t i = 1; i < s.size(); ++i) {
+      if (!gpt2_safe_cut(p, i)) continue;
+      ++cuts;
+      ASSERT_TRUE(boundary[i]) << "seed " << seed << " at " << i;
+    }
+    EXPECT_GT(cuts, s.size() / 50) << "seed " << seed;
+  }
+}
+
+// ---- the vocabulary files ----
+
+TEST(Gpt2Vocab, BothPairsOfFilesGiveTheSameTokenizer) {
+  TempDir dir;
+  std::filesystem::create_directories(dir.file("hf"));
+  std::filesystem::create_directories(dir.file("openai"));
+  trained().write_hf(dir.file("hf"));
+  trained().write_openai(dir.file("openai"));
+  EXPECT_NE(read_bytes(dir.file("hf/vocab.json")), read_bytes(dir.file("openai/encoder.json")));
+  auto a = read_gpt2_vocab_dir(dir.file("hf"));
+  auto b = read_gpt2_vocab_dir(dir.file("openai"));
+  ASSERT_TRUE(a.ok()) << a.status().message();
+  ASSERT_TRUE(b.ok()) << b.status().message();
+  EXPECT_NE(a->source.find("vocab.json"), std::string::npos);
+  EXPECT_NE(b->source.find("encoder.json"), std::string::npos);
+  EXPECT_EQ(a->tokens, b->tokens);
+  EXPECT_EQ(a->merges, b->merges);
+  EXPECT_EQ(a->eot, int32_t(a->tokens.size()) - 1);
+  EXPECT_EQ(a->tokens[a->byte_ids[' ']], " ");
+  EXPECT_EQ(a->byte_ids['!'], 0);  // GPT-2's order: printable bytes first
+  EXPECT_EQ(gpt2_vocab_checksum(*a), gpt2_vocab_checksum(*b));
+  auto ta = Tokenizer::from_gpt2(std::move(*a)), tb = Tokenizer::from_gpt2(std::move(*b));
+  ASSERT_TRUE(ta.ok() && tb.ok());
+  EXPECT_EQ(ta->kind(), Tokenizer::Kind::kGpt2);
+  EXPECT_STREQ(ta->kind_name(), "gpt2");
+  // The same tokenizer.bin, byte for byte: a run prepared from either pair resumes on the other.
+  EXPECT_EQ(ta->serialize(), tb->serialize());
+  const std::string text = gpt2_texty(5000, 3);
+  EXPECT_EQ(ta->encode(text), tb->encode(text));
+}
+
+TEST(Gpt2Vocab, MissingFilesAreListed) {
+  TempDir dir;
+  auto r = read_gpt2_vocab_dir(dir.file("absent"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("absent does not exist"), std::string::npos);
+  write_bytes(dir.file("vocab.json"), trained().json(false));
+  write_bytes(dir.file("vocab.bpe"), trained().merges_text(true));
+  r = read_gpt2_vocab_dir(dir.path());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("(missing merges.txt)"), std::string::npos)
+      << r.status().message();
+  EXPECT_NE(r.status().message().find("(missing encoder.json)"), std::string::npos);
+  std::filesystem::remove(dir.file("vocab.bpe"));
+  r = read_gpt2_vocab_dir(dir.path());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("missing encoder.json and vocab.bpe"), std::string::npos)
+      << r.status().message();
+  write_bytes(dir.file("merges.txt"), trained().merges_text(false));
+  EXPECT_TRUE(read_gpt2_vocab_dir(dir.path()).ok());
+}
+
+TEST(Gpt2Vocab, BadFilesGetAnErrorNamingTheFileAndTheProblem) {
+  MiniGpt2 m;
+  m.merges = {{"t", "h"}, {"th", "e"}, {" ", "t"}, {" ", "the"}};
+  const std::string json = m.json(false), merges = m.merges_text(true);
+  auto expect = [](const std::string& j, const std::string& mg, const std::string& file,
+                   const std::string& want) {
+    auto v = parse_gpt2_vocab(j, "dir/vocab.json", mg, "dir/merges.txt");
+    ASSERT_FALSE(v.ok()) << want;
+    EXPECT_NE(v.status().message().find(file), std::string::npos) << v.status().message();
+    EXPECT_NE(v.status().message().find(want), std::string::npos) << v.status().message();
+  };
+  ASSERT_TRUE(parse_gpt2_vocab(json, "v", merges, "m").ok());
+  const std::string eot = "\"<|endoftext|>\":260";
+  const size_t at_eot = json.find(eot);
+  // vocab.json
+  expect(json.substr(0, json.size() / 2), merges, "dir/vocab.json", "parse error");
+  expect("", merges, "dir/vocab.json", "parse error");
+  expect("[1, 2]", merges, "dir/vocab.json", "expected one JSON object");
+  expect(json + "{}", merges, "dir/vocab.json", "parse error");
+  expect(json.substr(0, at_eot) + "\"<|endoftext|>\":2.5}", merges, "dir/vocab.json",
+         "is 2.5, expected an integer");
+  expect(json.substr(0, at_eot) + "\"<|endoftext|>\":\"x\"}", merges, "dir/vocab.json",
+         "expected an integer");
+  expect(json.substr(0, at_eot) + "\"<|endoftext|>\":{}}", merges, "dir/vocab.json",
+         "is an object");
+  expect(json.substr(0, at_eot) + "\"<|endoftext|>\":-1}", merges, "dir/vocab.json", "has id -1");
+  expect(json.substr(0, at_eot) + "\"<|endoftext|>\":900}", merges, "dir/vocab.json",
+         "need the ids 0..260");
+  expect(json.substr(0, at_eot) + "\"<|endoftext|>\":259}", merges, "dir/vocab.json",
+         "id 259 is given to both");
+  expect(json.substr(0, at_eot) + "\"<|endoftext|>\":260,\"<|endoftext|>\":261}", merges,
+         "dir/vocab.json", "appears twice");
+  expect(json.substr(0, at_eot) + "\"\u2603\":260}", merges, "dir/vocab.json",
+         "U+2603, which is not one of GPT-2's 256 byte characters");
+  expect(json.substr(0, at_eot) + "\"a\xff\":260}", merges, "dir/vocab.json", "UTF-8");
+  expect(json.substr(0, at_eot) + "\"<pad>\":260}", merges, "dir/vocab.json",
+         "no token <|endoftext|>");
+  // merges.txt
+  const std::string head = "#version: 0.2\n";
+  expect(json, head + "t h\nth e x\n", "dir/merges.txt", "line 3: expected two tokens");
+  expect(json, head + "t h\nthe\n", "dir/merges.txt", "line 3: expected two tokens");
+  expect(json, head + "t  h\n", "dir/merges.txt", "line 2: expected two tokens");
+  expect(json, head + "t h\n\nth e\n", "dir/merges.txt", "line 3: the line is empty");
+  expect(json, head + "t h\nth \u2603\n", "dir/merges.txt", "U+2603");
+  expect(json, head + "t h\nth q\n", "dir/merges.txt", "makes \"thq\", which dir/vocab.json lacks");
+  expect(json, head + "t h\nth ĠthX\n", "dir/merges.txt", "ĠthX\" is not in dir/vocab.json");
+  expect(json, head + "th e\nt h\n", "dir/merges.txt",
+         "line 2: token \"th\" is neither a single byte nor made by an earlier merge");
+  expect(json, head + "t h\nt h\n", "dir/merges.txt",
+         "line 3: the merge makes \"th\", which line 2");
+  expect(json, head + "t h\nth e\nĠ t\n", "dir/vocab.json",
+         "1 token(s) that no merge of dir/merges.txt makes");
+  expect(json, head + "t h\nth e\nĠ t\n", "dir/vocab.json", "may be truncated");
+  expect(json,
+         head +
+             "t h\nth \xff"
+             "e\n",
+         "dir/merges.txt", "UTF-8");
+  // a vocabulary without a single-byte token
+  std::string no_byte = json;
+  no_byte.erase(no_byte.find("\"!\":0,"), 6);
+  expect(no_byte, merges, "dir/vocab.json", "");
+}
+
+// ---- encoding ----
+
+TEST(Gpt2Encoder, FollowsTiktokensRulesNotOnlyTheMergeList) {
+  MiniGpt2 m;
+  // 256 = "bc", 257 = "ab", 258 = "abc" (made as "ab" + "c"), 259 = "cd"
+  m.merges = {{"b", "c"}, {"a", "b"}, {"ab", "c"}, {"c", "d"}};
+  const Tokenizer t = make(m);
+  // "abc" is a token: rule 2. encoder.py would give "a" "bc".
+  EXPECT_EQ(t.encode("abc"), (std::vector<int32_t>{258}));
+  // "abcx": b+c first (rank 0), then "a" + "bc" join into "abc" (rank 2) by their bytes.
+  EXPECT_EQ(t.encode("abcx"), (std::vector<int32_t>{258, 'x' - '!'}));
+  // "abcd": "bc" (0) beats "cd" (3); then "a"+"bc" -> "abc" (2); "abc" + "d" is nothing.
+  EXPECT_EQ(t.encode("abcd"), (std::vector<int32_t>{258, 'd' - '!'}));
+  EXPECT_EQ(reference_encode(t, "abcd"), t.encode("abcd"));
+  EXPECT_EQ(t.eot_id(), 260);
+  EXPECT_EQ(*t.decode(std::vector<int32_t>{260}), "<|endoftext|>");
+  EXPECT_TRUE(t.encode("").empty());
+  // the text "<|endoftext|>" is ordinary text (tiktoken's encode_ordinary)
+  for (int32_t id : t.encode("<|endoftext|>")) EXPECT_NE(id, t.eot_id());
+}
+
+TEST(Gpt2Encoder, MatchesTheNaiveTwinOnTextAndLongPieces) {
+  const Tokenizer& t = trained_tokenizer();
+  for (uint64_t seed = 1; seed <= 4; ++seed) {
+    std::string s = seed % 3 ? gpt2_texty(20000, seed) : random_unicode(15000, seed);
+    // long pieces: the heap path (more than kSmallPiece bytes)
+    s += " " + std::string(500, 'a') + "tthe" + std::string(300, 'e') + " " +
+         std::string(2000, ' ') + "x";
+    const auto ids = t.encode(s);
+    EXPECT_EQ(ids, reference_encode(t, s)) << "seed " << seed;
+    if (seed % 3) {
+      EXPECT_LT(ids.size(), s.size() * 2 / 3);
+    }
+  }
+}
+
+TEST(Gpt2Encoder, DecodeOfEncodeIsTheTextOrItsReplacement) {
+  const Tokenizer& t = trained_tokenizer();
+  for (uint64_t seed = 1; seed <= 12; ++seed) {
+    const std::string s = seed % 3 == 0   ? gpt2_texty(50000, seed)
+                          : seed % 3 == 1 ? random_unicode(50000, seed)
+                                          : random_bytes(20000, seed);
+    const auto ids = t.encode(s);
+    auto back = t.decode(ids);
+    ASSERT_TRUE(back.ok());
+    if (seed % 3 == 2) {
+      EXPECT_EQ(*back, sanitized(s)) << "seed " << seed;
+      EXPECT_NE(*back, s);
+    } else {
+      EXPECT_EQ(*back, s) << "seed " << seed;
+    }
+  }
+}
+
+TEST(Gpt2Encoder, DocumentStartsEndTheTextBeforeThem) {
+  const Tokenizer& t = trained_tokenizer();
+  const std::string a = "one  \n", b = "Two   ", c = "\n\nthree";
+  const std::string all = a + b + c;
+  std::vector<uint16_t> out;
+  const std::vector<size_t> starts = {0, a.size(), a.size() + b.size(), all.size()};
+  EXPECT_EQ(t.encode_prefix(all, all.size(), &out, starts), 0u);
+  std::vector<int32_t> want = {t.eot_id()};
+  for (const auto* part : {&a, &b, &c}) {
+    for (int32_t id : t.encode(*part)) want.push_back(id);
+    want.push_back(t.eot_id());
+  }
+  EXPECT_EQ(std::vector<int32_t>(out.begin(), out.end()), want);
+  // "one  \n" alone ends in one whitespace piece; followed by "T" it would be two
+  EXPECT_EQ(gpt2_pieces(a), (std::vector<std::string>{"one", "  \n"}));
+  EXPECT_EQ(gpt2_pieces(a + "T"), (std::vector<std::string>{"one", "  ", "\n", "T"}));
+}
+
+// Chunks for threads, blocks for streaming and document starts on a large text: the same tokens
+// for any thread count and block size.
+TEST(Gpt2Encoder, EncodeDoesNotDependOnThreadsOrBlocks) {
+  const Tokenizer& t = trained_tokenizer();
+  std::string s = gpt2_texty(700000, 9) + random_unicode(100000, 9);
+  s.insert(300000, "\xC3(\xF0\x9F\x98 \xFF");  // invalid UTF-8 inside a chunk
+  omp_set_num_threads(1);
+  const auto one = t.encode(s);
+  omp_set_num_threads(3);
+  const auto three = t.encode(s);
+  omp_set_num_threads(omp_get_num_procs());
+  EXPECT_EQ(one, three);
+  EXPECT_EQ(*t.decode(one), sanitized(s));
+
+  for (size_t block : {4099, 65536 + 7}) {
+    std::vector<uint16_t> streamed;
+    std::string buf;
+    size_t replaced = 0;
+    for (size_t at = 0; at < s.size(); at += block) {
+      buf += s.substr(at, block);
+      const bool last = at + block >= s.size();
+      const size_t end = last ? buf.size() : t.stable_prefix(buf);
+      replaced += t.encode_prefix(buf, end, &streamed);
+      buf.erase(0, end);
+    }
+    EXPECT_TRUE(std::equal(one.begin(), one.end(), streamed.begin(), streamed.end()))
+        << "block " << block;
+    std::string clean;
+    EXPECT_EQ(replaced,
+              sanitize_utf8(reinterpret_cast<const uint8_t*>(s.data()), s.size(), &clean));
+    EXPECT_GE(replaced, 3u);  // C3, F0 9F 98, FF
+  }
+}
+
+// ---- tokenizer.bin ----
+
+TEST(Gpt2TokenizerFile, SaveLoadRoundTripAndOldFilesStillLoad) {
+  TempDir dir;
+  const Tokenizer& t = trained_tokenizer();
+  ASSERT_TRUE(t.save(dir.file("tokenizer.bin")).ok());
+  auto u = Tokenizer::load(dir.file("tokenizer.bin"));
+  ASSERT_TRUE(u.ok()) << u.status().message();
+  EXPECT_EQ(u->kind(), Tokenizer::Kind::kGpt2);
+  EXPECT_EQ(u->vocab_size(), t.vocab_size());
+  EXPECT_EQ(u->eot_id(), t.eot_id());
+  EXPECT_EQ(u->vocab_checksum(), t.vocab_checksum());
+  EXPECT_EQ(u->serialize(), t.serialize());
+  const std::string text = gpt2_texty(20000, 5);
+  EXPECT_EQ(u->encode(text), t.encode(text));
+  // a version 1 file (BPE) still loads next to it
+  ASSERT_TRUE(Tokenizer::from_merges({{'a', 'b'}})->save(dir.file("v1.bin")).ok());
+  EXPECT_EQ(read_bytes(dir.file("v1.bin"))[4], 1);
+  EXPECT_TRUE(Tokenizer::load(dir.file("v1.bin")).ok());
+}
+
+TEST(Gpt2TokenizerFile, AnotherVocabularyGivesAnotherFile) {
+  MiniGpt2 m = trained();
+  m.merges.pop_back();
+  const Tokenizer other = make(m);
+  EXPECT_NE(other.vocab_checksum(), trained_tokenizer().vocab_checksum());
+  EXPECT_NE(other.serialize(), trained_tokenizer().serialize());  // so its CRC-32C differs
+}
+
+TEST(Gpt2TokenizerFile, BadFilesAreRefused) {
+  TempDir dir;
+  const std::string good = trained_tokenizer().serialize();
+  auto fix_hash = [](std::string s) {
+    uint64_t h = 0xCBF29CE484222325ull;
+    for (size_t i = 0; i + 8 < s.size(); ++i) h = (h ^ uint8_t(s[i])) * 0x100000001B3ull;
+    for (int i = 0; i < 8; ++i) s[s.size() - 8 + i] = static_cast<char>(h >> (8 * i));
+    return s;
+  };
+  auto expect_error = [&](const std::string& bytes, const std::string& want) {
+    write_bytes(dir.file("bad.bin"), bytes);
+    auto t = Tokenizer::load(dir.file("bad.bin"));
+    ASSERT_FALSE(t.ok()) << want;
+    EXPECT_NE(t.status().message().find(want), std::string::npos) << t.status().message();
+    EXPECT_NE(t.status().message().find("bad.bin"), std::string::npos);
+  };
+  expect_error(good.substr(0, good.size() - 1), "hash does not match");
+  expect_error(fix_hash(good.substr(0, good.size() - 100)), "truncated");
+  std::string bad = good;
+  bad[8] = 1;  // kind
+  expect_error(fix_hash(bad), "kind 1 in a version 2 file");
+  bad = good;
+  bad[24] ^= 1;  // the vocabulary checksum
+  expect_error(fix_hash(bad), "checksum");
+  bad = good;
+  bad[32 + 4 * 256] ^= 1;  // the first merge's left id
+  expect_error(fix_hash(bad), "");
+  expect_error(fix_hash(good.substr(0, good.size() - 8) + "xxxx" + good.substr(good.size() - 8)),
+               "trailing bytes");
+}
+
+}  // namespace
+}  // namespace skein
