@@ -202,7 +202,8 @@ constexpr int32_t kLlmcMagic = 20240326;
 
 StatusOr<PretrainedWeights> open_safetensors(const std::string& path, const std::string& config,
                                              std::shared_ptr<const MappedFile>* file) {
-  if (!fs::exists(config))
+  std::error_code ec;
+  if (!fs::exists(config, ec))
     return Status::error(path + ": no config.json next to it (" + config +
                          ")\nHINT: a safetensors model needs the config.json that "
                          "save_pretrained() writes beside it (n_embd, n_layer, n_head, "

@@ -56,12 +56,25 @@ StatusOr<WireType> wire_type(const SafetensorsTensor& t, const std::string& path
 
 // config.json's shape, checked: GPT-2's architecture, with numbers skein can build.
 StatusOr<PretrainedShape> read_config(const std::string& text, const std::string& cpath) {
+  // config.json nests a few levels (task_specific_params, id2label); deeper values are dropped
+  // while parsing and refused, so that no recursion over the document (dump(), for a message)
+  // can exhaust the stack on a hostile file.
+  constexpr int kMaxDepth = 16;
+  bool too_deep = false;
+  const json::parser_callback_t shallow = [&](int depth, json::parse_event_t, json&) {
+    if (depth <= kMaxDepth) return true;
+    too_deep = true;
+    return false;
+  };
   json j;
   try {
-    j = json::parse(text);
+    j = json::parse(text, shallow);
   } catch (const json::exception& e) {
     return Status::error(cpath + " is not valid JSON: " + e.what());
   }
+  if (too_deep)
+    return Status::error(cpath + ": JSON nested deeper than " + std::to_string(kMaxDepth) +
+                         " levels, which no config.json is");
   if (!j.is_object()) return Status::error(cpath + " is not a JSON object");
   auto fail = [&](const std::string& what) {
     return Status::error(cpath + ": " + what +

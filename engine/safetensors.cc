@@ -128,9 +128,19 @@ StatusOr<SafetensorsHeader> parse_safetensors(const uint8_t* data, size_t n,
     return Status::error(path + ": the header does not start with '{': not a safetensors file" +
                          kCorruptHint);
   // A name given twice would leave one of the two tensors unread: the parser keeps the last.
+  // Nothing in a safetensors header nests deeper than 3 (header, tensor, shape): deeper values
+  // are dropped while parsing and refused after it, so that no later recursion over the
+  // document (dump(), for a message) can exhaust the stack on a hostile header.
+  constexpr int kMaxDepth = 4;
   std::vector<std::set<std::string>> keys;
   std::string duplicate;
-  const json::parser_callback_t no_duplicates = [&](int, json::parse_event_t e, json& parsed) {
+  bool too_deep = false;
+  const json::parser_callback_t no_duplicates = [&](int depth, json::parse_event_t e,
+                                                    json& parsed) {
+    if (depth > kMaxDepth) {
+      too_deep = true;
+      return false;
+    }
     if (e == json::parse_event_t::object_start) keys.emplace_back();
     if (e == json::parse_event_t::object_end && !keys.empty()) keys.pop_back();
     if (e == json::parse_event_t::key && !keys.empty() && duplicate.empty() &&
@@ -145,6 +155,9 @@ StatusOr<SafetensorsHeader> parse_safetensors(const uint8_t* data, size_t n,
     return Status::error(path + ": the header (bytes 8.." + std::to_string(8 + h.header_bytes) +
                          ") is not valid JSON: " + e.what() + kCorruptHint);
   }
+  if (too_deep)
+    return Status::error(path + ": the header nests deeper than " + std::to_string(kMaxDepth) +
+                         " levels, which no safetensors header does" + kCorruptHint);
   if (!duplicate.empty())
     return Status::error(path + ": the header names \"" + duplicate +
                          "\" twice, so which one is meant is unclear" + kCorruptHint);

@@ -524,6 +524,22 @@ TEST_F(ImportErrors, AnUntiedLmHeadIsRefused) {
   EXPECT_HAS(error_of_header(h), "tensor lm_head.weight has shape [12, 53]");
 }
 
+// A hostile header or config.json nested a million levels deep is refused with a message, not
+// a crash (a recursive dump() for the message would exhaust the stack).
+TEST_F(ImportErrors, DeeplyNestedJsonIsRefused) {
+  const int depth = 1000000;
+  const std::string deep = std::string(depth, '[') + std::string(depth, ']');
+  std::string text = header_.dump();
+  text.pop_back();
+  text += ",\"x\":{\"dtype\":\"F32\",\"shape\":" + deep + ",\"data_offsets\":[0,0]}}";
+  EXPECT_HAS(import_error(write_hf(text, data_, config_)), "nests deeper than");
+  const std::string folder = write_hf(header_.dump(), data_, config_);
+  std::string cfg = config_.dump();
+  cfg.pop_back();
+  write_bytes(folder + "/config.json", cfg + ",\"n_embd\":" + deep + "}");
+  EXPECT_HAS(import_error(folder), "nested deeper than");
+}
+
 TEST_F(ImportErrors, ConfigJsonThatIsNotGpt2) {
   struct Case {
     const char* key;
