@@ -18,7 +18,6 @@ namespace skein {
 static_assert(std::endian::native == std::endian::little, "model files are little endian");
 
 namespace fs = std::filesystem;
-using import_detail::shape_text;
 
 namespace import_detail {
 
@@ -42,15 +41,6 @@ std::vector<Gpt2Tensor> gpt2_tensors(const PretrainedShape& s) {
   }
   t.insert(t.end(), {{"ln_f.weight", {C}}, {"ln_f.bias", {C}}});
   return t;
-}
-
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i) s += ", ";
-    s += std::to_string(shape[i]);
-  }
-  return s + "]";
 }
 
 }  // namespace import_detail

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "engine/import.h"
+#include "engine/safetensors.h"  // shape_text
 
 namespace skein::import_detail {
 
@@ -20,8 +21,5 @@ struct Gpt2Tensor {
   std::vector<int64_t> shape;
 };
 std::vector<Gpt2Tensor> gpt2_tensors(const PretrainedShape& s);
-
-// "[3, 17]"
-std::string shape_text(const std::vector<int64_t>& shape);
 
 }  // namespace skein::import_detail

@@ -23,7 +23,6 @@ namespace skein {
 
 namespace {
 
-using import_detail::shape_text;
 using nlohmann::json;
 
 const char* const kConv1D[] = {".attn.c_attn.weight", ".attn.c_proj.weight", ".mlp.c_fc.weight",

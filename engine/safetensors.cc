@@ -7,10 +7,6 @@
 
 namespace skein {
 
-namespace {
-
-using nlohmann::json;
-
 std::string shape_text(const std::vector<int64_t>& shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) {
@@ -19,6 +15,10 @@ std::string shape_text(const std::vector<int64_t>& shape) {
   }
   return s + "]";
 }
+
+namespace {
+
+using nlohmann::json;
 
 std::string range_text(uint64_t begin, uint64_t end) {
   std::string s = "[";

@@ -47,6 +47,9 @@ inline constexpr uint64_t kMaxSafetensorsHeaderBytes = 100'000'000;
 // (UTF-8, no name given twice), every entry a known dtype with a shape of non-negative integers
 // and data_offsets [begin, end] within the data, end - begin = the shape's elements x the dtype's
 // size, and no two tensors' bytes overlapping. `path` is for messages only.
+// A tensor shape as text for messages: "[3, 17]".
+std::string shape_text(const std::vector<int64_t>& shape);
+
 StatusOr<SafetensorsHeader> parse_safetensors(const uint8_t* data, size_t n,
                                               const std::string& path);
 
