@@ -334,19 +334,7 @@ SKEIN_AVX512 __attribute__((noinline)) void kernel_12x32(int kc, const float* __
     b += kNR512;
   }
 #pragma GCC unroll 12
-  for (int r = 0; r < kMR512; ++r) {
-    float* cr = c + r * ldc;
-    if (load_c) {
-      acc[r][0] = _mm512_add_ps(acc[r][0], _mm512_loadu_ps(cr));
-      acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_loadu_ps(cr + 16));
-    }
-    if (bias) {
-      acc[r][0] = _mm512_add_ps(acc[r][0], _mm512_loadu_ps(bias));
-      acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_loadu_ps(bias + 16));
-    }
-    _mm512_storeu_ps(cr, acc[r][0]);
-    _mm512_storeu_ps(cr + 16, acc[r][1]);
-  }
+  for (int r = 0; r < kMR512; ++r) store_row_32(c + r * ldc, acc[r][0], acc[r][1], load_c, bias);
 }
 
 // An fp32 kernel for the driver (gemm_driver.h): a microkernel with its tile and packing; kRound

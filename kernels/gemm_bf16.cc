@@ -269,19 +269,7 @@ SKEIN_AVX512BF16 __attribute__((noinline)) void kernel_avx512bf16(int kq, const 
     b += kNR;
   }
 #pragma GCC unroll 12
-  for (int r = 0; r < kMR; ++r) {
-    float* cr = c + r * ldc;
-    if (load_c) {
-      acc[r][0] = _mm512_add_ps(acc[r][0], _mm512_loadu_ps(cr));
-      acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_loadu_ps(cr + 16));
-    }
-    if (bias) {
-      acc[r][0] = _mm512_add_ps(acc[r][0], _mm512_loadu_ps(bias));
-      acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_loadu_ps(bias + 16));
-    }
-    _mm512_storeu_ps(cr, acc[r][0]);
-    _mm512_storeu_ps(cr + 16, acc[r][1]);
-  }
+  for (int r = 0; r < kMR; ++r) store_row_32(c + r * ldc, acc[r][0], acc[r][1], load_c, bias);
 }
 #endif
 
@@ -443,20 +431,8 @@ SKEIN_AMX __attribute__((noinline)) void kernel_amx(int depth, const uint32_t* a
   _tile_stored(2, &t[16][0], kAmxNR * 4);
   _tile_stored(3, &t[16][16], kAmxNR * 4);
   // product, then C, then bias, as every kernel
-  for (int r = 0; r < kAmxMR; ++r) {
-    float* cr = c + r * ldc;
-    __m512 v0 = _mm512_load_ps(&t[r][0]), v1 = _mm512_load_ps(&t[r][16]);
-    if (load_c) {
-      v0 = _mm512_add_ps(v0, _mm512_loadu_ps(cr));
-      v1 = _mm512_add_ps(v1, _mm512_loadu_ps(cr + 16));
-    }
-    if (bias) {
-      v0 = _mm512_add_ps(v0, _mm512_loadu_ps(bias));
-      v1 = _mm512_add_ps(v1, _mm512_loadu_ps(bias + 16));
-    }
-    _mm512_storeu_ps(cr, v0);
-    _mm512_storeu_ps(cr + 16, v1);
-  }
+  for (int r = 0; r < kAmxMR; ++r)
+    store_row_32(c + r * ldc, _mm512_load_ps(&t[r][0]), _mm512_load_ps(&t[r][16]), load_c, bias);
 }
 
 struct AmxKernel {

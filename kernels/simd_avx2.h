@@ -46,6 +46,25 @@ SKEIN_AVX2 inline __m256 round8_to_bf16(__m256 v) {
   return _mm256_blendv_ps(rounded, nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
 }
 
+// The epilogue of the 32-column AVX-512 kernels (avx512_12x32, avx512bf16_12x32, amx_bf16_32x32):
+// one row of the C tile at cr = its product (two zmm halves) [+ C if load_c] [+ bias (32)], in
+// every kernel's summation order, stored. Inlined into each kernel (their targets include
+// avx512f).
+__attribute__((target("avx512f"), always_inline)) inline void store_row_32(float* cr, __m512 v0,
+                                                                           __m512 v1, bool load_c,
+                                                                           const float* bias) {
+  if (load_c) {
+    v0 = _mm512_add_ps(v0, _mm512_loadu_ps(cr));
+    v1 = _mm512_add_ps(v1, _mm512_loadu_ps(cr + 16));
+  }
+  if (bias) {
+    v0 = _mm512_add_ps(v0, _mm512_loadu_ps(bias));
+    v1 = _mm512_add_ps(v1, _mm512_loadu_ps(bias + 16));
+  }
+  _mm512_storeu_ps(cr, v0);
+  _mm512_storeu_ps(cr + 16, v1);
+}
+
 }  // namespace skein
 
 #endif  // __x86_64__
