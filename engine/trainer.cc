@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "base/check.h"
+#include "base/multiversion.h"
 #include "kernels/crossentropy.h"
 #include "optimizers/clip.h"
 
@@ -16,6 +17,11 @@ double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+// a[0..len) += b[0..len); one clone per x86-64 level (base/multiversion.h)
+SKEIN_MULTIVERSION void add_into(float* __restrict a, const float* __restrict b, size_t len) {
+  for (size_t i = 0; i < len; ++i) a[i] += b[i];
+}
+
 // Sums the n arrays p[0..n) of len floats into p[0] by the tree of trainer.h (split at the
 // largest power of two below n).
 void tree_sum(float* const* p, int n, size_t len) {
@@ -24,9 +30,7 @@ void tree_sum(float* const* p, int n, size_t len) {
   while (m * 2 < n) m *= 2;
   tree_sum(p, m, len);
   tree_sum(p + m, n - m, len);
-  float* __restrict a = p[0];
-  const float* __restrict b = p[m];
-  for (size_t i = 0; i < len; ++i) a[i] += b[i];
+  add_into(p[0], p[m], len);
 }
 }  // namespace
 

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "base/check.h"
+#include "base/multiversion.h"
 #include "kernels/fast_math.h"
 #include "kernels/gemm.h"
 #include "kernels/lane_reduce.h"
@@ -21,6 +22,43 @@ namespace skein {
 // softmax; those past it are never computed, only zeroed. kRows = 48, a multiple of sgemm's 6x16
 // tile, measured best of 32, 48, 64 and 96 at T = 256 and T = 64.
 constexpr int kRows = 48;
+
+// The softmax row loops of one head: templates for any F, and float overloads compiled for each
+// x86-64 level (base/multiversion.h), which the calls in the kernels pick for float.
+namespace {
+// a (T,T) scores -> causal, numerically stable softmax of a * scale, in place, row by row
+template <typename F>
+void causal_softmax_forward(F* a, int T, F scale) {
+  for (int t = 0; t < T; ++t) {
+    F* row = a + static_cast<long>(t) * T;
+    // max(row) * scale == max(row * scale): scale > 0 and rounding is monotonic
+    const F mx = lane_max(row, t + 1) * scale;
+    for (int j = 0; j <= t; ++j) row[j] = exp_of(row[j] * scale - mx);
+    const F sum = lane_sum<F>(t + 1, [=](long j) { return row[j]; });
+    F inv = F(1) / sum;
+    for (int j = 0; j <= t; ++j) row[j] *= inv;
+    for (int j = t + 1; j < T; ++j) row[j] = 0;
+  }
+}
+SKEIN_MULTIVERSION void causal_softmax_forward(float* a, int T, float scale) {
+  causal_softmax_forward<float>(a, T, scale);
+}
+
+// dp (T,T) = dP, p (T,T) = P -> dp = dS = P * (dP - sum_j P dP) * scale, in place, row by row
+template <typename F>
+void causal_softmax_backward(F* dp, const F* p, int T, F scale) {
+  for (int t = 0; t < T; ++t) {
+    const F* prow = p + static_cast<long>(t) * T;
+    F* drow = dp + static_cast<long>(t) * T;
+    const F dot = lane_sum<F>(t + 1, [=](long j) { return prow[j] * drow[j]; });
+    for (int j = 0; j <= t; ++j) drow[j] = prow[j] * (drow[j] - dot) * scale;
+    for (int j = t + 1; j < T; ++j) drow[j] = 0;
+  }
+}
+SKEIN_MULTIVERSION void causal_softmax_backward(float* dp, const float* p, int T, float scale) {
+  causal_softmax_backward<float>(dp, p, T, scale);
+}
+}  // namespace
 
 template <typename F>
 void attention_forward(const MatmulContext& mm, F* out, F* att, const F* qkv, int B, int T, int C,
@@ -42,17 +80,7 @@ void attention_forward(const MatmulContext& mm, F* out, F* att, const F* qkv, in
         const int m = std::min(kRows, T - t0);
         gemm(mm, false, true, m, t0 + m, HS, q + t0 * C3, C3, k, C3, F(0), a + t0 * T, T);
       }
-      // Causal, numerically stable softmax of the scaled scores, row by row.
-      for (int t = 0; t < T; ++t) {
-        F* row = a + static_cast<long>(t) * T;
-        // max(row) * scale == max(row * scale): scale > 0 and rounding is monotonic
-        const F mx = lane_max(row, t + 1) * scale;
-        for (int j = 0; j <= t; ++j) row[j] = exp_of(row[j] * scale - mx);
-        const F sum = lane_sum<F>(t + 1, [=](long j) { return row[j]; });
-        F inv = F(1) / sum;
-        for (int j = 0; j <= t; ++j) row[j] *= inv;
-        for (int j = t + 1; j < T; ++j) row[j] = 0;
-      }
+      causal_softmax_forward(a, T, scale);
       // out_h (T,HS) = P (T,T) @ v (T,HS)
       for (int t0 = 0; t0 < T; t0 += kRows) {
         const int m = std::min(kRows, T - t0);
@@ -92,14 +120,7 @@ void attention_backward(const MatmulContext& mm, F* dqkv, F* scratch, const F* d
         const int m = std::min(kRows, T - t0);
         gemm(mm, false, true, m, t0 + m, HS, dout_h + t0 * C, C, v, C3, F(0), dp + t0 * T, T);
       }
-      // softmax backward, row-wise: dS = P * (dP - sum_j P dP), then the 1/sqrt(HS) scale.
-      for (int t = 0; t < T; ++t) {
-        const F* prow = p + static_cast<long>(t) * T;
-        F* drow = dp + static_cast<long>(t) * T;
-        const F dot = lane_sum<F>(t + 1, [=](long j) { return prow[j] * drow[j]; });
-        for (int j = 0; j <= t; ++j) drow[j] = prow[j] * (drow[j] - dot) * scale;
-        for (int j = t + 1; j < T; ++j) drow[j] = 0;
-      }
+      causal_softmax_backward(dp, p, T, scale);
       // S = Q K^T: dQ += dS K, dK += dS^T Q
       for (int t0 = 0; t0 < T; t0 += kRows) {
         const int m = std::min(kRows, T - t0);

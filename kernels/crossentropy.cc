@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "base/check.h"
+#include "base/multiversion.h"
 #include "kernels/fast_math.h"
 #include "kernels/lane_reduce.h"
 
@@ -15,9 +16,12 @@ int count_targets(const int32_t* targets, int N) {
   return n;
 }
 
+// The row loops: templates for any F, and float overloads compiled for each x86-64 level
+// (base/multiversion.h), which the public kernels' calls pick for float.
+namespace {
 template <typename F>
-double softmax_crossentropy_forward(F* losses, F* probs, const F* logits, const int32_t* targets,
-                                    int N, int V) {
+double softmax_crossentropy_forward_rows(F* losses, F* probs, const F* logits,
+                                         const int32_t* targets, int N, int V) {
   double total = 0;
   for (int i = 0; i < N; ++i) {
     const F* z = logits + static_cast<long>(i) * V;
@@ -39,10 +43,15 @@ double softmax_crossentropy_forward(F* losses, F* probs, const F* logits, const 
   }
   return total;
 }
+SKEIN_MULTIVERSION double softmax_crossentropy_forward_rows(float* losses, float* probs,
+                                                            const float* logits,
+                                                            const int32_t* targets, int N, int V) {
+  return softmax_crossentropy_forward_rows<float>(losses, probs, logits, targets, N, V);
+}
 
 template <typename F>
-void softmax_crossentropy_backward(F* dlogits, const F* probs, const int32_t* targets, int N, int V,
-                                   F dloss) {
+void softmax_crossentropy_backward_rows(F* dlogits, const F* probs, const int32_t* targets, int N,
+                                        int V, F dloss) {
   for (int i = 0; i < N; ++i) {
     F* d = dlogits + static_cast<long>(i) * V;
     const F* p = probs + static_cast<long>(i) * V;
@@ -54,6 +63,24 @@ void softmax_crossentropy_backward(F* dlogits, const F* probs, const int32_t* ta
     for (int v = 0; v < V; ++v) d[v] = p[v] * dloss;
     d[y] -= dloss;
   }
+}
+SKEIN_MULTIVERSION void softmax_crossentropy_backward_rows(float* dlogits, const float* probs,
+                                                           const int32_t* targets, int N, int V,
+                                                           float dloss) {
+  softmax_crossentropy_backward_rows<float>(dlogits, probs, targets, N, V, dloss);
+}
+}  // namespace
+
+template <typename F>
+double softmax_crossentropy_forward(F* losses, F* probs, const F* logits, const int32_t* targets,
+                                    int N, int V) {
+  return softmax_crossentropy_forward_rows(losses, probs, logits, targets, N, V);
+}
+
+template <typename F>
+void softmax_crossentropy_backward(F* dlogits, const F* probs, const int32_t* targets, int N, int V,
+                                   F dloss) {
+  softmax_crossentropy_backward_rows(dlogits, probs, targets, N, V, dloss);
 }
 
 template double softmax_crossentropy_forward<float>(float*, float*, const float*, const int32_t*,

@@ -2,13 +2,17 @@
 
 #include <cmath>
 
+#include "base/multiversion.h"
 #include "kernels/lane_reduce.h"
 
 namespace skein {
 
+// The row loops: templates for any F, and float overloads compiled for each x86-64 level
+// (base/multiversion.h), which the public kernels' calls pick for float.
+namespace {
 template <typename F>
-void layernorm_forward(F* out, F* mean, F* rstd, const F* inp, const F* weight, const F* bias,
-                       int N, int C) {
+void layernorm_forward_rows(F* out, F* mean, F* rstd, const F* inp, const F* weight, const F* bias,
+                            int N, int C) {
   for (int i = 0; i < N; ++i) {
     const F* x = inp + static_cast<long>(i) * C;
     F* o = out + static_cast<long>(i) * C;
@@ -21,8 +25,12 @@ void layernorm_forward(F* out, F* mean, F* rstd, const F* inp, const F* weight, 
     rstd[i] = s;
   }
 }
+SKEIN_MULTIVERSION void layernorm_forward_rows(float* out, float* mean, float* rstd,
+                                               const float* inp, const float* weight,
+                                               const float* bias, int N, int C) {
+  layernorm_forward_rows<float>(out, mean, rstd, inp, weight, bias, N, C);
+}
 
-namespace {
 // The element-wise part of one row. The outputs overlap neither the inputs nor each other (the
 // header's contract); __restrict says so, so that the loop vectorises without run-time checks.
 template <typename F>
@@ -41,11 +49,10 @@ void layernorm_backward_row(F* __restrict dx, F* __restrict dweight, F* __restri
     dx[c] += g * s;               // final scale
   }
 }
-}  // namespace
 
 template <typename F>
-void layernorm_backward(F* dinp, F* dweight, F* dbias, const F* dout, const F* inp, const F* weight,
-                        const F* mean, const F* rstd, int N, int C) {
+void layernorm_backward_rows(F* dinp, F* dweight, F* dbias, const F* dout, const F* inp,
+                             const F* weight, const F* mean, const F* rstd, int N, int C) {
   for (int i = 0; i < N; ++i) {
     const F* d = dout + static_cast<long>(i) * C;
     const F* x = inp + static_cast<long>(i) * C;
@@ -58,6 +65,25 @@ void layernorm_backward(F* dinp, F* dweight, F* dbias, const F* dout, const F* i
         lane_sum<F>(C, [=](long c) { return d[c] * weight[c] * ((x[c] - m) * s); }) / C;
     layernorm_backward_row(dx, dweight, dbias, d, x, weight, m, s, dnorm_mean, dnorm_norm_mean, C);
   }
+}
+SKEIN_MULTIVERSION void layernorm_backward_rows(float* dinp, float* dweight, float* dbias,
+                                                const float* dout, const float* inp,
+                                                const float* weight, const float* mean,
+                                                const float* rstd, int N, int C) {
+  layernorm_backward_rows<float>(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
+}
+}  // namespace
+
+template <typename F>
+void layernorm_forward(F* out, F* mean, F* rstd, const F* inp, const F* weight, const F* bias,
+                       int N, int C) {
+  layernorm_forward_rows(out, mean, rstd, inp, weight, bias, N, C);
+}
+
+template <typename F>
+void layernorm_backward(F* dinp, F* dweight, F* dbias, const F* dout, const F* inp, const F* weight,
+                        const F* mean, const F* rstd, int N, int C) {
+  layernorm_backward_rows(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
 }
 
 template void layernorm_forward<float>(float*, float*, float*, const float*, const float*,

@@ -3,11 +3,13 @@
 #include <cmath>
 
 #include "base/check.h"
+#include "base/multiversion.h"
 
 namespace skein {
 
-void adamw_update(float* p, const float* g, float* m, float* v, long n, const AdamWHyper& h,
-                  long step, bool decay, float grad_scale) {
+// One clone per x86-64 level (base/multiversion.h): the loop is the whole function.
+SKEIN_MULTIVERSION void adamw_update(float* p, const float* g, float* m, float* v, long n,
+                                     const AdamWHyper& h, long step, bool decay, float grad_scale) {
   SKEIN_CHECK(step >= 1);
   const double bc1 = 1.0 - std::pow(double(h.beta1), double(step));
   const double bc2 = 1.0 - std::pow(double(h.beta2), double(step));

@@ -1,10 +1,12 @@
 #include "optimizers/clip.h"
 
+#include "base/multiversion.h"
 #include "kernels/lane_reduce.h"
 
 namespace skein {
 
-double squared_norm(const float* g, long n) {
+// One clone per x86-64 level (base/multiversion.h).
+SKEIN_MULTIVERSION double squared_norm(const float* g, long n) {
   // in lanes: a left-to-right sum in double is one dependent chain of adds, ~50 ms per step on
   // gpt2's 124 M parameters
   return lane_sum<double>(n, [g](long i) { return double(g[i]) * double(g[i]); });

@@ -1,9 +1,12 @@
 #include "optimizers/sgd.h"
 
+#include "base/multiversion.h"
+
 namespace skein {
 
-void sgd_update(float* p, const float* g, float* momentum_buf, long n, const SgdHyper& h,
-                bool decay, float grad_scale) {
+// One clone per x86-64 level (base/multiversion.h): the loop is the whole function.
+SKEIN_MULTIVERSION void sgd_update(float* p, const float* g, float* momentum_buf, long n,
+                                   const SgdHyper& h, bool decay, float grad_scale) {
   const float wd = decay ? h.weight_decay : 0.0f;
   for (long i = 0; i < n; ++i) {
     float d = g[i] * grad_scale;

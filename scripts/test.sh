@@ -38,7 +38,8 @@ run_tsan() {  # build-dir
   fi
   echo "== $dir: configure and build data_test, trainer_test (clang, ThreadSanitizer, libomp + Archer)"
   # SKEIN_NATIVE=OFF: TSan does not instrument 32-byte (AVX) loads and stores, so the
-  # auto-vectorised loops are kept to 16-byte vectors, which it does see. And since
+  # auto-vectorised loops are kept to 16-byte vectors, which it does see (CMake compiles no
+  # AVX2/AVX-512 clones of the hot loops under TSan either: base/multiversion.h). And since
   # ignore_noninstrumented_modules (needed for libomp) also hides libc's memcpy/memmove, the
   # shared-buffer copies in the trainer and its test Comm are plain loops.
   cmake -S . -B "$dir" -G Ninja -DSKEIN_WERROR=$werror -DCMAKE_CXX_COMPILER=clang++ \
