@@ -10,15 +10,17 @@ cd "$(dirname "$0")/.."
 
 jobs=$(nproc)
 werror=OFF
+suite_start=$SECONDS
+stage() { echo "== [$((SECONDS - suite_start)) s] $*"; }
 [[ "${CI:-}" == "true" ]] && werror=ON
 
 run_suite() {  # build-dir, extra cmake args...
   local dir=$1
   shift
-  echo "== $dir: configure and build"
+  stage "$dir: configure and build"
   cmake -S . -B "$dir" -G Ninja -DSKEIN_WERROR=$werror "$@" >/dev/null
   cmake --build "$dir" -j "$jobs"
-  echo "== $dir: ctest"
+  stage "$dir: ctest"
   (cd "$dir" && ctest -j "$jobs" --output-on-failure --timeout 600)
 }
 
@@ -36,7 +38,7 @@ run_tsan() {  # build-dir
     echo "error: $archer not found (Debian package libomp-dev)" >&2
     exit 1
   fi
-  echo "== $dir: configure and build data_test, trainer_test (clang, ThreadSanitizer, libomp + Archer)"
+  stage "$dir: configure and build data_test, trainer_test (clang, ThreadSanitizer, libomp + Archer)"
   # SKEIN_NATIVE=OFF: TSan does not instrument 32-byte (AVX) loads and stores, so the
   # auto-vectorised loops are kept to 16-byte vectors, which it does see (CMake compiles no
   # AVX2/AVX-512 clones of the hot loops under TSan either: base/multiversion.h). And since
@@ -52,7 +54,7 @@ run_tsan() {  # build-dir
       exit 1
     fi
   done
-  echo "== $dir: ctest -L 'data_test|trainer_test'"
+  stage "$dir: ctest -L 'data_test|trainer_test'"
   (cd "$dir" && OMP_TOOL_LIBRARIES=$archer \
     TSAN_OPTIONS='ignore_noninstrumented_modules=1 halt_on_error=1' \
     ctest -j "$jobs" --output-on-failure --timeout 600 -L '^(data_test|trainer_test)$')
@@ -60,7 +62,7 @@ run_tsan() {  # build-dir
 
 run_suite build -DCMAKE_BUILD_TYPE=Release
 # The other instruction sets, compile only, always under -Werror (the host may lack them).
-echo "== build-isa: compile-only check for haswell, skylake-avx512, sapphirerapids"
+stage "build-isa: compile-only check for haswell, skylake-avx512, sapphirerapids"
 ./scripts/isa_check.sh --skip-host
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   run_suite build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSKEIN_SANITIZE=address,undefined \
@@ -68,5 +70,6 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 run_tsan build-tsan
 # libFuzzer on every reader of untrusted bytes (configs, checkpoints, shards, tokenizer files),
 # ASan+UBSan, 15 s per target.
+stage "fuzz: build and run"
 ./scripts/fuzz.sh 15
-echo "== all test suites passed"
+stage "all test suites passed"
