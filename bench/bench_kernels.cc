@@ -143,18 +143,20 @@ void BM_attention(benchmark::State& st, Shape s, bool backward) {
   const int B = s.B, T = s.T, C = s.C, NH = s.NH, HS = C / NH;
   auto qkv = random_buffer(size_t(B) * T * 3 * C, 1);
   auto out = random_buffer(size_t(B) * T * C, 2);
-  AlignedBuffer<float> att(size_t(B) * NH * T * T), dqkv(qkv.size()), scratch(size_t(T) * T);
-  attention_forward(out.data(), att.data(), qkv.data(), B, T, C, NH);
+  AlignedBuffer<float> stats(attention_stats_size(B, T, NH)), dqkv(qkv.size()),
+      scratch(size_t(2) * T * T);
+  attention_forward(out.data(), stats.data(), scratch.data(), qkv.data(), B, T, C, NH);
   for (auto _ : st) {
     if (backward)
-      attention_backward(dqkv.data(), scratch.data(), out.data(), qkv.data(), att.data(), B, T, C,
+      attention_backward(dqkv.data(), scratch.data(), out.data(), qkv.data(), stats.data(), B, T, C,
                          NH);
     else
-      attention_forward(out.data(), att.data(), qkv.data(), B, T, C, NH);
+      attention_forward(out.data(), stats.data(), scratch.data(), qkv.data(), B, T, C, NH);
     benchmark::ClobberMemory();
   }
   // matmul FLOPs of full T x T score matrices, 2 products forward, 4 backward: a fixed measure
-  // of work. The kernel skips most of the causally masked half, so it does ~60% of these at T=256.
+  // of work. The kernel skips most of the causally masked half, so it does ~60% of these at T=256;
+  // backward also recomputes the scores (a fifth product) instead of reading stored probabilities.
   set_flops(st, (backward ? 8.0 : 4.0) * B * NH * double(T) * T * HS);
 }
 
@@ -224,16 +226,16 @@ void BM_crossentropy(benchmark::State& st, Shape s, bool backward) {
   auto z = random_buffer(size_t(N) * V, 1);
   std::vector<int32_t> y(N);
   for (int i = 0; i < N; ++i) y[i] = static_cast<int32_t>(mix64(i) % V);
-  AlignedBuffer<float> probs(size_t(N) * V), losses(N), dz(size_t(N) * V);
-  softmax_crossentropy_forward(losses.data(), probs.data(), z.data(), y.data(), N, V);
+  AlignedBuffer<float> stats(size_t(N) * kCrossEntropyStats), losses(N), dz(size_t(N) * V);
+  softmax_crossentropy_forward(losses.data(), stats.data(), z.data(), y.data(), N, V);
   for (auto _ : st) {
     if (backward)
-      softmax_crossentropy_backward(dz.data(), probs.data(), y.data(), N, V, 1.0f / N);
+      softmax_crossentropy_backward(dz.data(), z.data(), stats.data(), y.data(), N, V, 1.0f / N);
     else
-      softmax_crossentropy_forward(losses.data(), probs.data(), z.data(), y.data(), N, V);
+      softmax_crossentropy_forward(losses.data(), stats.data(), z.data(), y.data(), N, V);
     benchmark::ClobberMemory();
   }
-  set_bytes(st, 2.0 * N * V * sizeof(float));
+  set_bytes(st, (backward ? 2.0 : 1.0) * N * V * sizeof(float));  // forward reads z; backward z, dz
 }
 
 void register_all() {

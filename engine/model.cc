@@ -44,7 +44,7 @@ Activations::Activations(const GptConfig& cfg, int B, int T, Mode mode) : B_(B),
                              {&l.ln1_mean, BT},
                              {&l.ln1_rstd, BT},
                              {&l.qkv, BT * 3 * C},
-                             {&l.att, size_t(B) * NH * T * T},
+                             {&l.att_stats, size_t(attention_stats_size(B, T, NH))},
                              {&l.atty, BT * C},
                              {&l.res2, BT * C},
                              {&l.ln2, BT * C},
@@ -59,14 +59,13 @@ Activations::Activations(const GptConfig& cfg, int B, int T, Mode mode) : B_(B),
                            {&lnf_mean_, BT},
                            {&lnf_rstd_, BT},
                            {&logits_, BT * V},
-                           {&probs_, BT * V},
+                           {&ce_stats_, BT * kCrossEntropyStats},
                            {&losses_, BT},
                            {&dres_, BT * C},
                            {&dwide_a_, BT * 4 * C},
                            {&dwide_b_, BT * 4 * C},
                            {&dnarrow_, BT * C},
-                           {&dlogits_, BT * V},
-                           {&att_scratch_, size_t(T) * T}});
+                           {&att_scratch_, size_t(2) * T * T}});
   size_t total = 0;
   for (auto& [ptr, n] : plan) total += round_up(n, kTensorAlign);
   planned_floats_ = total;
@@ -183,7 +182,7 @@ float Model::forward(Activations& a, const int32_t* tokens, const int32_t* targe
     Activations::Layer& A = a.layers_[l];
     layernorm_forward(A.ln1, A.ln1_mean, A.ln1_rstd, x, p + o.ln1w, p + o.ln1b, BT, C);
     linear_forward(mm, A.qkv, A.ln1, p + o.qkvw, p + o.qkvb, BT, C, 3 * C);
-    attention_forward(mm, A.atty, A.att, A.qkv, B, T, C, NH);
+    attention_forward(mm, A.atty, A.att_stats, a.att_scratch_, A.qkv, B, T, C, NH);
     linear_forward(mm, a.dnarrow_, A.atty, p + o.projw, p + o.projb, BT, C, C);  // scratch
     residual_forward(A.res2, x, a.dnarrow_, long(BT) * C);
     layernorm_forward(A.ln2, A.ln2_mean, A.ln2_rstd, A.res2, p + o.ln2w, p + o.ln2b, BT, C);
@@ -195,7 +194,7 @@ float Model::forward(Activations& a, const int32_t* tokens, const int32_t* targe
   }
   layernorm_forward(a.lnf_, a.lnf_mean_, a.lnf_rstd_, x, p + lnfw_, p + lnfb_, BT, C);
   linear_forward(mm, a.logits_, a.lnf_, p + wte_, static_cast<const float*>(nullptr), BT, C, V);
-  double sum = softmax_crossentropy_forward(a.losses_, a.probs_, a.logits_, targets, BT, V);
+  double sum = softmax_crossentropy_forward(a.losses_, a.ce_stats_, a.logits_, targets, BT, V);
   a.target_count_ = count_targets(targets, BT);
   return a.target_count_ ? static_cast<float>(sum / a.target_count_) : 0.0f;
 }
@@ -217,10 +216,12 @@ void Model::backward(Activations& a, float* g, float loss_scale, GradMode mode) 
   const float beta_w = overwrite ? 0.0f : 1.0f;  // the matrices' old gradient: kept or ignored
   const float dloss = loss_scale / static_cast<float>(a.target_count_);
 
-  softmax_crossentropy_backward(a.dlogits_, a.probs_, a.targets_.data(), BT, V, dloss);
+  // dlogits in place of the logits
+  float* dlogits = a.logits_;
+  softmax_crossentropy_backward(dlogits, a.logits_, a.ce_stats_, a.targets_.data(), BT, V, dloss);
   // lm_head tied to wte: logits = lnf @ wte^T
-  linear_backward(mm, a.dnarrow_, g + wte_, static_cast<float*>(nullptr), a.dlogits_, a.lnf_,
-                  p + wte_, BT, C, V, 0.0f, beta_w);
+  linear_backward(mm, a.dnarrow_, g + wte_, static_cast<float*>(nullptr), dlogits, a.lnf_, p + wte_,
+                  BT, C, V, 0.0f, beta_w);
   const float* x_last = cfg_.n_layer ? a.layers_.back().res3 : a.encoded_;
   std::memset(a.dres_, 0, sizeof(float) * nC);
   layernorm_backward(a.dres_, g + lnfw_, g + lnfb_, a.dnarrow_, x_last, p + lnfw_, a.lnf_mean_,
@@ -245,7 +246,7 @@ void Model::backward(Activations& a, float* g, float loss_scale, GradMode mode) 
     linear_backward(mm, a.dnarrow_, g + o.projw, g + o.projb, a.dres_, A.atty, p + o.projw, BT, C,
                     C, 0.0f, beta_w);
     std::memset(a.dwide_a_, 0, sizeof(float) * nC * 3);
-    attention_backward(mm, a.dwide_a_, a.att_scratch_, a.dnarrow_, A.qkv, A.att, B, T, C, NH);
+    attention_backward(mm, a.dwide_a_, a.att_scratch_, a.dnarrow_, A.qkv, A.att_stats, B, T, C, NH);
     linear_backward(mm, a.dnarrow_, g + o.qkvw, g + o.qkvb, a.dwide_a_, A.ln1, p + o.qkvw, BT, C,
                     3 * C, 0.0f, beta_w);
     layernorm_backward(a.dres_, g + o.ln1w, g + o.ln1b, a.dnarrow_, x_in, p + o.ln1w, A.ln1_mean,

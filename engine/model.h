@@ -49,15 +49,18 @@ class Activations {
   Activations(const GptConfig& cfg, int B, int T, Mode mode);
   size_t planned_floats_ = 0;
   struct Layer {
-    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *att, *atty, *res2, *ln2, *ln2_mean, *ln2_rstd, *fch,
-        *fcg, *res3;
+    // att_stats: the softmax's row statistics (attention_stats_size), not its T x T probabilities
+    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *att_stats, *atty, *res2, *ln2, *ln2_mean, *ln2_rstd,
+        *fch, *fcg, *res3;
   };
   int B_, T_;
   AlignedBuffer<float> buf_;
   std::vector<Layer> layers_;
-  float *encoded_, *lnf_, *lnf_mean_, *lnf_rstd_, *logits_, *probs_, *losses_;
-  // backward scratch
-  float *dres_, *dwide_a_, *dwide_b_, *dnarrow_, *dlogits_, *att_scratch_;
+  // logits_: backward overwrites them with their gradient; ce_stats_: the cross-entropy's softmax
+  // statistics (kCrossEntropyStats per row), from which backward rebuilds the probabilities
+  float *encoded_, *lnf_, *lnf_mean_, *lnf_rstd_, *logits_, *ce_stats_, *losses_;
+  // scratch of forward and backward; att_scratch_: one head's T x T scores twice
+  float *dres_, *dwide_a_, *dwide_b_, *dnarrow_, *att_scratch_;
   std::vector<int32_t> tokens_, targets_;
   int target_count_ = 0;
 };
@@ -85,7 +88,8 @@ class Model {
   float forward(Activations& acts, const int32_t* tokens, const int32_t* targets) const;
 
   // d(loss_scale * mean loss)/d(params) into grads (same layout as params), from the activations
-  // of the last forward with acts. kAccumulate adds to grads; kOverwrite ignores what grads held
+  // of the last forward with acts. It consumes them (the logits become their gradient, as
+  // PyTorch frees its graph after a backward): one backward per forward. kAccumulate adds to grads; kOverwrite ignores what grads held
   // (anything, NaN included) and gives what kAccumulate gives on a zeroed buffer (up to the sign
   // of zeros), without reading the big matrices' old gradients or needing them zeroed.
   enum class GradMode { kAccumulate, kOverwrite };
@@ -97,7 +101,8 @@ class Model {
   void set_matmul_precision(MatmulPrecision p) { precision_ = p; }
   MatmulPrecision matmul_precision() const { return precision_; }
 
-  // Logits (B,T,V) of the last forward with acts.
+  // Logits (B,T,V) of the last forward with acts, until a backward with acts (which overwrites
+  // them with their gradient).
   const float* logits(const Activations& acts) const { return acts.logits_; }
 
  private:

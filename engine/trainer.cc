@@ -338,8 +338,9 @@ Status check_fits_in_memory(const GptConfig& cfg, const TrainerOptions& opt, int
   const double C = cfg.d_model, V = cfg.vocab_size, L = cfg.n_layer, T = cfg.seq_len,
                NH = cfg.n_head, Bq = double(opt.batch_size) / R, K = opt.threads;
   const double param_bytes = 4 * (V + T + L * (12 * C + 13)) * C;
-  double need = param_bytes * (1 + double(R) / P + 2) +
-                4 * K * (L * Bq * (NH * T * T + T * (16 * C + 4)) + Bq * T * (5 * C + 3 * V + 4));
+  double need =
+      param_bytes * (1 + double(R) / P + 2) +
+      4 * K * (L * Bq * T * (16 * C + 4 + 2 * NH) + Bq * T * (12 * C + V + 5) + 2 * T * T);
   double once = gathers_state ? 2 * param_bytes : 0;  // rank 0's whole optimizer state at a save
   std::string parts;
   if ((need + extra_bytes) * ranks_on_machine + once <= 2 * avail) {

@@ -26,22 +26,46 @@ constexpr int kRows = 48;
 // The softmax row loops of one head: templates for any F, and float overloads compiled for each
 // x86-64 level (base/multiversion.h), which the calls in the kernels pick for float.
 namespace {
-// a (T,T) scores -> causal, numerically stable softmax of a * scale, in place, row by row
+// One probability's exponent, in one place so that forward and the rebuild in backward round it
+// alike.
 template <typename F>
-void causal_softmax_forward(F* a, int T, F scale) {
+inline F shifted_exp(F score, F scale, F mx) {
+  return exp_of(score * scale - mx);
+}
+
+// a (T,T) scores -> causal, numerically stable softmax of a * scale, in place, row by row;
+// st (T,2): each row's max(score) * scale and 1/sum
+template <typename F>
+void causal_softmax_forward(F* a, F* st, int T, F scale) {
   for (int t = 0; t < T; ++t) {
     F* row = a + static_cast<long>(t) * T;
     // max(row) * scale == max(row * scale): scale > 0 and rounding is monotonic
     const F mx = lane_max(row, t + 1) * scale;
-    for (int j = 0; j <= t; ++j) row[j] = exp_of(row[j] * scale - mx);
+    for (int j = 0; j <= t; ++j) row[j] = shifted_exp(row[j], scale, mx);
     const F sum = lane_sum<F>(t + 1, [=](long j) { return row[j]; });
-    F inv = F(1) / sum;
+    const F inv = F(1) / sum;
     for (int j = 0; j <= t; ++j) row[j] *= inv;
+    for (int j = t + 1; j < T; ++j) row[j] = 0;
+    st[2 * t] = mx;
+    st[2 * t + 1] = inv;
+  }
+}
+SKEIN_MULTIVERSION void causal_softmax_forward(float* a, float* st, int T, float scale) {
+  causal_softmax_forward<float>(a, st, T, scale);
+}
+
+// a (T,T) the same scores -> the same probabilities, from forward's st
+template <typename F>
+void causal_softmax_rebuild(F* a, const F* st, int T, F scale) {
+  for (int t = 0; t < T; ++t) {
+    F* row = a + static_cast<long>(t) * T;
+    const F mx = st[2 * t], inv = st[2 * t + 1];
+    for (int j = 0; j <= t; ++j) row[j] = shifted_exp(row[j], scale, mx) * inv;
     for (int j = t + 1; j < T; ++j) row[j] = 0;
   }
 }
-SKEIN_MULTIVERSION void causal_softmax_forward(float* a, int T, float scale) {
-  causal_softmax_forward<float>(a, T, scale);
+SKEIN_MULTIVERSION void causal_softmax_rebuild(float* a, const float* st, int T, float scale) {
+  causal_softmax_rebuild<float>(a, st, T, scale);
 }
 
 // dp (T,T) = dP, p (T,T) = P -> dp = dS = P * (dP - sum_j P dP) * scale, in place, row by row
@@ -58,15 +82,26 @@ void causal_softmax_backward(F* dp, const F* p, int T, F scale) {
 SKEIN_MULTIVERSION void causal_softmax_backward(float* dp, const float* p, int T, float scale) {
   causal_softmax_backward<float>(dp, p, T, scale);
 }
+
+// a (T,T) = q (T,HS) @ k^T with row stride ld (3C), for keys up to the end of each query block
+template <typename F>
+void causal_scores(const MatmulContext& mm, F* a, const F* q, const F* k, int T, int HS, int ld) {
+  for (int t0 = 0; t0 < T; t0 += kRows) {
+    const int m = std::min(kRows, T - t0);
+    gemm(mm, false, true, m, t0 + m, HS, q + static_cast<long>(t0) * ld, ld, k, ld, F(0),
+         a + static_cast<long>(t0) * T, T);
+  }
+}
 }  // namespace
 
 template <typename F>
-void attention_forward(const MatmulContext& mm, F* out, F* att, const F* qkv, int B, int T, int C,
-                       int NH) {
+void attention_forward(const MatmulContext& mm, F* out, F* stats, F* scratch, const F* qkv, int B,
+                       int T, int C, int NH) {
   SKEIN_CHECK(C % NH == 0);
   const int HS = C / NH;
   const int C3 = 3 * C;
   const F scale = F(1) / std::sqrt(F(HS));
+  F* a = scratch;  // (T,T): one head's scores, then its probabilities
   for (int b = 0; b < B; ++b) {
     const F* base = qkv + static_cast<long>(b) * T * C3;
     for (int h = 0; h < NH; ++h) {
@@ -74,13 +109,9 @@ void attention_forward(const MatmulContext& mm, F* out, F* att, const F* qkv, in
       const F* k = base + C + h * HS;
       const F* v = base + 2 * C + h * HS;
       F* out_h = out + static_cast<long>(b) * T * C + h * HS;
-      F* a = att + (static_cast<long>(b) * NH + h) * T * T;
-      // scores (T,T) = q (T,HS) @ k^T, for keys up to the end of each query block
-      for (int t0 = 0; t0 < T; t0 += kRows) {
-        const int m = std::min(kRows, T - t0);
-        gemm(mm, false, true, m, t0 + m, HS, q + t0 * C3, C3, k, C3, F(0), a + t0 * T, T);
-      }
-      causal_softmax_forward(a, T, scale);
+      F* st = stats + (static_cast<long>(b) * NH + h) * 2 * T;
+      causal_scores(mm, a, q, k, T, HS, C3);
+      causal_softmax_forward(a, st, T, scale);
       // out_h (T,HS) = P (T,T) @ v (T,HS)
       for (int t0 = 0; t0 < T; t0 += kRows) {
         const int m = std::min(kRows, T - t0);
@@ -92,11 +123,13 @@ void attention_forward(const MatmulContext& mm, F* out, F* att, const F* qkv, in
 
 template <typename F>
 void attention_backward(const MatmulContext& mm, F* dqkv, F* scratch, const F* dout, const F* qkv,
-                        const F* att, int B, int T, int C, int NH) {
+                        const F* stats, int B, int T, int C, int NH) {
   SKEIN_CHECK(C % NH == 0);
   const int HS = C / NH;
   const int C3 = 3 * C;
   const F scale = F(1) / std::sqrt(F(HS));
+  F* p = scratch;                              // (T,T): P, rebuilt
+  F* dp = scratch + static_cast<long>(T) * T;  // (T,T): dP, then dS
   for (int b = 0; b < B; ++b) {
     const F* base = qkv + static_cast<long>(b) * T * C3;
     F* dbase = dqkv + static_cast<long>(b) * T * C3;
@@ -108,8 +141,8 @@ void attention_backward(const MatmulContext& mm, F* dqkv, F* scratch, const F* d
       F* dk = dbase + C + h * HS;
       F* dv = dbase + 2 * C + h * HS;
       const F* dout_h = dout + static_cast<long>(b) * T * C + h * HS;
-      const F* p = att + (static_cast<long>(b) * NH + h) * T * T;
-      F* dp = scratch;  // (T,T)
+      causal_scores(mm, p, q, k, T, HS, C3);
+      causal_softmax_rebuild(p, stats + (static_cast<long>(b) * NH + h) * 2 * T, T, scale);
       // out = P V: dV += P^T dout, dP = dout V^T. Keys j0..j0+m-1 get dV from queries j0..T-1.
       for (int j0 = 0; j0 < T; j0 += kRows) {
         const int m = std::min(kRows, T - j0);
@@ -132,10 +165,10 @@ void attention_backward(const MatmulContext& mm, F* dqkv, F* scratch, const F* d
   }
 }
 
-template void attention_forward<float>(const MatmulContext&, float*, float*, const float*, int, int,
-                                       int, int);
-template void attention_forward<double>(const MatmulContext&, double*, double*, const double*, int,
-                                        int, int, int);
+template void attention_forward<float>(const MatmulContext&, float*, float*, float*, const float*,
+                                       int, int, int, int);
+template void attention_forward<double>(const MatmulContext&, double*, double*, double*,
+                                        const double*, int, int, int, int);
 template void attention_backward<float>(const MatmulContext&, float*, float*, const float*,
                                         const float*, const float*, int, int, int, int);
 template void attention_backward<double>(const MatmulContext&, double*, double*, const double*,

@@ -10,24 +10,32 @@ namespace skein {
 // mm: the products' precision and kernel (ignored for double); the overloads without it compute
 // in fp32.
 
-// qkv (B,T,3C) -> out (B,T,C); att (B,NH,T,T) keeps the softmax probabilities for backward
-// (row t holds weights for keys 0..t; entries above the diagonal are written as 0).
-template <typename F>
-void attention_forward(const MatmulContext& mm, F* out, F* att, const F* qkv, int B, int T, int C,
-                       int NH);
-template <typename F>
-void attention_forward(F* out, F* att, const F* qkv, int B, int T, int C, int NH) {
-  attention_forward(MatmulContext{}, out, att, qkv, B, T, C, NH);
+// The softmax statistics forward keeps for backward: for each (sequence, head, query row) the
+// row's maximum score and 1/sum, 2 values. Backward rebuilds the probabilities from them and a
+// second product q k^T, bit for bit what forward computed, instead of keeping B*NH*T*T of them
+// (at T = 1024 that is 48 MB per layer and sequence; the statistics are 96 KB).
+inline long attention_stats_size(int B, int T, int NH) {
+  return 2L * B * NH * T;
 }
 
-// dout (B,T,C) -> dqkv (B,T,3C) +=. scratch: T*T elements, overwritten.
+// qkv (B,T,3C) -> out (B,T,C), stats (attention_stats_size). scratch: T*T elements, overwritten.
+template <typename F>
+void attention_forward(const MatmulContext& mm, F* out, F* stats, F* scratch, const F* qkv, int B,
+                       int T, int C, int NH);
+template <typename F>
+void attention_forward(F* out, F* stats, F* scratch, const F* qkv, int B, int T, int C, int NH) {
+  attention_forward(MatmulContext{}, out, stats, scratch, qkv, B, T, C, NH);
+}
+
+// dout (B,T,C) -> dqkv (B,T,3C) +=, from qkv and the stats of the forward that made dout's out.
+// scratch: 2*T*T elements, overwritten.
 template <typename F>
 void attention_backward(const MatmulContext& mm, F* dqkv, F* scratch, const F* dout, const F* qkv,
-                        const F* att, int B, int T, int C, int NH);
+                        const F* stats, int B, int T, int C, int NH);
 template <typename F>
-void attention_backward(F* dqkv, F* scratch, const F* dout, const F* qkv, const F* att, int B,
+void attention_backward(F* dqkv, F* scratch, const F* dout, const F* qkv, const F* stats, int B,
                         int T, int C, int NH) {
-  attention_backward(MatmulContext{}, dqkv, scratch, dout, qkv, att, B, T, C, NH);
+  attention_backward(MatmulContext{}, dqkv, scratch, dout, qkv, stats, B, T, C, NH);
 }
 
 }  // namespace skein

@@ -185,11 +185,11 @@ TEST(Import, EveryFixtureMatchesPyTorchLogitsLossAndGradients) {
       Activations acts(cfg, B, T);
       std::vector<float> grads(m.num_params(), 0.0f);
       const float loss = m.forward(acts, fx["tokens"].i.data(), fx["targets"].i.data());
+      const Diff dl = diff(m.logits(acts), fx["logits"].f);  // before backward overwrites them
       m.backward(acts, grads.data());
       const float want = fx["loss"].f[0];
       const double loss_rel = std::abs(double(loss) - want) / std::abs(want);
       EXPECT_LE(loss_rel, kTol) << path << ": loss " << loss << " vs " << want;
-      const Diff dl = diff(m.logits(acts), fx["logits"].f);
       EXPECT_LE(dl.rel, kTol) << path << ": logits";
       Diff worst;
       for (const TensorView& t : m.tensors()) {

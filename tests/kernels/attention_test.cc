@@ -25,34 +25,34 @@ TEST_P(AttentionTest, ForwardMatchesReference) {
   ref::attention_forward(expect.data(), qkv.data(), B, T, C, NH);
 
   auto qf = to_float(qkv);
-  std::vector<float> out(B * T * C), att(B * NH * T * T);
-  attention_forward(out.data(), att.data(), qf.data(), B, T, C, NH);
+  std::vector<float> out(B * T * C), stats(attention_stats_size(B, T, NH)), scratch(T * T);
+  attention_forward(out.data(), stats.data(), scratch.data(), qf.data(), B, T, C, NH);
   EXPECT_LE(rel_error(out, expect), 1e-5);
-  // probabilities: rows sum to one, nothing above the diagonal
-  for (int r = 0; r < B * NH; ++r)
-    for (int t = 0; t < T; ++t) {
-      double sum = 0;
-      for (int j = 0; j < T; ++j) {
-        float pj = att[(r * T + t) * T + j];
-        if (j > t) {
-          EXPECT_EQ(pj, 0.0f);
-        }
-        sum += pj;
+  // the last head's probabilities, left in scratch: rows sum to one, nothing above the diagonal
+  for (int t = 0; t < T; ++t) {
+    double sum = 0;
+    for (int j = 0; j < T; ++j) {
+      float pj = scratch[t * T + j];
+      if (j > t) {
+        EXPECT_EQ(pj, 0.0f);
       }
-      EXPECT_NEAR(sum, 1.0, 1e-5);
+      sum += pj;
     }
+    EXPECT_NEAR(sum, 1.0, 1e-5);
+  }
 }
 
 TEST_P(AttentionTest, BackwardMatchesFiniteDifferences) {
   const auto [B, T, C, NH] = GetParam();
   auto qkv = random_vec(B * T * 3 * C, 2);
-  std::vector<double> dqkv(qkv.size()), out(B * T * C), att(B * NH * T * T), scratch(T * T);
+  std::vector<double> dqkv(qkv.size()), out(B * T * C), stats(attention_stats_size(B, T, NH)),
+      scratch(2 * T * T);
   auto forward = [&] {
-    attention_forward(out.data(), att.data(), qkv.data(), B, T, C, NH);
+    attention_forward(out.data(), stats.data(), scratch.data(), qkv.data(), B, T, C, NH);
     return out;
   };
   auto backward = [&](const std::vector<double>& dout) {
-    attention_backward(dqkv.data(), scratch.data(), dout.data(), qkv.data(), att.data(), B, T, C,
+    attention_backward(dqkv.data(), scratch.data(), dout.data(), qkv.data(), stats.data(), B, T, C,
                        NH);
   };
   check_gradients(forward, {{"qkv", &qkv, &dqkv}}, backward);
@@ -63,13 +63,14 @@ TEST_P(AttentionTest, BackwardMatchesFiniteDifferences) {
 void expect_float_matches_double(int B, int T, int C, int NH) {
   auto qkv = random_vec(B * T * 3 * C, 4), dout = random_vec(B * T * C, 5);
   auto dqkv = random_vec(qkv.size(), 6);  // backward accumulates: start from nonzero
-  std::vector<double> out(B * T * C), att(B * NH * T * T), scratch(T * T);
+  std::vector<double> out(B * T * C), stats(attention_stats_size(B, T, NH)), scratch(2 * T * T);
   auto qf = to_float(qkv), doutf = to_float(dout), dqkvf = to_float(dqkv);
-  std::vector<float> outf(out.size()), attf(att.size()), scratchf(T * T);
-  attention_forward(out.data(), att.data(), qkv.data(), B, T, C, NH);
-  attention_backward(dqkv.data(), scratch.data(), dout.data(), qkv.data(), att.data(), B, T, C, NH);
-  attention_forward(outf.data(), attf.data(), qf.data(), B, T, C, NH);
-  attention_backward(dqkvf.data(), scratchf.data(), doutf.data(), qf.data(), attf.data(), B, T, C,
+  std::vector<float> outf(out.size()), statsf(stats.size()), scratchf(2 * T * T);
+  attention_forward(out.data(), stats.data(), scratch.data(), qkv.data(), B, T, C, NH);
+  attention_backward(dqkv.data(), scratch.data(), dout.data(), qkv.data(), stats.data(), B, T, C,
+                     NH);
+  attention_forward(outf.data(), statsf.data(), scratchf.data(), qf.data(), B, T, C, NH);
+  attention_backward(dqkvf.data(), scratchf.data(), doutf.data(), qf.data(), statsf.data(), B, T, C,
                      NH);
   EXPECT_LE(rel_error(outf, out), 1e-5);
   EXPECT_LE(rel_error(dqkvf, dqkv), 1e-5);
@@ -87,10 +88,10 @@ TEST(Attention, IsCausal) {
   // Changing the last position's q, k, v must not change any earlier output.
   const int B = 1, T = 5, C = 6, NH = 2;
   auto qkv = to_float(random_vec(B * T * 3 * C, 3));
-  std::vector<float> out1(T * C), out2(T * C), att(NH * T * T);
-  attention_forward(out1.data(), att.data(), qkv.data(), B, T, C, NH);
+  std::vector<float> out1(T * C), out2(T * C), stats(attention_stats_size(B, T, NH)), s(T * T);
+  attention_forward(out1.data(), stats.data(), s.data(), qkv.data(), B, T, C, NH);
   for (int c = 0; c < 3 * C; ++c) qkv[(T - 1) * 3 * C + c] += 1.0f;
-  attention_forward(out2.data(), att.data(), qkv.data(), B, T, C, NH);
+  attention_forward(out2.data(), stats.data(), s.data(), qkv.data(), B, T, C, NH);
   for (int i = 0; i < (T - 1) * C; ++i) EXPECT_EQ(out1[i], out2[i]) << i;
   bool last_changed = false;
   for (int i = (T - 1) * C; i < T * C; ++i) last_changed |= out1[i] != out2[i];
