@@ -430,8 +430,8 @@ void diff_messages(const Message& a, const Message& b, const std::string& prefix
   }
 }
 
-// model.init_from is read only when a run starts at step 0: a resumed run takes its weights from
-// its checkpoint, so another path there changes nothing (the shape it gives is compared anyway).
+// model.init_from is read only when a run starts at step 0: a resumed run takes its weights and
+// its shape from its checkpoint (training_run.cc), so another path there changes nothing.
 bool is_incompatible(const std::string& field) {
   return (field.rfind("model.", 0) == 0 && field != "model.init_from") || field == "optimizer.kind";
 }

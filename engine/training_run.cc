@@ -100,7 +100,7 @@ class TrainingRun {
 
   int run() {
     g_leader = rank_ == 0;
-    if (int c = agree(resolve_config_and_data())) return c;
+    if (int c = resolve_config_and_data()) return c;
     comm_.set_timeout_seconds(cfg_.run().comm_timeout_s());
     if (int c = agree(agree_on_replicas_and_data())) return c;
     if (int c = agree(check_memory())) return c;
@@ -142,12 +142,24 @@ class TrainingRun {
   }
 
   // ---- 1. config and data, on every rank; nothing is allocated or written before this ----
+  // In steps that the ranks agree on, since the second sends rank 0's choice to the others.
   int resolve_config_and_data() {
     bool file_sets_nothing = false;
+    if (int c = agree(resolve(&file_sets_nothing))) return c;
+    if (int c = agree(choose_checkpoint_early())) return c;
+    if (int c = agree(take_shape_from_checkpoint())) return c;
+    return agree(open_weights_and_data(file_sets_nothing));
+  }
+
+  int resolve(bool* file_sets_nothing) {
     StatusOr<proto::Config> cfg = resolve_config(req_.config_path, req_.overrides, req_.out_dir,
-                                                 &file_sets_nothing, req_.init_from);
+                                                 file_sets_nothing, req_.init_from);
     if (!cfg.ok()) return fail(kExitBadInput, cfg.status().message());
     cfg_ = *cfg;
+    return 0;
+  }
+
+  int open_weights_and_data(bool file_sets_nothing) {
     if (int c = open_pretrained()) return c;
     gcfg_ = gpt_config(cfg_.model());
     if (int c = check_data_folder(file_sets_nothing)) return c;
@@ -155,11 +167,53 @@ class TrainingRun {
     return open_loaders();
   }
 
+  // model.init_from on a run that will resume: the model's shape is the checkpoint's, and the
+  // weights' file is not opened at all (it may have been moved since). Rank 0 picks the
+  // checkpoint here as choose_checkpoint() will, reading only; a run folder whose only complete
+  // checkpoint is a leftover that clean_leftovers() puts back still opens the file.
+  int choose_checkpoint_early() {
+    if (rank_ != 0 || cfg_.model().init_from().empty() || req_.resume == "none") return 0;
+    if (int c = check_resume_flag()) return c;
+    std::string path = req_.resume;
+    if (req_.resume == "auto") {
+      if (!fs::is_directory(checkpoints_dir())) return 0;
+      chosen_early_ = true;
+      early_checkpoint_ = find_latest_valid_checkpoint(checkpoints_dir(), &early_skipped_);
+      path = early_checkpoint_;
+    }
+    if (path.empty()) return 0;
+    StatusOr<proto::CheckpointManifest> m = read_checkpoint_manifest(path);
+    if (!m.ok()) return fail(kExitResume, m.status().message());
+    m->config().model().SerializeToString(&checkpoint_model_);
+    return 0;
+  }
+
+  // Every rank: the shape fields that the config leaves unset, from rank 0's checkpoint. One
+  // that it sets to another value is refused with the other config changes, on resume.
+  int take_shape_from_checkpoint() {
+    comm_.broadcast_string(&checkpoint_model_);
+    if (checkpoint_model_.empty()) return 0;
+    proto::ModelConfig saved;
+    if (!saved.ParseFromString(checkpoint_model_))
+      return fail(kExitResume, "rank 0's checkpoint config did not arrive intact");
+    proto::ModelConfig* m = cfg_.mutable_model();
+    if (!m->has_vocab_size()) m->set_vocab_size(saved.vocab_size());
+    if (!m->has_seq_len()) m->set_seq_len(saved.seq_len());
+    if (!m->has_n_layer()) m->set_n_layer(saved.n_layer());
+    if (!m->has_n_head()) m->set_n_head(saved.n_head());
+    if (!m->has_d_model()) m->set_d_model(saved.d_model());
+    if (Status s = validate_config(cfg_); !s.ok())
+      return fail(kExitResume,
+                  req_.config_path + " with the shape of the checkpoint: " + s.message());
+    shape_from_checkpoint_ = true;
+    return 0;
+  }
+
   // model.init_from: the weights decide the model's shape, and every value of theirs is checked
   // here, before anything is allocated or written; they are copied into the model only when the
-  // run starts at step 0 (start_or_resume).
+  // run starts at step 0 (start_or_resume). A run that resumes does not open them.
   int open_pretrained() {
-    if (cfg_.model().init_from().empty()) return 0;
+    if (cfg_.model().init_from().empty() || shape_from_checkpoint_) return 0;
     StatusOr<PretrainedWeights> w = PretrainedWeights::open(cfg_.model().init_from());
     if (!w.ok()) return fail(kExitBadInput, w.status().message());
     if (Status s = apply_pretrained_shape(*w, cfg_.mutable_model()); !s.ok())
@@ -204,6 +258,17 @@ class TrainingRun {
     }
     StatusOr<Tokenizer> tok = Tokenizer::load(tok_path);
     if (!tok.ok()) return fail(kExitBadInput, tok.status().message());
+    // Pretrained weights are GPT-2's: their rows of wte mean GPT-2's token ids, and no other's.
+    if (!cfg_.model().init_from().empty() && tok->kind() != Tokenizer::Kind::kGpt2)
+      return fail(
+          kExitBadInput,
+          "model.init_from = \"" + cfg_.model().init_from() +
+              "\" needs data tokenized with GPT-2's tokenizer, but data.dir's " + tok_path +
+              " is of kind " + tok->kind_name() + " (vocabulary of " +
+              std::to_string(tok->vocab_size()) +
+              "), not gpt2\nHINT: tokenize the text again with prepare_data --tokenizer gpt2 "
+              "--tokenizer_files DIR (OpenAI's vocab.json + merges.txt, or encoder.json "
+              "+ vocab.bpe)");
     if (tok->vocab_size() != gcfg_.vocab_size)
       return fail(kExitBadInput,
                   "config field model.vocab_size = " + std::to_string(gcfg_.vocab_size) +
@@ -366,11 +431,9 @@ class TrainingRun {
     if (rank_ != 0) return 0;
     const std::string out = cfg_.run().out_dir(), ckpt_dir = checkpoints_dir();
     // Before the run folder is created, so that a mistyped path leaves nothing behind.
-    if (req_.resume != "auto" && req_.resume != "none" && !fs::is_directory(req_.resume))
-      return fail(kExitBadInput, "--resume " + req_.resume +
-                                     ": no such checkpoint folder\nHINT: name a folder "
-                                     "RUN/checkpoints/step_NNNNNNNN, or use --resume auto");
+    if (int c = check_resume_flag()) return c;
     if (Status s = check_writable(out); !s.ok()) return fail(kExitBadInput, s.message());
+    bool recovered = false;
     if (fs::is_directory(ckpt_dir)) {
       const LeftoverReport leftovers = clean_leftovers(ckpt_dir);
       for (const std::string& r : leftovers.recovered)
@@ -379,19 +442,38 @@ class TrainingRun {
       if (leftovers.removed > 0)
         say("removed %d leftover(s) of an interrupted save in %s\n", leftovers.removed,
             ckpt_dir.c_str());
+      recovered = !leftovers.recovered.empty();
     }
-    if (int c = choose_checkpoint()) return c;
+    if (int c = choose_checkpoint(recovered)) return c;
+    if (shape_from_checkpoint_ && resume_from_.empty())  // removed meanwhile by someone else
+      return fail(kExitResume, "the checkpoints in " + ckpt_dir +
+                                   " changed while the run started (the model's shape was "
+                                   "taken from " +
+                                   early_checkpoint_ + ")\nHINT: run the command again");
     if (resume_from_.empty()) return 0;
     return load_resume_checkpoint();
   }
 
-  // resume_from_: the checkpoint that --resume asks for ("" = start afresh).
-  int choose_checkpoint() {
+  int check_resume_flag() {
+    if (req_.resume != "auto" && req_.resume != "none" && !fs::is_directory(req_.resume))
+      return fail(kExitBadInput, "--resume " + req_.resume +
+                                     ": no such checkpoint folder\nHINT: name a folder "
+                                     "RUN/checkpoints/step_NNNNNNNN, or use --resume auto");
+    return 0;
+  }
+
+  // resume_from_: the checkpoint that --resume asks for ("" = start afresh). With --resume auto,
+  // choose_checkpoint_early()'s choice stands unless clean_leftovers() put a checkpoint back.
+  int choose_checkpoint(bool leftovers_recovered) {
     const std::string ckpt_dir = checkpoints_dir();
     if (req_.resume == "auto") {
       std::vector<std::string> skipped;
-      if (fs::is_directory(ckpt_dir))
+      if (chosen_early_ && !leftovers_recovered) {
+        resume_from_ = early_checkpoint_;
+        skipped = early_skipped_;
+      } else if (fs::is_directory(ckpt_dir)) {
         resume_from_ = find_latest_valid_checkpoint(ckpt_dir, &skipped);
+      }
       for (const auto& why : skipped)
         say("skipping a checkpoint that does not verify: %s\n", why.c_str());
       if (resume_from_.empty() && !skipped.empty())
@@ -464,9 +546,9 @@ class TrainingRun {
       }
       trainer_->set_steps_done(resume_.step);
       say("resumed from %s (step %ld)\n", resume_from_.c_str(), resume_.step);
-      if (pretrained_)
-        say("model.init_from: not read again: a resumed run takes its weights from its "
-            "checkpoint\n");
+      if (!cfg_.model().init_from().empty())
+        say("model.init_from: not read again: a resumed run takes its weights and its shape "
+            "from its checkpoint\n");
     }
     pretrained_.reset();  // unmaps the file
     data_cursor_ = resume_.data_cursor;
@@ -673,6 +755,13 @@ class TrainingRun {
   uint32_t tokenizer_crc_ = 0;                   // of the data's tokenizer.bin, 0 if none
   std::optional<PretrainedWeights> pretrained_;  // model.init_from, until start_or_resume
   proto::InitSource init_source_;                // for the manifests; empty: random init
+  // model.init_from on a resume: the checkpoint's proto::ModelConfig (serialized; "" when the run
+  // starts afresh), and whether the shape came from it; rank 0's choice with --resume auto
+  std::string checkpoint_model_;
+  bool shape_from_checkpoint_ = false;
+  bool chosen_early_ = false;
+  std::string early_checkpoint_;
+  std::vector<std::string> early_skipped_;
   std::vector<std::string> train_shards_;
   std::vector<std::string> val_files_;  // the validation shards in use (none: no evaluation)
   int threads_ = 1, replicas_ = 1;

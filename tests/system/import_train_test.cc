@@ -1,7 +1,8 @@
 // train --init_from on the fixtures of tests/reference/gpt2_import_reference.py: the run starts
 // from exactly the imported weights, its checkpoints record the file and its CRC-32C, a resume
-// takes its weights from the checkpoint (bit-exact with a straight run), and a bad file or a
-// conflicting shape is refused with exit code 2 before anything is written.
+// takes its weights and shape from the checkpoint (bit-exact with a straight run, even once the
+// file is gone), and a bad file, a conflicting shape or data of another tokenizer is refused
+// with exit code 2 before anything is written.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include "base/rng.h"
 #include "data/file_util.h"
 #include "data/shard.h"
+#include "data/tokenizer.h"
 #include "engine/checkpoint.h"
 #include "engine/import.h"
 #include "tests/system/process.h"
@@ -130,6 +132,66 @@ TEST_F(InitFromTest, ResumeTakesTheCheckpointNotTheFile) {
   ASSERT_TRUE(w->load_into(imported).ok());
   ASSERT_TRUE(load_checkpoint(step_dir(whole, 4), trained, {{"param/", trained.params()}}).ok());
   EXPECT_NE(0, std::memcmp(imported.params(), trained.params(), imported.num_params() * 4));
+}
+
+// A resume needs no weights' file: the model's shape and weights come from the checkpoint, so a
+// run whose file was deleted after step 2 still continues, bit-exact with a straight run.
+TEST_F(InitFromTest, ResumeRunsWithoutTheFile) {
+  const std::string copy = out("hf_f32_copy");
+  fs::copy(kFixtures + "/hf_f32", copy, fs::copy_options::recursive);
+  const std::string whole = out("whole_f32"), parts = out("parts_f32");
+  ASSERT_EQ(train({"--init_from", kFixtures + "/hf_f32", "--out", whole}, whole + ".log"), 0)
+      << read_file(whole + ".log");
+  ASSERT_EQ(train({"--init_from", copy, "--out", parts, "--set", "run.steps=2"}, parts + ".1.log"),
+            0)
+      << read_file(parts + ".1.log");
+  fs::remove_all(copy);
+  // a fresh run needs it, so it is gone indeed
+  const std::string fresh = out("fresh_f32");
+  EXPECT_EQ(train({"--init_from", copy, "--out", fresh}, fresh + ".log"), 2)
+      << read_file(fresh + ".log");
+  EXPECT_FALSE(fs::exists(fresh));
+  ASSERT_EQ(train({"--init_from", copy, "--out", parts}, parts + ".2.log"), 0)
+      << read_file(parts + ".2.log");
+  const std::string log2 = read_file(parts + ".2.log");
+  EXPECT_NE(log2.find("resumed from " + step_dir(parts, 2) + " (step 2)"), std::string::npos)
+      << log2;
+  EXPECT_NE(log2.find("model.init_from: not read again: a resumed run takes its weights and its "
+                      "shape from its checkpoint"),
+            std::string::npos)
+      << log2;
+  EXPECT_EQ(read_file(step_dir(whole, 4) + "/tensors.bin"),
+            read_file(step_dir(parts, 4) + "/tensors.bin"));
+  StatusOr<proto::CheckpointManifest> m = verify_checkpoint(step_dir(parts, 4));
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  // where step 0 came from stays on record, and the shape is the file's
+  EXPECT_EQ(m->init_source().path(),
+            fs::absolute(copy + "/model.safetensors").lexically_normal().string());
+  EXPECT_EQ(m->init_source().format(), "safetensors, F32");
+  EXPECT_EQ(m->config().model().n_layer(), 2);
+  EXPECT_EQ(m->config().model().seq_len(), 9);
+}
+
+// GPT-2's weights mean GPT-2's token ids: data with another tokenizer is refused up front.
+TEST_F(InitFromTest, DataWithAnotherTokenizerExitsTwoAndWritesNothing) {
+  const fs::path data = root_ / "data_byte";
+  fs::create_directories(data);
+  fs::copy_file(root_ / "data/train_000000.bin", data / "train_000000.bin");
+  ASSERT_TRUE(Tokenizer().save((data / "tokenizer.bin").string()).ok());
+  const std::string dir = out("byte_tokenizer");
+  EXPECT_EQ(train({"--init_from", kFixtures + "/hf_f32", "--set", "data.dir=" + data.string(),
+                   "--out", dir},
+                  dir + ".log"),
+            2)
+      << read_file(dir + ".log");
+  const std::string log = read_file(dir + ".log");
+  EXPECT_NE(log.find("needs data tokenized with GPT-2's tokenizer, but data.dir's " +
+                     (data / "tokenizer.bin").string() +
+                     " is of kind byte (vocabulary of 256), not gpt2"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("prepare_data --tokenizer gpt2"), std::string::npos) << log;
+  EXPECT_FALSE(fs::exists(dir));
 }
 
 TEST_F(InitFromTest, BadWeightsOrAConflictingShapeExitTwoAndWriteNothing) {
