@@ -16,7 +16,7 @@ packages=(cmake ninja-build g++ libeigen3-dev libprotobuf-dev protobuf-compiler 
 
 missing=()
 for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == *"install ok installed"* ]] || missing+=("$p")
 done
 # Node.js and npm: Debian's, unless node and npm are on the PATH already (NodeSource's nodejs
 # package brings its own npm, which Debian's npm package would conflict with).

@@ -49,7 +49,11 @@ run_tsan() {  # build-dir
     -DSKEIN_NATIVE=OFF >/dev/null
   cmake --build "$dir" -j "$jobs" --target data_test trainer_test
   for t in data_test trainer_test; do
-    if ! ldd "$dir/tests/$t" | grep -q "$llvm/lib/libomp"; then
+    # ldd's output captured first: grep -q stops reading at the first match, and under pipefail
+    # the SIGPIPE that ldd may then get would fail the check at random
+    local libs
+    libs=$(ldd "$dir/tests/$t")
+    if [[ $libs != *"$llvm/lib/libomp"* ]]; then
       echo "error: $dir/tests/$t is not linked with LLVM's libomp; Archer needs it" >&2
       exit 1
     fi

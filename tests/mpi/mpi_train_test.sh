@@ -89,7 +89,8 @@ rc=$?
 rank_pid() {
   local p
   for p in $(pgrep -f -- "--out $1 "); do
-    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2"; then
+    # grep without -q: it reads all of tr's output, so no SIGPIPE fails the pipeline (pipefail)
+    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -x "OMPI_COMM_WORLD_RANK=$2" >/dev/null; then
       echo "$p"
       return
     fi
