@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Side by side: skein's bench_step and PyTorch (bench/pytorch_gpt.py) on the same config and
 # thread count, alternating, ROUNDS times each (default 3); medians of each side's medians.
-#   bench/compare.sh CONFIG [THREADS]      e.g. bench/compare.sh configs/char.textproto 2
+#   bench/compare.sh CONFIG [THREADS] [--set path=value]...
+#   e.g. bench/compare.sh configs/char.textproto 2
+#        STEPS=3 bench/compare.sh configs/gpt2_finetune.textproto 2 --set run.grad_accum_steps=1
+# --set overrides reach both sides (pytorch_gpt.py takes the model's shape and run.batch_size
+# from them; skein's bench_step any field). Both sides start from random weights: a config's
+# model.init_from is not read, the speed does not depend on the values.
 # PyTorch runs in its best form on this machine: Debian's OpenMP build of OpenBLAS, the OpenBLAS
 # core type forced to the widest kernels the CPU has, OMP_PROC_BIND=true — set for that command
 # only. Ends with the line "ratio skein/pytorch tokens/s: X.XX"; the line before it names the
@@ -15,6 +20,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 config=${1:?usage: bench/compare.sh CONFIG [THREADS]}
 threads=${2:-$(nproc)}
+shift $(($# < 2 ? $# : 2))
+sets=()
+while [[ $# -gt 0 ]]; do
+  [[ $1 == --set && $# -ge 2 ]] || { echo "error: expected --set path=value, got: $*" >&2; exit 2; }
+  sets+=(--set "$2")
+  shift 2
+done
 rounds=${ROUNDS:-3}
 steps=${STEPS:-10}
 precision=${PRECISION:-FP32}
@@ -43,7 +55,7 @@ for ((i = 0; i < rounds; i++)); do
   # bench_step's stderr is kept to see whether BF16 fell back to fp32 (engine/config.cc,
   # matmul_precision_for, writes "run.precision = BF16: <why>, so the matmuls run in fp32 ...").
   s=$(./build/bench/bench_step --config "$config" --threads "$threads" --steps "$steps" \
-    --set run.precision="$precision" --json 2>"$err") || { rc=$?; cat "$err" >&2; exit $rc; }
+    --set run.precision="$precision" "${sets[@]}" --json 2>"$err") || { rc=$?; cat "$err" >&2; exit $rc; }
   cat "$err" >&2
   if grep -q "run.precision = BF16:" "$err"; then
     skein_label="BF16 requested, ran fp32: see the note above"
@@ -51,7 +63,7 @@ for ((i = 0; i < rounds; i++)); do
   echo "skein   $s"
   skein+=("$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["tokens_per_s"])' "$s")")
   t=$("${torch_env[@]}" /usr/bin/python3 bench/pytorch_gpt.py --config "$config" --threads "$threads" --steps "$steps" \
-    --precision "$torch_precision" --json)
+    --precision "$torch_precision" "${sets[@]}" --json)
   echo "pytorch $t"
   torch+=("$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["tokens_per_s"])' "$t")")
 done

@@ -3,11 +3,14 @@
 eager, AdamW, synthetic tokens, torch.set_num_threads(K).
 
     bench/pytorch_gpt.py --config configs/char.textproto [--threads K] [--steps N] [--warmup W]
-                         [--precision fp32|bf16] [--json]
+                         [--precision fp32|bf16] [--set path=value]... [--json]
 
 --precision bf16 runs the forward and the loss under torch.autocast("cpu", dtype=torch.bfloat16):
 the matmuls take bf16 operands, while the parameters, gradients and AdamW state stay fp32, as in
 skein's run.precision: BF16 (the backward follows the forward's dtypes). Default fp32.
+--set model.seq_len=1024, run.batch_size=2, ...: the config's fields as bench_step's --set takes
+them (the model's shape, run.batch_size, optimizer.lr and weight_decay count here; others, such as
+run.grad_accum_steps, are accepted and not used: this script runs one micro-batch per step).
 Prints the median ms/step and tokens/s over the warm steps (one JSON object with --json, which
 records the precision). bench/compare.sh runs it in its tuned form next to bench_step.
 """
@@ -55,9 +58,17 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                     help="bf16: forward and loss under bf16 autocast (default fp32)")
+    ap.add_argument("--set", action="append", default=[], metavar="PATH=VALUE")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     cfg = read_config(a.config)
+    for item in a.set:
+        path, sep, value = item.partition("=")
+        key = path.rpartition(".")[2]
+        if not sep:
+            ap.error(f"--set {item}: expected path=value")
+        if key in cfg:
+            cfg[key] = type(cfg[key])(float(value)) if isinstance(cfg[key], int) else float(value)
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
     model = GPT(cfg["vocab_size"], cfg["seq_len"], cfg["n_layer"], cfg["n_head"], cfg["d_model"])
