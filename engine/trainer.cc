@@ -140,14 +140,19 @@ MemoryReport Trainer::estimate_memory(const GptConfig& cfg, const TrainerOptions
   return r;
 }
 
+// Collective, so whether v takes part is decided by the optimizer (the same on every rank), never
+// by this rank's v_.size(): a rank may own no blocks (a model of fewer blocks than ranks), and if
+// it skipped the second gather, the others would pair it with its next collective.
 void Trainer::gather_state(float* m_full, float* v_full) {
   comm_->gather_ranges(m_.data(), rank_offsets_, m_full);
-  if (v_.size() > 0) comm_->gather_ranges(v_.data(), rank_offsets_, v_full);
+  if (opt_.optimizer == OptimizerKind::kAdamW)
+    comm_->gather_ranges(v_.data(), rank_offsets_, v_full);
 }
 
 void Trainer::scatter_state(const float* m_full, const float* v_full) {
   comm_->scatter_ranges(m_full, rank_offsets_, m_.data());
-  if (v_.size() > 0) comm_->scatter_ranges(v_full, rank_offsets_, v_.data());
+  if (opt_.optimizer == OptimizerKind::kAdamW)
+    comm_->scatter_ranges(v_full, rank_offsets_, v_.data());
 }
 
 StepStats Trainer::step(const int32_t* inputs, const int32_t* targets) {

@@ -111,7 +111,8 @@ class Trainer {
 
   // Optimizer state of this rank's parameters [owned_begin(), owned_end()), in the parameter
   // layout: AdamW m and v, or SGD's momentum buffer (m; v is then empty). With one rank that is
-  // every parameter.
+  // every parameter; with more ranks than blocks some ranks own none (an empty range, which
+  // every collective below still involves).
   float* state_m() { return m_.data(); }
   float* state_v() { return v_.data(); }
   size_t state_m_floats() const { return m_.size(); }

@@ -2,8 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -15,6 +20,12 @@ namespace {
 
 GptConfig tiny() {
   return {32, 16, 2, 2, 32};
+}
+
+// 4080 parameters: one block of the partition, fewer than the threads or ranks of the tests
+// below, so some own nothing.
+GptConfig one_block() {
+  return {32, 16, 1, 2, 16};
 }
 
 // Synthetic tokens for step s: a noisy periodic text, so there is something to learn.
@@ -53,8 +64,10 @@ RunResult train(TrainerOptions opt, int steps, uint64_t seed = 1, GptConfig cfg 
   return run;
 }
 
+// (memcmp is not given the null data() of empty vectors, e.g. SGD's v: UBSan refuses that)
 bool bit_equal(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+  return a.size() == b.size() &&
+         (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
 }
 
 TrainerOptions base_options() {
@@ -206,11 +219,87 @@ TEST(Trainer, ShardsPartitionTheBlocks) {
   }
 }
 
+// More threads than blocks: the threads with an empty shard reduce and update nothing, and the
+// bits are those of one thread.
+TEST(Trainer, ThreadsWithoutBlocksGiveTheBitsOfOneThread) {
+  TrainerOptions o = base_options();
+  o.threads = 1;
+  const RunResult one = train(o, 10, 1, one_block());
+  for (int threads : {2, 3, 4}) {
+    for (const char* team : {"omp", "pool"}) {
+      o.threads = threads;
+      o.team = team;
+      {
+        Model model(one_block());
+        o.seq_len = one_block().seq_len;
+        Trainer t(model, o);
+        ASSERT_EQ(t.num_blocks(), 1u);
+        int empty = 0;
+        for (int k = 0; k < threads; ++k)
+          empty += t.shard_blocks(k).first == t.shard_blocks(k).second;
+        EXPECT_EQ(empty, threads - 1) << "the case this test is about";
+      }
+      const RunResult r = train(o, 10, 1, one_block());
+      EXPECT_TRUE(bit_equal(one.params, r.params)) << threads << " threads, " << team;
+      EXPECT_TRUE(bit_equal(one.m, r.m)) << threads << " threads, " << team;
+      EXPECT_TRUE(bit_equal(one.v, r.v)) << threads << " threads, " << team;
+      EXPECT_TRUE(bit_equal(one.losses, r.losses)) << threads << " threads, " << team;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace skein
 
 namespace skein {
 namespace {
+
+// Runs body(p) on P threads, one per rank, and joins them. A rank that skips a collective the
+// others enter leaves them waiting forever (ThreadComm has no timeout), so after 300 s this ends
+// the test binary with a message instead of hanging the suite.
+void run_rank_threads(int P, const std::function<void(int)>& body) {
+  std::atomic<int> finished{0};
+  std::vector<std::thread> ranks;
+  for (int p = 0; p < P; ++p)
+    ranks.emplace_back([&, p] {
+      body(p);
+      finished.fetch_add(1);
+    });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
+  while (finished.load() < P) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      std::fprintf(stderr,
+                   "FATAL: %d of %d rank threads still wait after 300 s: a rank skipped a "
+                   "collective that the others entered\n",
+                   P - finished.load(), P);
+      std::_Exit(1);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  for (auto& t : ranks) t.join();
+}
+
+// One process with 2 threads, the reference of the multi-rank runs: parameters, optimizer state,
+// losses after `steps` steps, and the validation loss of the next batch.
+RunResult train_one(TrainerOptions o, int steps, GptConfig cfg, float* eval_loss) {
+  o.threads = 2;
+  o.seq_len = cfg.seq_len;
+  Model model(cfg);
+  model.init(1);
+  Trainer trainer(model, o);
+  RunResult one;
+  std::vector<int32_t> in, tg;
+  for (int s = 0; s < steps; ++s) {
+    make_batch(s, o.batch_size * o.grad_accum_steps, o.seq_len, &in, &tg);
+    one.losses.push_back(trainer.step(in.data(), tg.data()).loss);
+  }
+  one.params.assign(model.params(), model.params() + model.num_params());
+  one.m.assign(trainer.state_m(), trainer.state_m() + trainer.state_m_floats());
+  one.v.assign(trainer.state_v(), trainer.state_v() + trainer.state_v_floats());
+  make_batch(steps, o.batch_size, o.seq_len, &in, &tg);
+  *eval_loss = trainer.evaluate(in.data(), tg.data());
+  return one;
+}
 
 // P ranks (threads of this process, each with its own model copy and thread team) train on
 // their shares of the same global batches; returns rank 0's parameters, the whole optimizer
@@ -219,9 +308,8 @@ RunResult train_ranks(int P, TrainerOptions opt, int steps, GptConfig cfg, float
   ThreadGroup group(P);
   std::vector<RunResult> results(P);
   std::vector<float> eval(P);
-  std::vector<std::thread> ranks;
-  for (int p = 0; p < P; ++p) {
-    ranks.emplace_back([&, p] {
+  run_rank_threads(P, [&](int p) {
+    {
       ThreadComm comm(&group, p);
       Model model(cfg);
       model.init(1);
@@ -249,9 +337,8 @@ RunResult train_ranks(int P, TrainerOptions opt, int steps, GptConfig cfg, float
       trainer.gather_state(run.m.data(), run.v.data());
       make_batch(steps, o.batch_size, T, &in, &tg);
       eval[p] = trainer.evaluate(in.data(), tg.data());
-    });
-  }
-  for (auto& t : ranks) t.join();
+    }
+  });
   for (int p = 1; p < P; ++p) {
     EXPECT_TRUE(bit_equal(results[0].params, results[p].params)) << "rank " << p;
     EXPECT_TRUE(bit_equal(results[0].losses, results[p].losses)) << "rank " << p;
@@ -275,25 +362,8 @@ TEST(Trainer, RanksGiveTheBitsOfOneProcess) {
     o.replicas = c.replicas;
     o.batch_size = 12;
     o.grad_accum_steps = c.accum;
-    o.threads = 2;
-    Model model(cfg);
-    model.init(1);
-    o.seq_len = cfg.seq_len;
-    RunResult one;
     float one_eval = 0;
-    {
-      Trainer trainer(model, o);
-      std::vector<int32_t> in, tg;
-      for (int s = 0; s < 6; ++s) {
-        make_batch(s, o.batch_size * o.grad_accum_steps, o.seq_len, &in, &tg);
-        one.losses.push_back(trainer.step(in.data(), tg.data()).loss);
-      }
-      one.params.assign(model.params(), model.params() + model.num_params());
-      one.m.assign(trainer.state_m(), trainer.state_m() + trainer.state_m_floats());
-      one.v.assign(trainer.state_v(), trainer.state_v() + trainer.state_v_floats());
-      make_batch(6, o.batch_size, o.seq_len, &in, &tg);
-      one_eval = trainer.evaluate(in.data(), tg.data());
-    }
+    const RunResult one = train_one(o, 6, cfg, &one_eval);
     o.threads = c.threads;
     float eval = 0;
     RunResult ranks = train_ranks(c.P, o, 6, cfg, &eval);
@@ -316,6 +386,91 @@ TEST(Trainer, RanksGiveTheBitsOfOneProcess) {
     EXPECT_TRUE(bit_equal(one.v, ranks.v)) << what;
     EXPECT_TRUE(bit_equal(one.losses, ranks.losses)) << what;
     EXPECT_EQ(one_eval, eval) << what;
+  }
+}
+
+// A model of fewer blocks than ranks: some ranks own no parameters (an empty range and no
+// optimizer state) and still take part in every collective, with the bits of one process.
+// Regression: gather_state skipped the v gather on such a rank, which paired the others' gather
+// with its next collective (under mpirun: a hang or a crash at the first checkpoint, whose v was
+// zeros).
+TEST(Trainer, RanksThatOwnNoBlocksGiveTheBitsOfOneProcess) {
+  struct Case {
+    GptConfig cfg;
+    int P, threads, replicas, accum;
+    OptimizerKind kind;
+  };
+  const OptimizerKind adamw = OptimizerKind::kAdamW, sgd = OptimizerKind::kSgd;
+  for (const Case c : {Case{one_block(), 2, 1, 2, 1, adamw}, Case{one_block(), 2, 2, 4, 2, adamw},
+                       Case{one_block(), 3, 1, 3, 1, adamw}, Case{one_block(), 2, 1, 2, 1, sgd},
+                       Case{tiny(), 4, 1, 4, 1, adamw}}) {
+    const size_t blocks =
+        (Model::num_params_for(c.cfg) + Trainer::kBlockFloats - 1) / Trainer::kBlockFloats;
+    ASSERT_LT(blocks, size_t(c.P)) << "the case this test is about: a rank owns no block";
+    TrainerOptions o = base_options();
+    o.optimizer = c.kind;
+    o.sgd = {0.1f, 0.9f, true, 0.01f};
+    o.replicas = c.replicas;
+    o.batch_size = 12;
+    o.grad_accum_steps = c.accum;
+    float one_eval = 0, eval = 0;
+    const RunResult one = train_one(o, 4, c.cfg, &one_eval);
+    o.threads = c.threads;
+    const RunResult ranks = train_ranks(c.P, o, 4, c.cfg, &eval);
+    const std::string what = std::to_string(c.P) + " ranks x " + std::to_string(c.threads) +
+                             " threads, d_model " + std::to_string(c.cfg.d_model) +
+                             (c.kind == sgd ? ", SGD" : ", AdamW");
+    EXPECT_TRUE(bit_equal(one.params, ranks.params)) << what;
+    EXPECT_TRUE(bit_equal(one.m, ranks.m)) << what;
+    if (c.kind == adamw) {  // SGD has no v
+      EXPECT_TRUE(bit_equal(one.v, ranks.v)) << what;
+    }
+    EXPECT_TRUE(bit_equal(one.losses, ranks.losses)) << what;
+    EXPECT_EQ(one_eval, eval) << what;
+  }
+}
+
+// scatter_state (a resume) then gather_state (a save) give back rank 0's whole state, also when
+// some ranks own an empty range.
+TEST(Trainer, StateScattersAndGathersThroughEmptyRanges) {
+  const GptConfig cfg = one_block();
+  const size_t n = Model::num_params_for(cfg);
+  for (int P : {2, 3}) {
+    for (OptimizerKind kind : {OptimizerKind::kAdamW, OptimizerKind::kSgd}) {
+      const bool adamw = kind == OptimizerKind::kAdamW;
+      std::vector<float> m(n), v(adamw ? n : 0), m_back(n, 0.0f), v_back(v.size(), 0.0f);
+      for (size_t i = 0; i < n; ++i) m[i] = float(i) + 0.5f;
+      for (size_t i = 0; i < v.size(); ++i) v[i] = 1.0f / float(i + 1);
+      ThreadGroup group(P);
+      std::vector<size_t> owned(P);
+      run_rank_threads(P, [&](int p) {
+        ThreadComm comm(&group, p);
+        Model model(cfg);
+        TrainerOptions o = base_options();
+        o.optimizer = kind;
+        o.replicas = P;
+        o.batch_size = 3 * P;
+        o.threads = 1;
+        o.seq_len = cfg.seq_len;
+        o.comm = &comm;
+        Trainer t(model, o);
+        const size_t b = t.owned_begin();
+        owned[p] = t.owned_end() - b;
+        t.scatter_state(p == 0 ? m.data() : nullptr, p == 0 && adamw ? v.data() : nullptr);
+        for (size_t i = 0; i < owned[p]; ++i) {
+          EXPECT_EQ(t.state_m()[i], m[b + i]) << "rank " << p << ", index " << b + i;
+          if (adamw) {
+            EXPECT_EQ(t.state_v()[i], v[b + i]) << "rank " << p << ", index " << b + i;
+          }
+        }
+        t.gather_state(p == 0 ? m_back.data() : nullptr, p == 0 ? v_back.data() : nullptr);
+      });
+      const std::string what = std::to_string(P) + " ranks, " + (adamw ? "AdamW" : "SGD");
+      EXPECT_EQ(owned[0], 0u) << what << ": the case this test is about";
+      EXPECT_EQ(owned[P - 1], n) << what;
+      EXPECT_TRUE(bit_equal(m, m_back)) << what;
+      EXPECT_TRUE(bit_equal(v, v_back)) << what;
+    }
   }
 }
 

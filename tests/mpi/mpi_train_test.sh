@@ -3,6 +3,8 @@
 #  1. 2 ranks x 1 thread and 1 process x 2 threads, same global batch and R: bit-identical
 #     parameters and optimizer state after 10 steps (also with 2 replicas per rank and gradient
 #     accumulation, where the replica tree makes it so);
+#  1b. the same, checkpoints and a resume included, for a model smaller than one partition block
+#     (rank 0 owns no parameters);
 #  2. a checkpoint written by 2 ranks resumes in one process, and the reverse, continuing exactly;
 #  3. only rank 0 prints; a bad config stops every rank with one message;
 #  4. kill -9 of one rank ends the job non-zero within a bounded time, and the last checkpoint
@@ -56,6 +58,26 @@ for extra in "" "--set run.replicas=4 --set run.grad_accum_steps=2"; do
   [[ $(wc -l <"$tmp/two/metrics.jsonl") -eq $(wc -l <"$tmp/one/metrics.jsonl") ]] ||
     fail "metrics.jsonl written more than once per record"
 done
+
+# 1b. A model of fewer partition blocks (16384 floats) than ranks: 7920 parameters, so rank 0
+# owns none. Regression: such a rank skipped the gather of AdamW's v at a save, which left the
+# other rank waiting in it, or crashed the job, after the step-5 checkpoint (whose v was zeros).
+# Same bits as one process at both checkpoints, and resuming the one-process checkpoint on 2
+# ranks (a scatter into the empty range) continues exactly.
+small="--set model.d_model=16 --set model.n_layer=1 --set run.comm_timeout_s=20"
+rm -rf "$tmp/s1" "$tmp/s2" "$tmp/s3"
+"$train" --config "$cfg" --out "$tmp/s1" --set run.threads=2 $small >"$tmp/s1.log" 2>&1 ||
+  fail "small model, single process: exit $?"$'\n'"$(cat "$tmp/s1.log")"
+grep -q " 7920 parameters" "$tmp/s1.log" || fail "small model: expected 7920 parameters (1 block)"
+mpi "$train" --config "$cfg" --out "$tmp/s2" --set run.threads=1 $small >"$tmp/s2.log" 2>&1 ||
+  fail "small model, 2 ranks: exit $?"$'\n'"$(cat "$tmp/s2.log")"
+for s in 5 10; do
+  cmp -s "$(ckpt s1 $s)" "$(ckpt s2 $s)" ||
+    fail "small model: 2 ranks x 1 thread and 1 x 2 threads differ at step $s"
+done
+mpi "$train" --config "$cfg" --out "$tmp/s3" --set run.threads=1 $small --resume "$tmp/s1/checkpoints/step_00000005" >"$tmp/s3.log" 2>&1 ||
+  fail "small model, 2 ranks resuming a 1-process checkpoint: exit $?"$'\n'"$(cat "$tmp/s3.log")"
+cmp -s "$(ckpt s1 10)" "$(ckpt s3 10)" || fail "small model, 1 process -> 2 ranks: not an exact continuation"
 
 # 2. Resume across process counts (the last run above: R=4, 2 micro-steps).
 extra="--set run.replicas=4 --set run.grad_accum_steps=2"
