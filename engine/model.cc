@@ -40,18 +40,15 @@ Activations::Activations(const GptConfig& cfg, int B, int T, Mode mode) : B_(B),
   std::vector<std::pair<float**, size_t>> plan;
   layers_.resize(L);
   for (auto& l : layers_) {
-    plan.insert(plan.end(), {{&l.ln1, BT * C},
-                             {&l.ln1_mean, BT},
+    plan.insert(plan.end(), {{&l.ln1_mean, BT},
                              {&l.ln1_rstd, BT},
                              {&l.qkv, BT * 3 * C},
                              {&l.att_stats, size_t(attention_stats_size(B, T, NH))},
                              {&l.atty, BT * C},
                              {&l.res2, BT * C},
-                             {&l.ln2, BT * C},
                              {&l.ln2_mean, BT},
                              {&l.ln2_rstd, BT},
                              {&l.fch, BT * 4 * C},
-                             {&l.fcg, BT * 4 * C},
                              {&l.res3, BT * C}});
   }
   plan.insert(plan.end(), {{&encoded_, BT * C},
@@ -180,15 +177,18 @@ float Model::forward(Activations& a, const int32_t* tokens, const int32_t* targe
   for (int l = 0; l < cfg_.n_layer; ++l) {
     const LayerOffsets& o = layer_[l];
     Activations::Layer& A = a.layers_[l];
-    layernorm_forward(A.ln1, A.ln1_mean, A.ln1_rstd, x, p + o.ln1w, p + o.ln1b, BT, C);
-    linear_forward(mm, A.qkv, A.ln1, p + o.qkvw, p + o.qkvb, BT, C, 3 * C);
+    // the LayerNorms' outputs in dres_, GELU's in dwide_a_, the projections' in dnarrow_: scratch
+    float* ln = a.dres_;
+    float* fcg = a.dwide_a_;
+    layernorm_forward(ln, A.ln1_mean, A.ln1_rstd, x, p + o.ln1w, p + o.ln1b, BT, C);
+    linear_forward(mm, A.qkv, ln, p + o.qkvw, p + o.qkvb, BT, C, 3 * C);
     attention_forward(mm, A.atty, A.att_stats, a.att_scratch_, A.qkv, B, T, C, NH);
-    linear_forward(mm, a.dnarrow_, A.atty, p + o.projw, p + o.projb, BT, C, C);  // scratch
+    linear_forward(mm, a.dnarrow_, A.atty, p + o.projw, p + o.projb, BT, C, C);
     residual_forward(A.res2, x, a.dnarrow_, long(BT) * C);
-    layernorm_forward(A.ln2, A.ln2_mean, A.ln2_rstd, A.res2, p + o.ln2w, p + o.ln2b, BT, C);
-    linear_forward(mm, A.fch, A.ln2, p + o.fcw, p + o.fcb, BT, C, 4 * C);
-    gelu_forward(A.fcg, A.fch, long(BT) * 4 * C);
-    linear_forward(mm, a.dnarrow_, A.fcg, p + o.fcprojw, p + o.fcprojb, BT, 4 * C, C);
+    layernorm_forward(ln, A.ln2_mean, A.ln2_rstd, A.res2, p + o.ln2w, p + o.ln2b, BT, C);
+    linear_forward(mm, A.fch, ln, p + o.fcw, p + o.fcb, BT, C, 4 * C);
+    gelu_forward(fcg, A.fch, long(BT) * 4 * C);
+    linear_forward(mm, a.dnarrow_, fcg, p + o.fcprojw, p + o.fcprojb, BT, 4 * C, C);
     residual_forward(A.res3, A.res2, a.dnarrow_, long(BT) * C);
     x = A.res3;
   }
@@ -232,13 +232,18 @@ void Model::backward(Activations& a, float* g, float loss_scale, GradMode mode) 
     const LayerOffsets& o = layer_[l];
     Activations::Layer& A = a.layers_[l];
     const float* x_in = l ? a.layers_[l - 1].res3 : a.encoded_;
-    // MLP: res3 = res2 + c_proj(gelu(c_fc(ln_2(res2))))
-    linear_backward(mm, a.dwide_a_, g + o.fcprojw, g + o.fcprojb, a.dres_, A.fcg, p + o.fcprojw, BT,
+    // MLP: res3 = res2 + c_proj(gelu(c_fc(ln_2(res2)))). gelu(fch) and ln_2(res2) are computed
+    // again (into free scratch) as forward computed them, then used as forward's would be.
+    float* fcg = a.dwide_b_;
+    gelu_forward(fcg, A.fch, nC * 4);
+    linear_backward(mm, a.dwide_a_, g + o.fcprojw, g + o.fcprojb, a.dres_, fcg, p + o.fcprojw, BT,
                     4 * C, C, 0.0f, beta_w);
     std::memset(a.dwide_b_, 0, sizeof(float) * nC * 4);
     gelu_backward(a.dwide_b_, A.fch, a.dwide_a_, nC * 4);
-    linear_backward(mm, a.dnarrow_, g + o.fcw, g + o.fcb, a.dwide_b_, A.ln2, p + o.fcw, BT, C,
-                    4 * C, 0.0f, beta_w);
+    float* ln2 = a.dwide_a_;
+    layernorm_forward(ln2, A.ln2_mean, A.ln2_rstd, A.res2, p + o.ln2w, p + o.ln2b, BT, C);
+    linear_backward(mm, a.dnarrow_, g + o.fcw, g + o.fcb, a.dwide_b_, ln2, p + o.fcw, BT, C, 4 * C,
+                    0.0f, beta_w);
     // the skip path carries dres_ through unchanged; ln_2 adds its share
     layernorm_backward(a.dres_, g + o.ln2w, g + o.ln2b, a.dnarrow_, A.res2, p + o.ln2w, A.ln2_mean,
                        A.ln2_rstd, BT, C);
@@ -247,7 +252,9 @@ void Model::backward(Activations& a, float* g, float loss_scale, GradMode mode) 
                     C, 0.0f, beta_w);
     std::memset(a.dwide_a_, 0, sizeof(float) * nC * 3);
     attention_backward(mm, a.dwide_a_, a.att_scratch_, a.dnarrow_, A.qkv, A.att_stats, B, T, C, NH);
-    linear_backward(mm, a.dnarrow_, g + o.qkvw, g + o.qkvb, a.dwide_a_, A.ln1, p + o.qkvw, BT, C,
+    float* ln1 = a.dwide_b_;
+    layernorm_forward(ln1, A.ln1_mean, A.ln1_rstd, x_in, p + o.ln1w, p + o.ln1b, BT, C);
+    linear_backward(mm, a.dnarrow_, g + o.qkvw, g + o.qkvb, a.dwide_a_, ln1, p + o.qkvw, BT, C,
                     3 * C, 0.0f, beta_w);
     layernorm_backward(a.dres_, g + o.ln1w, g + o.ln1b, a.dnarrow_, x_in, p + o.ln1w, A.ln1_mean,
                        A.ln1_rstd, BT, C);

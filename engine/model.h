@@ -49,9 +49,11 @@ class Activations {
   Activations(const GptConfig& cfg, int B, int T, Mode mode);
   size_t planned_floats_ = 0;
   struct Layer {
-    // att_stats: the softmax's row statistics (attention_stats_size), not its T x T probabilities
-    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *att_stats, *atty, *res2, *ln2, *ln2_mean, *ln2_rstd,
-        *fch, *fcg, *res3;
+    // Kept: what backward needs and cannot recompute cheaply. The LayerNorms' and GELU's outputs
+    // are recomputed in backward from their inputs (an elementwise pass each, bit for bit what
+    // forward computed), and attention keeps its softmax's row statistics (attention_stats_size),
+    // not its T x T probabilities.
+    float *ln1_mean, *ln1_rstd, *qkv, *att_stats, *atty, *res2, *ln2_mean, *ln2_rstd, *fch, *res3;
   };
   int B_, T_;
   AlignedBuffer<float> buf_;
@@ -59,7 +61,8 @@ class Activations {
   // logits_: backward overwrites them with their gradient; ce_stats_: the cross-entropy's softmax
   // statistics (kCrossEntropyStats per row), from which backward rebuilds the probabilities
   float *encoded_, *lnf_, *lnf_mean_, *lnf_rstd_, *logits_, *ce_stats_, *losses_;
-  // scratch of forward and backward; att_scratch_: one head's T x T scores twice
+  // scratch of forward (the LayerNorms' and GELU's outputs, the projections') and backward;
+  // att_scratch_: one head's T x T scores twice
   float *dres_, *dwide_a_, *dwide_b_, *dnarrow_, *att_scratch_;
   std::vector<int32_t> tokens_, targets_;
   int target_count_ = 0;
@@ -89,9 +92,10 @@ class Model {
 
   // d(loss_scale * mean loss)/d(params) into grads (same layout as params), from the activations
   // of the last forward with acts. It consumes them (the logits become their gradient, as
-  // PyTorch frees its graph after a backward): one backward per forward. kAccumulate adds to grads; kOverwrite ignores what grads held
-  // (anything, NaN included) and gives what kAccumulate gives on a zeroed buffer (up to the sign
-  // of zeros), without reading the big matrices' old gradients or needing them zeroed.
+  // PyTorch frees its graph after a backward): one backward per forward. kAccumulate adds to grads;
+  // kOverwrite ignores what grads held (anything, NaN included) and gives what kAccumulate gives on
+  // a zeroed buffer (up to the sign of zeros), without reading the big matrices' old gradients or
+  // needing them zeroed.
   enum class GradMode { kAccumulate, kOverwrite };
   void backward(Activations& acts, float* grads, float loss_scale = 1.0f,
                 GradMode mode = GradMode::kAccumulate) const;

@@ -345,7 +345,7 @@ Status check_fits_in_memory(const GptConfig& cfg, const TrainerOptions& opt, int
   const double param_bytes = 4 * (V + T + L * (12 * C + 13)) * C;
   double need =
       param_bytes * (1 + double(R) / P + 2) +
-      4 * K * (L * Bq * T * (16 * C + 4 + 2 * NH) + Bq * T * (12 * C + V + 5) + 2 * T * T);
+      4 * K * (L * Bq * T * (10 * C + 4 + 2 * NH) + Bq * T * (12 * C + V + 5) + 2 * T * T);
   double once = gathers_state ? 2 * param_bytes : 0;  // rank 0's whole optimizer state at a save
   std::string parts;
   if ((need + extra_bytes) * ranks_on_machine + once <= 2 * avail) {
