@@ -297,7 +297,8 @@ void register_all() {
 
 int main(int argc, char** argv) {
   skein::bench::g_peak = skein::measure_fma_peak();
-  std::printf("single-thread fp32 FMA peak: %.1f GFLOP/s\n", skein::bench::g_peak / 1e9);
+  std::printf("single-thread fp32 FMA peak: %.1f GFLOP/s (%s, thread CPU time)\n",
+              skein::bench::g_peak / 1e9, skein::fma_peak_unit());
   benchmark::AddCustomContext("fma_peak_gflops", std::to_string(skein::bench::g_peak / 1e9));
   benchmark::AddCustomContext("sgemm_path", skein::sgemm_choice());
   skein::bench::register_all();

@@ -305,7 +305,8 @@ int main(int argc, char** argv) {
   if (leader && a.json) {
     print_json(r, a.config, peak);
   } else if (leader) {
-    std::printf("single-thread fp32 FMA peak: %.1f GFLOP/s\n", peak / 1e9);
+    std::printf("single-thread fp32 FMA peak: %.1f GFLOP/s (%s, thread CPU time)\n", peak / 1e9,
+                fma_peak_unit());
     print_human(r, a.config);
   }
   finalize_world_comm();
