@@ -11,7 +11,7 @@ set -euo pipefail
 
 packages=(cmake ninja-build g++ libeigen3-dev libprotobuf-dev protobuf-compiler libgtest-dev
           libbenchmark-dev libomp-dev zlib1g-dev clang libclang-rt-14-dev openmpi-bin
-          libopenmpi-dev nlohmann-json3-dev pkg-config libpcre2-dev fortunes)
+          libopenmpi-dev nlohmann-json3-dev pkg-config libpcre2-dev fortunes ccache)
 [[ "${1:-}" == "--torch" ]] && packages+=(python3-torch libopenblas0-openmp)
 
 missing=()
