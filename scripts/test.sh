@@ -20,6 +20,9 @@ if command -v ccache >/dev/null && [[ -z ${CMAKE_CXX_COMPILER_LAUNCHER:-} ]]; th
   } | md5sum | cut -c1-12)
   export CCACHE_DIR=${CCACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/skein/ccache/$cpu_id}
   export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-6G}
+  # Paths inside this checkout are hashed relative to it, and the working directory not at all,
+  # so a fresh clone elsewhere (CI clones into a new folder each time) hits the same entries.
+  export CCACHE_BASEDIR=$PWD CCACHE_NOHASHDIR=1
   export CMAKE_CXX_COMPILER_LAUNCHER=ccache
 fi
 werror=OFF
