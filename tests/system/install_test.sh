@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cmake --install of a build tree: exactly the four programs land in PREFIX/bin (no tests, no
+# cmake --install of a build tree: exactly the five programs land in PREFIX/bin (no tests, no
 # benchmarks), the configs in PREFIX/share/skein/configs, every library the programs load resolves,
 # and each program answers --help with exit 0 from outside the source and build trees.
 # Usage: install_test.sh PATH/TO/cmake BUILD_DIR
@@ -21,7 +21,7 @@ if ! out=$("$cmake" --install "$build" --prefix "$prefix" 2>&1); then
   exit 1
 fi
 
-programs="inspect_checkpoint prepare_data sample train"
+programs="export_model inspect_checkpoint prepare_data sample train"
 found=$(find "$prefix/bin" -mindepth 1 -printf "%f\n" 2>/dev/null | sort | tr '\n' ' ')
 [[ $found == "$programs " ]] || fail "$prefix/bin holds '$found', expected '$programs '"
 [[ -f $prefix/share/skein/configs/demo.textproto ]] || fail "no share/skein/configs/demo.textproto"

@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""skein's Hugging Face export (engine/export.cc) read by PyTorch, without skein's code.
+
+Runs tests/engine/export_logits (built by CMake; its path is the argument) into a temporary folder,
+reads the model.safetensors it wrote in f32, f16 and bf16 from the format's specification (8-byte
+little-endian header length, JSON header, raw little-endian data) and its config.json, and checks:
+  - the header: 8-byte aligned, __metadata__ {"format": "pt"}, GPT2LMHeadModel's tensor names
+    ("transformer." prefix, Conv1D weights [in, out], no lm_head), the data back to back;
+  - config.json: model_type gpt2, the shape, gelu_new and eps 1e-5 (what the reference uses);
+  - the f32 weights in tests/reference/gpt_reference.py's GPT (float64) give skein's logits within
+    max|a - b| / max|b| <= 1e-5;
+  - the f16 and bf16 files hold exactly PyTorch's .half() and .bfloat16() of the f32 weights.
+Exit code 0 when every check passes, 1 otherwise (each failure printed).
+
+    /usr/bin/python3 tests/reference/export_hf_check.py build/tests/export_logits
+"""
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gpt_reference import GPT  # noqa: E402  (skein's architecture in PyTorch, written once)
+
+CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
+failures = []
+
+
+def check(ok, what):
+    if not ok:
+        failures.append(what)
+        print("FAIL:", what)
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    check(n % 8 == 0, f"{path}: header length {n} is not a multiple of 8")
+    header = json.loads(data[8 : 8 + n].decode("utf-8"))
+    check(data[8 : 8 + n].rstrip(b" ").endswith(b"}"), f"{path}: header not padded with spaces")
+    meta = header.pop("__metadata__", None)
+    check(meta == {"format": "pt"}, f"{path}: __metadata__ is {meta}")
+    body = data[8 + n :]
+    tensors, end = {}, 0
+    for name, e in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
+        begin, stop = e["data_offsets"]
+        check(begin == end, f"{path}: {name} starts at {begin}, not right after the previous ({end})")
+        end = stop
+        dtype = DTYPES[e["dtype"]]
+        t = torch.frombuffer(bytearray(body[begin:stop]), dtype=dtype).reshape(e["shape"])
+        tensors[name] = t
+    check(end == len(body), f"{path}: the data ends at {end}, the file has {len(body)} bytes of data")
+    return tensors
+
+
+def reference_state(tensors):
+    """GPT2LMHeadModel's names and layouts -> gpt_reference.GPT's (skein's names, nn.Linear [out, in])."""
+    state = {}
+    for name, t in tensors.items():
+        check(name.startswith("transformer."), f"{name}: no transformer. prefix")
+        bare = name[len("transformer.") :]
+        bare = bare[: -len(".weight")] if bare in ("wte.weight", "wpe.weight") else bare
+        state[bare] = t.t() if bare.endswith(CONV1D) else t
+    return state
+
+
+def main(binary):
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([binary, tmp], check=True, stdout=subprocess.DEVNULL)
+        with open(os.path.join(tmp, "logits.bin"), "rb") as f:
+            raw = f.read()
+        B, T, V = struct.unpack("<3i", raw[:12])
+        tokens = torch.frombuffer(bytearray(raw[12 : 12 + 4 * B * T]), dtype=torch.int32)
+        tokens = tokens.reshape(B, T).long()
+        skein_logits = torch.frombuffer(bytearray(raw[12 + 4 * B * T :]), dtype=torch.float32)
+        skein_logits = skein_logits.reshape(B, T, V).double()
+
+        config = json.load(open(os.path.join(tmp, "f32", "config.json")))
+        for key, want in [("model_type", "gpt2"), ("architectures", ["GPT2LMHeadModel"]),
+                          ("activation_function", "gelu_new"), ("layer_norm_epsilon", 1e-5),
+                          ("tie_word_embeddings", True), ("vocab_size", V)]:
+            check(config.get(key) == want, f"config.json: {key} is {config.get(key)!r}, not {want!r}")
+        check(config["n_positions"] == config["n_ctx"] >= T, "config.json: n_positions, n_ctx")
+        # the reference uses what config.json states: nn.LayerNorm's default eps and tanh GELU
+        check(torch.nn.LayerNorm(4).eps == config["layer_norm_epsilon"], "LayerNorm eps")
+
+        f32 = read_safetensors(os.path.join(tmp, "f32", "model.safetensors"))
+        check("lm_head.weight" not in f32, "lm_head.weight is stored (it is tied to wte)")
+        state = reference_state(f32)
+        model = GPT(V, config["n_positions"], config["n_layer"], config["n_head"], config["n_embd"])
+        expected_names = set(dict(model.named_parameters()))
+        check(set(state) == expected_names,
+              f"tensor names: extra {sorted(set(state) - expected_names)}, "
+              f"missing {sorted(expected_names - set(state))}")
+        model = model.double()
+        model.load_state_dict({k: v.double() for k, v in state.items()}, strict=True)
+        with torch.no_grad():
+            logits, _ = model(tokens, torch.zeros_like(tokens))
+        rel = ((logits - skein_logits).abs().max() / logits.abs().max()).item()
+        check(rel <= 1e-5, f"logits: max|a-b|/max|b| = {rel:.3g} > 1e-5")
+        print(f"logits of the exported f32 model (B {B}, T {T}, V {V}) vs skein's: {rel:.3g}")
+
+        for name, dtype, convert in [("f16", torch.float16, torch.Tensor.half),
+                                     ("bf16", torch.bfloat16, torch.Tensor.bfloat16)]:
+            low = read_safetensors(os.path.join(tmp, name, "model.safetensors"))
+            check(set(low) == set(f32), f"{name}: other tensor names than f32's")
+            cfg = json.load(open(os.path.join(tmp, name, "config.json")))
+            check(cfg.get("torch_dtype") == {"f16": "float16", "bf16": "bfloat16"}[name],
+                  f"{name}: torch_dtype {cfg.get('torch_dtype')}")
+            for k in f32:
+                want = convert(f32[k])
+                got = low.get(k)
+                check(got is not None and got.dtype == dtype and
+                      torch.equal(got.view(torch.int16), want.view(torch.int16)),
+                      f"{name}: {k} is not PyTorch's rounding of the f32 weights")
+            print(f"{name}: every tensor is PyTorch's rounding of the f32 weights")
+    if failures:
+        print(f"{len(failures)} check(s) failed")
+        return 1
+    print("all checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: export_hf_check.py PATH/TO/export_logits")
+    sys.exit(main(sys.argv[1]))
