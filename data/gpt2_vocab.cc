@@ -311,6 +311,21 @@ int gpt2_char_byte(uint32_t code_point) {
   return code_point < 512 ? byte_chars().to_byte[code_point] : -1;
 }
 
+std::string gpt2_spelling(std::string_view bytes) {
+  std::string s;
+  s.reserve(bytes.size() * 2);
+  for (unsigned char b : bytes) {
+    const uint32_t cp = gpt2_byte_char(b);
+    if (cp < 0x80) {
+      s.push_back(static_cast<char>(cp));
+    } else {  // every byte character is below U+0800: two bytes of UTF-8
+      s.push_back(static_cast<char>(0xC0 | cp >> 6));
+      s.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    }
+  }
+  return s;
+}
+
 StatusOr<Gpt2Vocab> parse_gpt2_vocab(std::string_view json, const std::string& json_name,
                                      std::string_view merges, const std::string& merges_name) {
   Gpt2Vocab v;
@@ -320,14 +335,7 @@ StatusOr<Gpt2Vocab> parse_gpt2_vocab(std::string_view json, const std::string& j
   for (int b = 0; b < 256; ++b) {
     auto it = ids.find(std::string(1, static_cast<char>(b)));
     if (it == ids.end()) {
-      std::string ch;
-      const uint32_t cp = gpt2_byte_char(static_cast<uint8_t>(b));
-      if (cp < 0x80) {
-        ch.push_back(static_cast<char>(cp));
-      } else {
-        ch.push_back(static_cast<char>(0xC0 | cp >> 6));
-        ch.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-      }
+      const std::string ch = gpt2_spelling(std::string(1, static_cast<char>(b)));
       return Status::error(json_name + ": the single-byte token of byte 0x" + hex(b, 2) + " (" +
                            shown(ch) + ") is missing. HINT: every GPT-2 vocabulary has all 256");
     }

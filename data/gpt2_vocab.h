@@ -66,5 +66,8 @@ uint64_t gpt2_vocab_checksum(const Gpt2Vocab& v);
 // GPT-2's byte characters: the code point that stands for byte b, and back (-1: none).
 uint32_t gpt2_byte_char(uint8_t b);
 int gpt2_char_byte(uint32_t code_point);
+// Bytes spelled in those characters, as UTF-8 (a space is "Ġ", U+0120): how vocab.json,
+// merges.txt and GGUF's tokenizer.ggml.* write GPT-2's tokens.
+std::string gpt2_spelling(std::string_view bytes);
 
 }  // namespace skein

@@ -148,21 +148,6 @@ void remove_created(const std::vector<fs::path>& created) {
   for (auto it = created.rbegin(); it != created.rend(); ++it) fs::remove(*it, ec);  // if empty
 }
 
-// Bytes -> GPT-2's byte characters, as UTF-8 (a space is "Ġ", U+0120).
-std::string gpt2_chars(const std::string& bytes) {
-  std::string s;
-  for (unsigned char b : bytes) {
-    const uint32_t cp = gpt2_byte_char(b);
-    if (cp < 0x80) {
-      s.push_back(static_cast<char>(cp));
-    } else {  // every byte character is below U+0800: two bytes of UTF-8
-      s.push_back(static_cast<char>(0xC0 | cp >> 6));
-      s.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    }
-  }
-  return s;
-}
-
 // One object from token to id, in id order. (Written entry by entry: ordered_json's inserts are
 // linear searches, quadratic over GPT-2's 50257 tokens.)
 std::string hf_vocab_json(const Tokenizer& tok) {
@@ -171,7 +156,7 @@ std::string hf_vocab_json(const Tokenizer& tok) {
   std::string s(1, '{');
   for (int id = 0; id < tok.vocab_size(); ++id) {
     if (id) s.push_back(',');
-    s.append(ordered_json(gpt2_chars(tok.token_bytes(id))).dump(-1, ' ', false));
+    s.append(ordered_json(gpt2_spelling(tok.token_bytes(id))).dump(-1, ' ', false));
     s.push_back(':');
     s.append(std::to_string(id));
   }
@@ -184,9 +169,9 @@ std::string hf_vocab_json(const Tokenizer& tok) {
 std::string hf_merges_txt(const Tokenizer& tok) {
   std::string s = "#version: 0.2\n";
   for (const Merge& m : tok.merges()) {
-    s.append(gpt2_chars(tok.token_bytes(m.left)));
+    s.append(gpt2_spelling(tok.token_bytes(m.left)));
     s.push_back(' ');
-    s.append(gpt2_chars(tok.token_bytes(m.right)));
+    s.append(gpt2_spelling(tok.token_bytes(m.right)));
     s.push_back('\n');
   }
   return s;

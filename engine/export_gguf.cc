@@ -140,22 +140,6 @@ class Metadata {
   uint64_t count_ = 0;
 };
 
-// Bytes -> GPT-2's byte characters, as UTF-8 (all of them are below U+0800).
-std::string gpt2_spelling(std::string_view bytes) {
-  std::string s;
-  s.reserve(bytes.size() * 2);
-  for (unsigned char b : bytes) {
-    const uint32_t cp = gpt2_byte_char(b);
-    if (cp < 0x80) {
-      s.push_back(static_cast<char>(cp));
-    } else {
-      s.push_back(static_cast<char>(0xC0 | cp >> 6));
-      s.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    }
-  }
-  return s;
-}
-
 struct GgufVocab {
   std::vector<std::string> tokens;
   std::vector<int32_t> types;

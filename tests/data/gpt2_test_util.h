@@ -19,17 +19,7 @@ namespace skein::testing {
 
 // Bytes -> GPT-2's byte characters, as UTF-8 (a space is "Ġ", U+0120).
 inline std::string gpt2_chars(const std::string& bytes) {
-  std::string s;
-  for (unsigned char b : bytes) {
-    const uint32_t cp = gpt2_byte_char(b);
-    if (cp < 0x80) {
-      s.push_back(static_cast<char>(cp));
-    } else {
-      s.push_back(static_cast<char>(0xC0 | cp >> 6));
-      s.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    }
-  }
-  return s;
+  return gpt2_spelling(bytes);
 }
 
 // A JSON string literal; with ascii, every non-ASCII character as \uXXXX (as Python's json.dump
