@@ -185,7 +185,8 @@ int main(int argc, char** argv) {
     for (const std::string& s : skipped) std::printf("skipped %s\n", s.c_str());
     ckpt = found;
   }
-  auto manifest = skein::verify_checkpoint(ckpt);
+  // the manifest for the model's shape; load_checkpoint verifies every tensor as it loads them
+  auto manifest = skein::read_checkpoint_manifest(ckpt);
   if (!manifest.ok()) return fail(skein::kExitBadInput, manifest.status().message());
   skein::Model model(skein::gpt_config(manifest->config().model()));
   auto loaded = skein::load_checkpoint(ckpt, model, {{"param/", model.params()}});

@@ -78,7 +78,8 @@ int main(int argc, char** argv) {
     if (found.empty()) return fail(ckpt + " holds no checkpoint that verifies");
     ckpt = found;
   }
-  auto manifest = skein::verify_checkpoint(ckpt);
+  // the manifest for the model's shape; load_checkpoint verifies every tensor as it loads them
+  auto manifest = skein::read_checkpoint_manifest(ckpt);
   if (!manifest.ok()) return fail(manifest.status().message());
   skein::Model model(skein::gpt_config(manifest->config().model()));
   auto loaded = skein::load_checkpoint(ckpt, model, {{"param/", model.params()}});
