@@ -32,14 +32,19 @@ options:
                        from these files) or gpt2 (OpenAI's GPT-2 BPE, vocabulary 50257,
                        from --tokenizer_files; the ids are tiktoken's "gpt2" encoding)
   --vocab N            BPE vocabulary size, 257..65536 (default 1024)
+  --bpe_pieces P       BPE: how text is cut into pieces before merging: gpt2 (GPT-2's
+                       pattern, the default; llama.cpp tokenizes such a model's text exactly,
+                       so it exports to GGUF; invalid UTF-8 becomes U+FFFD) or skein (the
+                       first BPE tokenizers' byte classes; every byte string round-trips)
   --tokenizer_files DIR
                        gpt2: a folder with Hugging Face's vocab.json + merges.txt (as in
                        every GPT-2 repository on the Hub) or OpenAI's encoder.json + vocab.bpe
   --doc_separator S    gpt2: where <|endoftext|> (id 50256) starts a document: file (before
                        each input file, the default), blank_line (also after every "\n\n",
                        as llm.c's tinyshakespeare.py) or none
-                       GPT-2 replaces invalid UTF-8 in the input by U+FFFD (as Python's
-                       errors="replace" does) and says how many sequences it replaced
+                       GPT-2 (and BPE with GPT-2's pieces) replaces invalid UTF-8 in the
+                       input by U+FFFD (as Python's errors="replace" does) and says how many
+                       sequences it replaced
   --val_fraction F     share of tokens for validation, in [0, 1) (default 0.005); at least
                        1025 tokens (one sequence of 1024) when above 0; 0 = no validation split
   --shard_tokens N     tokens per shard (default 100000000)
@@ -154,8 +159,8 @@ int main(int argc, char** argv) {
       has_value = true;
     }
     static const char* kValued[] = {
-        "--out",          "--tokenizer", "--vocab",           "--val_fraction",
-        "--shard_tokens", "--threads",   "--tokenizer_files", "--doc_separator"};
+        "--out",     "--tokenizer",       "--vocab",         "--val_fraction", "--shard_tokens",
+        "--threads", "--tokenizer_files", "--doc_separator", "--bpe_pieces"};
     bool known = false;
     for (const char* k : kValued) known |= arg == k;
     if (!known) return usage_error("unknown flag " + arg);
@@ -169,6 +174,8 @@ int main(int argc, char** argv) {
       o.tokenizer = value;
     } else if (arg == "--tokenizer_files") {
       o.tokenizer_files = value;
+    } else if (arg == "--bpe_pieces") {
+      o.bpe_pieces = value;
     } else if (arg == "--doc_separator") {
       o.doc_separator = value;
     } else if (arg == "--vocab") {
@@ -209,8 +216,9 @@ int main(int argc, char** argv) {
               static_cast<long long>(s.train_tokens), s.train_shards,
               static_cast<long long>(s.val_tokens), s.val_shards, o.out_dir.c_str());
   if (o.tokenizer == "bpe") {
-    std::printf("  BPE: %zu distinct pieces; counting %.2f s, learning merges %.2f s\n",
-                s.distinct_pieces, s.count_seconds, s.train_seconds);
+    std::printf("  BPE (%s pieces): %zu distinct pieces; counting %.2f s, learning merges %.2f s\n",
+                o.bpe_pieces == "skein" ? "skein's" : "GPT-2's", s.distinct_pieces, s.count_seconds,
+                s.train_seconds);
   }
   if (o.tokenizer == "gpt2") {
     std::printf(

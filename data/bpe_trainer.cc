@@ -5,8 +5,11 @@
 #include <algorithm>
 #include <cstring>
 #include <queue>
+#include <string>
+#include <unordered_set>
 
 #include "data/flat_map.h"
+#include "data/gpt2_pretokenize.h"
 #include "data/pretokenize.h"
 #include "data/shard.h"
 
@@ -50,10 +53,19 @@ std::string_view BpeTrainer::Table::intern(std::string_view piece) {
   return {dst, piece.size()};
 }
 
+size_t BpeTrainer::stable_prefix(std::string_view buffer) const {
+  const auto* p = reinterpret_cast<const uint8_t*>(buffer.data());
+  return pieces_ == BpePieces::kGpt2 ? gpt2_stable_prefix(p, buffer.size())
+                                     : skein::stable_prefix(p, buffer.size());
+}
+
 void BpeTrainer::add_text(std::string_view buffer, size_t end) {
   SKEIN_CHECK(end <= buffer.size());
   const auto* text = reinterpret_cast<const uint8_t*>(buffer.data());
-  const std::vector<size_t> cuts = chunk_bounds(text, buffer.size(), end, kCountChunkBytes);
+  const size_t n = buffer.size();
+  const bool gpt2 = pieces_ == BpePieces::kGpt2;
+  const std::vector<size_t> cuts = gpt2 ? gpt2_chunk_bounds(text, n, end, kCountChunkBytes)
+                                        : chunk_bounds(text, n, end, kCountChunkBytes);
   const long chunks = static_cast<long>(cuts.size()) - 1;
   while (tables_.size() < size_t(omp_get_max_threads())) {
     tables_.push_back(std::make_unique<Table>());
@@ -62,12 +74,22 @@ void BpeTrainer::add_text(std::string_view buffer, size_t end) {
   for (long c = 0; c < chunks; ++c) {
     SKEIN_CHECK(size_t(omp_get_thread_num()) < tables_.size());
     Table& table = *tables_[omp_get_thread_num()];
-    for_each_piece(text, buffer.size(), cuts[c], cuts[c + 1], [&](size_t b, size_t e) {
-      const std::string_view piece(buffer.data() + b, e - b);
+    auto count = [&](std::string_view piece) {
       auto it = table.counts.find(piece);
       if (it == table.counts.end()) it = table.counts.emplace(table.intern(piece), 0).first;
       ++it->second;
-    });
+    };
+    if (gpt2) {
+      Gpt2PieceMatcher matcher;
+      std::string scratch;
+      for_each_gpt2_piece(matcher, &scratch, text, n, cuts[c], cuts[c + 1], true,
+                          [&](const uint8_t* p, size_t len) {
+                            count({reinterpret_cast<const char*>(p), len});
+                          });
+    } else {
+      for_each_piece(text, n, cuts[c], cuts[c + 1],
+                     [&](size_t b, size_t e) { count(buffer.substr(b, e - b)); });
+    }
   }
   bytes_ += end;
 }
@@ -151,6 +173,14 @@ StatusOr<Tokenizer> BpeTrainer::train(int vocab_size) const {
 
   std::vector<Merge> merges;
   std::vector<uint64_t> new_keys;
+  // GPT-2's pieces: the bytes of every token, to leave out pairs that would make them again
+  const bool unique_bytes = pieces_ == BpePieces::kGpt2;
+  std::vector<std::string> token_bytes;
+  std::unordered_set<std::string> have;
+  if (unique_bytes) {
+    for (int b = 0; b < 256; ++b) token_bytes.emplace_back(1, static_cast<char>(b));
+    have.insert(token_bytes.begin(), token_bytes.end());
+  }
   while (256 + static_cast<int>(merges.size()) < vocab_size && !heap.empty()) {
     const Candidate top = heap.top();
     heap.pop();
@@ -162,6 +192,13 @@ StatusOr<Tokenizer> BpeTrainer::train(int vocab_size) const {
     }
     const int32_t left = static_cast<int32_t>(top.key >> 32);
     const int32_t right = static_cast<int32_t>(top.key & 0xFFFFFFFFu);
+    if (unique_bytes) {
+      // Popped and not pushed again: its count only changes when a merge uses left or right,
+      // and pairs are pushed only when they hold the newest token.
+      std::string joined = token_bytes[left] + token_bytes[right];
+      if (!have.insert(joined).second) continue;
+      token_bytes.push_back(std::move(joined));
+    }
     const int32_t z = 256 + static_cast<int32_t>(merges.size());
     merges.push_back({left, right});
 
@@ -202,7 +239,7 @@ StatusOr<Tokenizer> BpeTrainer::train(int vocab_size) const {
       if (*pair_count.find(key) > 0) heap.push({*pair_count.find(key), key});
     }
   }
-  return Tokenizer::from_merges(std::move(merges));
+  return Tokenizer::from_merges(std::move(merges), pieces_);
 }
 
 }  // namespace skein

@@ -18,11 +18,20 @@ uint64_t bytes_hash(std::string_view s) {
 
 }  // namespace
 
-Gpt2Encoder::Gpt2Encoder(const Gpt2Vocab& v)
-    : byte_ids_(v.byte_ids),
+Gpt2Encoder::Gpt2Encoder(const Gpt2Vocab& v, Rules rules)
+    : rules_(rules),
+      byte_ids_(v.byte_ids),
       pairs_(2 * v.tokens.size()),
       tokens_(v.tokens),
       by_hash_(v.tokens.size()) {
+  if (rules == Rules::kMergeList) {
+    for (size_t r = 0; r < v.merges.size(); ++r) {
+      const Gpt2Merge& m = v.merges[r];
+      pairs_[uint64_t(uint32_t(m.left)) << 32 | uint32_t(m.right)] =
+          uint32_t(r) << 16 | uint32_t(m.result);
+    }
+    return;
+  }
   // rank of every token that BPE can make (bytes: none needed, they are never joined into)
   std::vector<int32_t> rank(v.tokens.size(), -1);
   for (size_t r = 0; r < v.merges.size(); ++r) rank[v.merges[r].result] = static_cast<int32_t>(r);
@@ -66,10 +75,12 @@ void Gpt2Encoder::encode_piece(const uint8_t* p, size_t n, std::vector<T>* out) 
     out->push_back(static_cast<T>(byte_ids_[p[0]]));
     return;
   }
-  const int32_t whole = find_token(std::string_view(reinterpret_cast<const char*>(p), n));
-  if (whole >= 0) {
-    out->push_back(static_cast<T>(whole));
-    return;
+  if (rules_ == Rules::kTiktoken) {
+    const int32_t whole = find_token(std::string_view(reinterpret_cast<const char*>(p), n));
+    if (whole >= 0) {
+      out->push_back(static_cast<T>(whole));
+      return;
+    }
   }
   if (n <= kSmallPiece) {
     merge_small(p, n, out);
@@ -171,19 +182,9 @@ size_t Gpt2Encoder::encode_chunk(const uint8_t* text, size_t n, size_t begin, si
   for (size_t k = 0; k <= doc_starts.size(); ++k) {
     const size_t e = k < doc_starts.size() ? doc_starts[k] : end;
     if (e > s) {
-      // The stretch, sanitized; then (unless the text ends at e) its next character, which
-      // only the pattern's look-ahead may see.
-      buf.clear();
-      replaced += sanitize_utf8(text + s, e - s, &buf);
-      const size_t limit = buf.size();
-      if (k == doc_starts.size() && e < n) sanitize_utf8(text + e, std::min(n, e + 4) - e, &buf);
-      const auto* b = reinterpret_cast<const uint8_t*>(buf.data());
-      for (size_t at = 0; at < limit;) {
-        const size_t pe = matcher.piece_end(b, buf.size(), at);
-        SKEIN_CHECK(pe <= limit, "a GPT-2 piece crosses a safe cut");
-        encode_piece(b + at, pe - at, out);
-        at = pe;
-      }
+      replaced +=
+          for_each_gpt2_piece(matcher, &buf, text, n, s, e, k == doc_starts.size(),
+                              [&](const uint8_t* p, size_t len) { encode_piece(p, len, out); });
     }
     if (k < doc_starts.size()) out->push_back(static_cast<T>(separator));
     s = e;

@@ -21,10 +21,13 @@
 // so pieces found between safe cuts are the pieces of the whole text, for any chunking.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "base/status.h"
 
 namespace skein {
 
@@ -59,6 +62,28 @@ class Gpt2PieceMatcher {
  private:
   void* match_data_;  // pcre2_match_data_8, kept opaque so that pcre2.h stays out of headers
 };
+
+// Calls f(piece, length) for each piece of the raw bytes text[begin, end) after U+FFFD
+// replacement (the piece points into *scratch). `begin` must be 0 or a safe cut; `end` a safe
+// cut, n, or a document start (look_ahead false: the text ends there for the pattern). Returns
+// how many ill-formed UTF-8 subparts were replaced.
+template <typename F>
+size_t for_each_gpt2_piece(Gpt2PieceMatcher& matcher, std::string* scratch, const uint8_t* text,
+                           size_t n, size_t begin, size_t end, bool look_ahead, F&& f) {
+  scratch->clear();
+  const size_t replaced = sanitize_utf8(text + begin, end - begin, scratch);
+  const size_t limit = scratch->size();
+  // The next character, which only the pattern's look-ahead (\s+(?!\S)) may see.
+  if (look_ahead && end < n) sanitize_utf8(text + end, std::min(n, end + 4) - end, scratch);
+  const auto* b = reinterpret_cast<const uint8_t*>(scratch->data());
+  for (size_t at = 0; at < limit;) {
+    const size_t pe = matcher.piece_end(b, scratch->size(), at);
+    SKEIN_CHECK(pe <= limit, "a GPT-2 piece crosses a safe cut");
+    f(b + at, pe - at);
+    at = pe;
+  }
+  return replaced;
+}
 
 // The pieces of a valid UTF-8 text, as strings (for tests and tools).
 std::vector<std::string> gpt2_pieces(const std::string& text);

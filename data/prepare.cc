@@ -87,6 +87,16 @@ Status validate(const PrepareOptions& o, int* vocab) {
     return Status::error("--tokenizer '" + o.tokenizer +
                          "' is unknown: expected 'byte', 'bpe' or 'gpt2'. HINT: --tokenizer byte");
   }
+  if (o.tokenizer == "bpe" && o.bpe_pieces != "" && o.bpe_pieces != "gpt2" &&
+      o.bpe_pieces != "skein") {
+    return Status::error("--bpe_pieces '" + o.bpe_pieces +
+                         "' is unknown: expected 'gpt2' (GPT-2's pattern, exportable to "
+                         "llama.cpp) or 'skein' (the first BPE tokenizers' byte classes)");
+  }
+  if (o.tokenizer != "bpe" && !o.bpe_pieces.empty()) {
+    return Status::error("--bpe_pieces is for --tokenizer bpe, not " + o.tokenizer +
+                         ". HINT: drop --bpe_pieces, or pass --tokenizer bpe");
+  }
   if (o.tokenizer != "gpt2" && !o.tokenizer_files.empty()) {
     return Status::error("--tokenizer_files is for --tokenizer gpt2; the " + o.tokenizer +
                          " tokenizer is made here. HINT: drop --tokenizer_files, or pass "
@@ -249,12 +259,10 @@ StatusOr<PrepareStats> prepare_corpus(const PrepareOptions& o, const ProgressFn&
   Tokenizer tokenizer;
   if (o.tokenizer == "bpe") {
     auto t0 = Clock::now();
-    BpeTrainer trainer;
+    BpeTrainer trainer(o.bpe_pieces == "skein" ? BpePieces::kSkein : BpePieces::kGpt2);
     SKEIN_RETURN_IF_ERROR(stream_inputs(
         o.inputs, *file_bytes, "counting", progress,
-        [](std::string_view b) {
-          return stable_prefix(reinterpret_cast<const uint8_t*>(b.data()), b.size());
-        },
+        [&](std::string_view b) { return trainer.stable_prefix(b); },
         [&](const Block& b) {
           trainer.add_text(b.buf, b.end);
           return Status();

@@ -33,6 +33,7 @@ struct PrepareOptions {
   std::vector<std::string> inputs;
   std::string tokenizer = "byte";  // "byte", "bpe" or "gpt2"
   int vocab_size = 0;              // BPE: 257..65536 (0 = 1024); byte: 0 or 256; gpt2: 0
+  std::string bpe_pieces;          // BPE: "gpt2" (the default, "" too) or "skein" (BpePieces)
   std::string tokenizer_files;     // gpt2: folder with vocab.json + merges.txt or encoder.json +
                                    // vocab.bpe
   std::string doc_separator;       // gpt2: "file" (the default), "blank_line" or "none"
@@ -55,7 +56,8 @@ struct PrepareStats {
   int vocab_size = 0;
   size_t distinct_pieces = 0;           // BPE: distinct pre-tokenized pieces in the corpus
   int64_t documents = 0;                // gpt2: <|endoftext|> tokens written
-  uint64_t invalid_utf8 = 0;            // gpt2: ill-formed UTF-8 sequences replaced by U+FFFD
+  uint64_t invalid_utf8 = 0;            // ill-formed UTF-8 sequences replaced by U+FFFD (gpt2,
+                                        // BPE with GPT-2's pieces)
   int invalid_utf8_files = 0;           // ... in this many files,
   std::string first_invalid_utf8_file;  // the first of them
   uint64_t vocab_checksum = 0;          // gpt2: of the vocabulary (gpt2_vocab_checksum)

@@ -2,6 +2,7 @@
 
 #include <climits>
 #include <cstring>
+#include <unordered_map>
 
 #include "data/file_util.h"
 #include "data/gpt2_encoder.h"
@@ -47,7 +48,7 @@ Tokenizer::Tokenizer() {
   for (int b = 0; b < 256; ++b) vocab_[b] = std::string(1, static_cast<char>(b));
 }
 
-StatusOr<Tokenizer> Tokenizer::from_merges(std::vector<Merge> merges) {
+StatusOr<Tokenizer> Tokenizer::from_merges(std::vector<Merge> merges, BpePieces pieces) {
   if (merges.size() > size_t(kMaxVocabSize - 256)) {
     return Status::error("a BPE tokenizer with " + std::to_string(merges.size()) +
                          " merges would have " + std::to_string(256 + merges.size()) +
@@ -56,7 +57,9 @@ StatusOr<Tokenizer> Tokenizer::from_merges(std::vector<Merge> merges) {
   }
   Tokenizer t;
   t.kind_ = Kind::kBpe;
+  t.pieces_ = pieces;
   t.rank_ = FlatMap64<int32_t>(merges.size());
+
   for (size_t i = 0; i < merges.size(); ++i) {
     const Merge m = merges[i];
     const int32_t id = 256 + static_cast<int32_t>(i);
@@ -74,6 +77,29 @@ StatusOr<Tokenizer> Tokenizer::from_merges(std::vector<Merge> merges) {
     t.vocab_.push_back(t.vocab_[m.left] + t.vocab_[m.right]);
   }
   t.merges_ = std::move(merges);
+  if (pieces == BpePieces::kGpt2) {
+    // Token bytes -> id, to refuse a second token with the same bytes. Filled after the last
+    // push_back: the keys point into vocab_'s strings, which a reallocation moves.
+    std::unordered_map<std::string_view, int32_t> ids;
+    for (int32_t id = 0; id < t.vocab_size(); ++id) {
+      const auto [it, added] = ids.emplace(t.vocab_[id], id);
+      if (!added) {
+        return Status::error("merge " + std::to_string(id - 256) + " makes token " +
+                             std::to_string(id) + " with the same bytes as token " +
+                             std::to_string(it->second) +
+                             " (a tokenizer with GPT-2's pieces has no two tokens alike)");
+      }
+    }
+    // The encoder's tables: byte b is token b, merge i makes token 256 + i.
+    Gpt2Vocab v;
+    v.tokens = t.vocab_;
+    for (int b = 0; b < 256; ++b) v.byte_ids[b] = b;
+    v.merges.reserve(t.merges_.size());
+    for (size_t i = 0; i < t.merges_.size(); ++i) {
+      v.merges.push_back({t.merges_[i].left, t.merges_[i].right, 256 + static_cast<int32_t>(i)});
+    }
+    t.gpt2_ = std::make_shared<const Gpt2Encoder>(v, Gpt2Encoder::Rules::kMergeList);
+  }
   return t;
 }
 
@@ -188,8 +214,8 @@ size_t Tokenizer::encode_prefix(std::string_view buffer, size_t end, std::vector
                                 std::span<const size_t> doc_starts) const {
   SKEIN_CHECK(end <= buffer.size());
   const auto* p = reinterpret_cast<const uint8_t*>(buffer.data());
+  SKEIN_CHECK(doc_starts.empty() || eot_ >= 0, "only GPT-2's tokenizer has a document separator");
   if (gpt2_) return gpt2_->encode(p, buffer.size(), end, doc_starts, eot_, out);
-  SKEIN_CHECK(doc_starts.empty(), "only GPT-2's tokenizer has a document separator");
   encode_all(p, buffer.size(), end, out);
   return 0;
 }
@@ -233,12 +259,14 @@ std::string Tokenizer::serialize() const {
     }
     put_le32(&bytes, v.eot);
   } else {
+    const bool gpt2_pieces = pieces_ == BpePieces::kGpt2;
     put_le32(&bytes, kTokenizerMagic);
-    put_le32(&bytes, kTokenizerVersion);
+    put_le32(&bytes, gpt2_pieces ? kTokenizerVersionBpeGpt2Pieces : kTokenizerVersion);
     put_le32(&bytes, static_cast<int32_t>(kind_));
     put_le32(&bytes, vocab_size());
     put_le32(&bytes, static_cast<int32_t>(merges_.size()));
-    for (int i = 0; i < 3; ++i) put_le32(&bytes, 0);
+    put_le32(&bytes, static_cast<int32_t>(pieces_));
+    for (int i = 0; i < 2; ++i) put_le32(&bytes, 0);
     for (const Merge& m : merges_) {
       put_le32(&bytes, m.left);
       put_le32(&bytes, m.right);
@@ -275,13 +303,20 @@ StatusOr<Tokenizer> Tokenizer::load(const std::string& path) {
     return bad("magic number is " + std::to_string(get_le32(p)) + ", expected " +
                std::to_string(kTokenizerMagic) + " (not a skein tokenizer file)");
   }
-  if (get_le32(p + 4) == kTokenizerVersionGpt2) return load_gpt2(p, size, path);
-  if (get_le32(p + 4) != kTokenizerVersion) {
-    return bad("version is " + std::to_string(get_le32(p + 4)) + ", expected " +
-               std::to_string(kTokenizerVersion) + " or " + std::to_string(kTokenizerVersionGpt2));
+  const int32_t version = get_le32(p + 4);
+  if (version == kTokenizerVersionGpt2) return load_gpt2(p, size, path);
+  if (version != kTokenizerVersion && version != kTokenizerVersionBpeGpt2Pieces) {
+    return bad("version is " + std::to_string(version) + ", expected 1, 2 or 3");
   }
   const int32_t kind = get_le32(p + 8), vocab = get_le32(p + 12), count = get_le32(p + 16);
   if (kind != 0 && kind != 1) return bad("unknown kind " + std::to_string(kind));
+  const bool gpt2_pieces = version == kTokenizerVersionBpeGpt2Pieces;
+  const int32_t pieces = get_le32(p + 20);
+  if (pieces != (gpt2_pieces ? 1 : 0)) {
+    return bad("pieces " + std::to_string(pieces) + " in a version " + std::to_string(version) +
+               " file, expected " + (gpt2_pieces ? "1 (GPT-2's)" : "0"));
+  }
+  if (gpt2_pieces && kind != 1) return bad("a version 3 file of kind " + std::to_string(kind));
   if (count < 0 || count > kMaxVocabSize - 256) {
     return bad("merge count " + std::to_string(count) + " is outside 0.." +
                std::to_string(kMaxVocabSize - 256));
@@ -305,7 +340,7 @@ StatusOr<Tokenizer> Tokenizer::load(const std::string& path) {
     merges[i] = {get_le32(p + kHeaderBytes + 8 * size_t(i)),
                  get_le32(p + kHeaderBytes + 8 * size_t(i) + 4)};
   }
-  auto t = from_merges(std::move(merges));
+  auto t = from_merges(std::move(merges), gpt2_pieces ? BpePieces::kGpt2 : BpePieces::kSkein);
   if (!t.ok()) return bad(t.status().message());
   return t;
 }

@@ -4,8 +4,15 @@
 //  - byte: token id = byte value, vocabulary 256 (the default).
 //  - BPE:  byte-level byte-pair encoding. Merge i joins tokens (left, right) into token 256 + i;
 //          the merges are learned from a corpus by BpeTrainer (data/bpe_trainer.h). Text is first
-//          cut into pieces (data/pretokenize.h); within a piece the merge with the lowest index
-//          that applies is done first, then the next, until none applies.
+//          cut into pieces; within a piece the merge with the lowest index that applies is done
+//          first (the leftmost of its occurrences first), then the next, until none applies. The
+//          pieces (BpePieces) are
+//            - kGpt2 (prepare_data's default): GPT-2's pattern (data/gpt2_pretokenize.h), after
+//              invalid UTF-8 is replaced by U+FFFD as GPT-2's tokenizer does. No two tokens have
+//              the same bytes. This is llama.cpp's "gpt2" tokenizer with pre-tokenizer "gpt-2"
+//              (and Hugging Face's GPT2Tokenizer), so such a tokenizer exports to GGUF exactly.
+//            - kSkein: skein's byte classes (data/pretokenize.h), every byte string round-trips;
+//              the first BPE tokenizers, still read and written (prepare_data --bpe_pieces skein).
 //  - GPT-2: OpenAI's byte-level BPE, read from vocab.json + merges.txt or encoder.json +
 //          vocab.bpe (data/gpt2_vocab.h), encoded exactly as tiktoken's "gpt2" encoding
 //          (data/gpt2_encoder.h) after GPT-2's pre-tokenizer (data/gpt2_pretokenize.h). Invalid
@@ -13,10 +20,13 @@
 //          "<|endoftext|>" (id 50256) is never made from text; prepare_data puts it before each
 //          document (encode_prefix's doc_starts).
 //
-// Saved as tokenizer.bin next to the shards, little endian. Byte and BPE tokenizers (version 1):
-//   int32 magic 20240607, int32 version 1, int32 kind (0 byte, 1 BPE), int32 vocab size,
-//   int32 merge count M, 3 x int32 zero, M x (int32 left, int32 right),
-//   uint64 FNV-1a hash of all the bytes before it.
+// Saved as tokenizer.bin next to the shards, little endian. Byte tokenizers and BPE with skein's
+// pieces (version 1), BPE with GPT-2's pieces (version 3):
+//   int32 magic 20240607, int32 version 1 or 3, int32 kind (0 byte, 1 BPE), int32 vocab size,
+//   int32 merge count M, int32 pieces (version 1: 0; version 3: 1 = GPT-2's), 2 x int32 zero,
+//   M x (int32 left, int32 right), uint64 FNV-1a hash of all the bytes before it.
+// (Version 3 rather than a flag in version 1: skein builds from before it refuse the file
+// instead of cutting its text the old way.)
 // GPT-2 (version 2; version 1 files stay readable):
 //   int32 magic, int32 version 2, int32 kind 2, int32 vocab size V, int32 merge count M,
 //   int32 special count S, uint64 vocabulary checksum (gpt2_vocab_checksum), 256 x int32 id of
@@ -39,8 +49,12 @@
 namespace skein {
 
 inline constexpr int32_t kTokenizerMagic = 20240607;
-inline constexpr int32_t kTokenizerVersion = 1;      // byte and BPE files
-inline constexpr int32_t kTokenizerVersionGpt2 = 2;  // GPT-2 files
+inline constexpr int32_t kTokenizerVersion = 1;               // byte and BPE files
+inline constexpr int32_t kTokenizerVersionGpt2 = 2;           // GPT-2 files
+inline constexpr int32_t kTokenizerVersionBpeGpt2Pieces = 3;  // BPE with GPT-2's pieces
+
+// How a BPE tokenizer cuts text into pieces before merging (see above).
+enum class BpePieces : int32_t { kSkein = 0, kGpt2 = 1 };
 
 class Gpt2Encoder;
 
@@ -55,12 +69,19 @@ class Tokenizer {
 
   Tokenizer();  // byte-level
   // merges[i] makes token 256 + i from two tokens below 256 + i; at most 65536 - 256 merges.
-  static StatusOr<Tokenizer> from_merges(std::vector<Merge> merges);
+  // BpePieces::kGpt2: no merge may make the bytes of an earlier token.
+  static StatusOr<Tokenizer> from_merges(std::vector<Merge> merges,
+                                         BpePieces pieces = BpePieces::kSkein);
   // GPT-2's tokenizer from its vocabulary (read_gpt2_vocab_dir); checked again here.
   static StatusOr<Tokenizer> from_gpt2(Gpt2Vocab vocab);
 
   Kind kind() const { return kind_; }
   const char* kind_name() const;  // "byte", "bpe", "gpt2"
+  // BPE: how text is cut before merging (kSkein for the other kinds).
+  BpePieces bpe_pieces() const { return pieces_; }
+  // True when every ill-formed UTF-8 subpart is replaced by U+FFFD before encoding (GPT-2, and
+  // BPE with GPT-2's pieces); decode(encode(x)) == x then holds for valid UTF-8 only.
+  bool replaces_invalid_utf8() const { return gpt2_ != nullptr; }
   int vocab_size() const { return static_cast<int>(vocab_.size()); }
   // BPE: the merges; GPT-2: the (left, right) of each merge in rank order.
   const std::vector<Merge>& merges() const { return merges_; }
@@ -81,7 +102,7 @@ class Tokenizer {
   // text that continues past the buffer, `end` must come from stable_prefix(). GPT-2 only:
   // every position in doc_starts (ascending, <= end, each 0 or right after a newline or other
   // ASCII byte) starts a document, which ends the text before it and emits <|endoftext|>.
-  // Returns how many invalid UTF-8 sequences were replaced by U+FFFD (GPT-2; else 0).
+  // Returns how many invalid UTF-8 sequences were replaced by U+FFFD (replaces_invalid_utf8()).
   size_t encode_prefix(std::string_view buffer, size_t end, std::vector<uint16_t>* out,
                        std::span<const size_t> doc_starts = {}) const;
 
@@ -106,13 +127,15 @@ class Tokenizer {
   static StatusOr<Tokenizer> load_gpt2(const uint8_t* p, size_t size, const std::string& path);
 
   Kind kind_ = Kind::kByte;
+  BpePieces pieces_ = BpePieces::kSkein;
   std::vector<Merge> merges_;
   std::vector<std::string> vocab_;  // bytes of every token
   FlatMap64<int32_t> rank_;         // BPE: (left << 32 | right) -> merge index
   int32_t eot_ = -1;
   uint64_t checksum_ = 0;
   std::shared_ptr<const Gpt2Vocab> gpt2_vocab_;  // GPT-2: what save() writes
-  std::shared_ptr<const Gpt2Encoder> gpt2_;      // GPT-2: pre-tokenizer and BPE tables
+  // GPT-2, and BPE with GPT-2's pieces: pre-tokenizer and BPE tables
+  std::shared_ptr<const Gpt2Encoder> gpt2_;
 };
 
 }  // namespace skein

@@ -24,7 +24,12 @@
 //     its pre-tokenizer cuts), pre "gpt-2". There is no end-of-text token, yet llama.cpp always
 //     has an EOS (default id 11, a vertical tab): it is set to byte 0 (NUL), which text does not
 //     contain, so generation does not stop at a byte that text uses.
-//   - skein's BPE: refused, see kBpeRefusal.
+//   - skein's BPE with GPT-2's pieces (data/tokenizer.h): its tokens (bytes 0..255, then one
+//     per merge) and merges, pre "gpt-2"; llama.cpp's BPE then cuts and merges exactly as
+//     skein's encoder does (GPT-2's pattern, listed merges lowest rank first, leftmost first;
+//     no two tokens alike, so finding a token by its text is unambiguous). No end-of-text
+//     token: EOS is byte 0 as for the byte tokenizer.
+//   - skein's BPE with skein's pieces: refused, see kBpeRefusal.
 // The tokenizer's vocabulary must be the model's (as train requires).
 #include <algorithm>
 #include <bit>
@@ -59,7 +64,8 @@ constexpr uint32_t kFileTypeF32 = 0, kFileTypeF16 = 1, kFileTypeBf16 = 32;
 constexpr int32_t kTokenNormal = 1, kTokenControl = 3;
 
 const char kBpeRefusal[] =
-    "a skein BPE tokenizer cannot be exported to GGUF: llama.cpp would tokenize text differently "
+    "this BPE tokenizer (skein's pieces, tokenizer.bin version 1) cannot be exported to GGUF: "
+    "llama.cpp would tokenize text differently "
     "from the training data. llama.cpp cuts text into pieces before merging with a "
     "pre-tokenizer chosen by name (tokenizer.ggml.pre) from its own list, and none cuts as "
     "skein's does (data/pretokenize.h). The nearest, \"gpt-2\", differs in four ways: before a "
@@ -72,8 +78,9 @@ const char kBpeRefusal[] =
     "three there); it never cuts a long run, where skein cuts every 64 bytes; and it keeps 's 't "
     "'re 've 'm 'll 'd together (\"'tis\" is \"'t\" + \"is\" there, \"'\" + \"tis\" in skein). "
     "Besides, llama.cpp finds tokens by their text, and skein's BPE may make the same bytes twice "
-    "(\"a\"+\"bc\", \"ab\"+\"c\").\nHINT: byte-level and GPT-2 tokenizers export to GGUF "
-    "(prepare_data --tokenizer byte or gpt2); --format hf or llmc write this model's weights "
+    "(\"a\"+\"bc\", \"ab\"+\"c\").\nHINT: BPE with GPT-2's pieces (prepare_data --tokenizer bpe, "
+    "the default since tokenizer.bin version 3), byte-level and GPT-2 tokenizers export to GGUF: "
+    "prepare the data again and train on it; --format hf or llmc write this model's weights "
     "without the tokenizer";
 
 class Bytes {
@@ -170,10 +177,15 @@ GgufVocab gguf_vocab(const Tokenizer& tok) {
       v.types.push_back(special ? kTokenControl : kTokenNormal);
     }
     v.bos = v.eos = static_cast<uint32_t>(tok.eot_id());
-  } else {  // byte: token id = byte value
+  } else {  // byte: token id = byte value; BPE: the same, then one token per merge
     for (int id = 0; id < V; ++id) {
       v.tokens.push_back(gpt2_spelling(tok.token_bytes(id)));
       v.types.push_back(kTokenNormal);
+    }
+    v.merges.reserve(tok.merges().size());
+    for (const Merge& m : tok.merges()) {
+      v.merges.push_back(gpt2_spelling(tok.token_bytes(m.left)) + " " +
+                         gpt2_spelling(tok.token_bytes(m.right)));
     }
     v.bos = v.eos = 0;  // NUL: see the file comment
   }
@@ -242,7 +254,9 @@ Status write_floats(AtomicFile& f, const float* p, size_t n, uint32_t type) {
 }  // namespace
 
 Status check_gguf_tokenizer(const Tokenizer& tokenizer, int model_vocab) {
-  if (tokenizer.kind() == Tokenizer::Kind::kBpe) return Status::error(kBpeRefusal);
+  if (tokenizer.kind() == Tokenizer::Kind::kBpe && tokenizer.bpe_pieces() != BpePieces::kGpt2) {
+    return Status::error(kBpeRefusal);
+  }
   // as train requires: every row of the embedding is one of the tokenizer's tokens
   if (tokenizer.vocab_size() != model_vocab) {
     return Status::error("the tokenizer (" + std::string(tokenizer.kind_name()) + ") has " +

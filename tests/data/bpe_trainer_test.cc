@@ -81,18 +81,18 @@ TEST(BpeTrainer, CompressesItsCorpusAndRoundTrips) {
 
 // Same corpus and vocabulary -> the same merges, whatever the thread count and however the text
 // was fed in.
-TEST(BpeTrainer, MergesDoNotDependOnThreadsOrBlocks) {
+class BpeTrainerPieces : public ::testing::TestWithParam<BpePieces> {};
+
+TEST_P(BpeTrainerPieces, MergesDoNotDependOnThreadsOrBlocks) {
   const std::string text = corpus(3'000'000, 2);  // several parallel chunks
   auto train = [&](int threads, size_t block) {
     omp_set_num_threads(threads);
-    BpeTrainer trainer;
+    BpeTrainer trainer(GetParam());
     std::string buf;
     for (size_t at = 0; at < text.size(); at += block) {
       buf += text.substr(at, block);
       const bool last = at + block >= text.size();
-      const size_t end =
-          last ? buf.size()
-               : stable_prefix(reinterpret_cast<const uint8_t*>(buf.data()), buf.size());
+      const size_t end = last ? buf.size() : trainer.stable_prefix(buf);
       trainer.add_text(buf, end);
       buf.erase(0, end);
     }
@@ -106,6 +106,29 @@ TEST(BpeTrainer, MergesDoNotDependOnThreadsOrBlocks) {
   EXPECT_EQ(train(3, 1'000'003), reference);
   EXPECT_EQ(train(1, 77'777), reference);
   omp_set_num_threads(omp_get_num_procs());
+}
+
+INSTANTIATE_TEST_SUITE_P(Pieces, BpeTrainerPieces,
+                         ::testing::Values(BpePieces::kSkein, BpePieces::kGpt2),
+                         [](const auto& info) {
+                           return info.param == BpePieces::kGpt2 ? "Gpt2" : "Skein";
+                         });
+
+// With GPT-2's pieces: contractions, Unicode letters and whitespace runs are cut as GPT-2 cuts
+// them, so no token spans two of its pieces.
+TEST(BpeTrainer, Gpt2PiecesAreCountedAfterGpt2sPattern) {
+  BpeTrainer trainer(BpePieces::kGpt2);
+  trainer.add_text("it's it's it's  x");  // "it", "'s", " it", "'s", " it", "'s", " ", " x"
+  EXPECT_EQ(trainer.distinct_pieces(), 5u);
+  auto t = trainer.train(300);
+  ASSERT_TRUE(t.ok());
+  for (int id = 256; id < t->vocab_size(); ++id) {
+    const std::string& b = t->token_bytes(id);
+    EXPECT_TRUE(b == "it" || b == "'s" || b == " i" || b == " it" || b == " x") << b;
+  }
+  BpeTrainer skein;
+  skein.add_text("it's it's it's  x");  // "it", "'", "s", " it", ...: "'s" is no piece
+  EXPECT_NE(skein.distinct_pieces(), 5u);
 }
 
 }  // namespace

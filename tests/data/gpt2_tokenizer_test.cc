@@ -7,8 +7,10 @@
 
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "base/rng.h"
+#include "data/bpe_trainer.h"
 #include "data/gpt2_encoder.h"
 #include "data/gpt2_pretokenize.h"
 #include "data/gpt2_vocab.h"
@@ -110,6 +112,32 @@ std::string random_bytes(size_t n, uint64_t seed) {
   std::string s(n, '\0');
   for (auto& c : s) c = static_cast<char>(rng.below(256));
   return s;
+}
+
+// Text for the naive twins: GPT-2-like text or random Unicode, then long pieces for the heap
+// path (more than kSmallPiece bytes).
+std::string twin_text(uint64_t seed) {
+  std::string s = seed % 3 ? gpt2_texty(20000, seed) : random_unicode(15000, seed);
+  s += " " + std::string(500, 'a') + "tthe" + std::string(300, 'e') + " " + std::string(2000, ' ') +
+       "x";
+  return s;
+}
+
+// A tokenizer file with its trailing FNV-1a hash made to match again.
+std::string fix_hash(std::string s) {
+  uint64_t h = 0xCBF29CE484222325ull;
+  for (size_t i = 0; i + 8 < s.size(); ++i) h = (h ^ uint8_t(s[i])) * 0x100000001B3ull;
+  for (int i = 0; i < 8; ++i) s[s.size() - 8 + i] = static_cast<char>(h >> (8 * i));
+  return s;
+}
+
+// Writes bytes to DIR/bad.bin; loading it must fail with a message holding `want` and the name.
+void expect_load_error(const TempDir& dir, const std::string& bytes, const std::string& want) {
+  write_bytes(dir.file("bad.bin"), bytes);
+  auto t = Tokenizer::load(dir.file("bad.bin"));
+  ASSERT_FALSE(t.ok()) << want;
+  EXPECT_NE(t.status().message().find(want), std::string::npos) << t.status().message();
+  EXPECT_NE(t.status().message().find("bad.bin"), std::string::npos);
 }
 
 // ---- the pre-tokenizer ----
@@ -332,10 +360,7 @@ TEST(Gpt2Encoder, FollowsTiktokensRulesNotOnlyTheMergeList) {
 TEST(Gpt2Encoder, MatchesTheNaiveTwinOnTextAndLongPieces) {
   const Tokenizer& t = trained_tokenizer();
   for (uint64_t seed = 1; seed <= 4; ++seed) {
-    std::string s = seed % 3 ? gpt2_texty(20000, seed) : random_unicode(15000, seed);
-    // long pieces: the heap path (more than kSmallPiece bytes)
-    s += " " + std::string(500, 'a') + "tthe" + std::string(300, 'e') + " " +
-         std::string(2000, ' ') + "x";
+    const std::string s = twin_text(seed);
     const auto ids = t.encode(s);
     EXPECT_EQ(ids, reference_encode(t, s)) << "seed " << seed;
     if (seed % 3) {
@@ -446,32 +471,194 @@ TEST(Gpt2TokenizerFile, AnotherVocabularyGivesAnotherFile) {
 TEST(Gpt2TokenizerFile, BadFilesAreRefused) {
   TempDir dir;
   const std::string good = trained_tokenizer().serialize();
-  auto fix_hash = [](std::string s) {
-    uint64_t h = 0xCBF29CE484222325ull;
-    for (size_t i = 0; i + 8 < s.size(); ++i) h = (h ^ uint8_t(s[i])) * 0x100000001B3ull;
-    for (int i = 0; i < 8; ++i) s[s.size() - 8 + i] = static_cast<char>(h >> (8 * i));
-    return s;
-  };
-  auto expect_error = [&](const std::string& bytes, const std::string& want) {
-    write_bytes(dir.file("bad.bin"), bytes);
-    auto t = Tokenizer::load(dir.file("bad.bin"));
-    ASSERT_FALSE(t.ok()) << want;
-    EXPECT_NE(t.status().message().find(want), std::string::npos) << t.status().message();
-    EXPECT_NE(t.status().message().find("bad.bin"), std::string::npos);
-  };
-  expect_error(good.substr(0, good.size() - 1), "hash does not match");
-  expect_error(fix_hash(good.substr(0, good.size() - 100)), "truncated");
+  expect_load_error(dir, good.substr(0, good.size() - 1), "hash does not match");
+  expect_load_error(dir, fix_hash(good.substr(0, good.size() - 100)), "truncated");
   std::string bad = good;
   bad[8] = 1;  // kind
-  expect_error(fix_hash(bad), "kind 1 in a version 2 file");
+  expect_load_error(dir, fix_hash(bad), "kind 1 in a version 2 file");
   bad = good;
   bad[24] ^= 1;  // the vocabulary checksum
-  expect_error(fix_hash(bad), "checksum");
+  expect_load_error(dir, fix_hash(bad), "checksum");
   bad = good;
   bad[32 + 4 * 256] ^= 1;  // the first merge's left id
-  expect_error(fix_hash(bad), "");
-  expect_error(fix_hash(good.substr(0, good.size() - 8) + "xxxx" + good.substr(good.size() - 8)),
-               "trailing bytes");
+  expect_load_error(dir, fix_hash(bad), "");
+  expect_load_error(
+      dir, fix_hash(good.substr(0, good.size() - 8) + "xxxx" + good.substr(good.size() - 8)),
+      "trailing bytes");
+}
+
+// ---- skein's BPE with GPT-2's pieces (tokenizer.bin version 3) ----
+
+// llama.cpp's llm_tokenizer_bpe, in its naive form: GPT-2's pieces; in each, merge the leftmost
+// adjacent pair that is a listed merge of the lowest rank, one pair at a time, until none is.
+std::vector<int32_t> merge_list_encode(const Tokenizer& t, const std::string& text) {
+  std::map<std::pair<int32_t, int32_t>, int32_t> rank;
+  for (size_t i = 0; i < t.merges().size(); ++i) {
+    rank[{t.merges()[i].left, t.merges()[i].right}] = static_cast<int32_t>(i);
+  }
+  std::vector<int32_t> out;
+  for (const std::string& piece : gpt2_pieces(text)) {
+    std::vector<int32_t> ids;
+    for (char c : piece) ids.push_back(static_cast<uint8_t>(c));
+    for (;;) {
+      int32_t best = -1;
+      size_t at = 0;
+      for (size_t i = 0; i + 1 < ids.size(); ++i) {
+        auto it = rank.find({ids[i], ids[i + 1]});
+        if (it != rank.end() && (best < 0 || it->second < best)) best = it->second, at = i;
+      }
+      if (best < 0) break;
+      ids[at] = 256 + best;
+      ids.erase(ids.begin() + at + 1);
+    }
+    out.insert(out.end(), ids.begin(), ids.end());
+  }
+  return out;
+}
+
+const Tokenizer& gpt2_pieces_bpe() {
+  static const Tokenizer t = [] {
+    BpeTrainer trainer(BpePieces::kGpt2);
+    trainer.add_text(gpt2_texty(200000, 78) + random_unicode(20000, 78) + " " +
+                     std::string(700, 'a') + " " + std::string(600, ' ') + "z");
+    auto trained = trainer.train(256 + 700);
+    SKEIN_CHECK(trained.ok(), "training the test BPE failed");
+    return std::move(*trained);
+  }();
+  return t;
+}
+
+TEST(BpeGpt2Pieces, MatchesLlamaCppsMergeLoopOnTextAndLongPieces) {
+  const Tokenizer& t = gpt2_pieces_bpe();
+  EXPECT_EQ(t.kind(), Tokenizer::Kind::kBpe);
+  EXPECT_EQ(t.bpe_pieces(), BpePieces::kGpt2);
+  EXPECT_TRUE(t.replaces_invalid_utf8());
+  EXPECT_EQ(t.vocab_size(), 956);
+  for (uint64_t seed = 1; seed <= 4; ++seed) {
+    const std::string s = twin_text(seed);
+    const auto ids = t.encode(s);
+    EXPECT_EQ(ids, merge_list_encode(t, s)) << "seed " << seed;
+    EXPECT_EQ(*t.decode(ids), s);
+    if (seed % 3) {
+      EXPECT_LT(ids.size(), s.size() / 2);
+    }
+  }
+  // merges never cross GPT-2's pieces: "'t" is a piece of "'tis", " don" one of " don't"
+  for (const std::string& text : {std::string("'tis"), std::string(" don't"), std::string("a1")}) {
+    std::vector<std::string> from_tokens;
+    size_t joined = 0;
+    const auto pieces = gpt2_pieces(text);
+    for (int32_t id : t.encode(text)) {
+      const std::string& b = t.token_bytes(id);
+      // each token lies inside one piece
+      size_t start = 0;
+      bool inside = false;
+      for (const std::string& p : pieces) {
+        inside |= joined >= start && joined + b.size() <= start + p.size();
+        start += p.size();
+      }
+      EXPECT_TRUE(inside) << "token '" << b << "' of '" << text << "' crosses a piece";
+      joined += b.size();
+    }
+  }
+}
+
+TEST(BpeGpt2Pieces, AppliesOnlyTheListedMerges) {
+  // 256 = "bc", 257 = "ab", 258 = "abc" (made as "ab" + "c")
+  auto t = Tokenizer::from_merges({{'b', 'c'}, {'a', 'b'}, {257, 'c'}}, BpePieces::kGpt2);
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  // b+c first (rank 0); "a" + "bc" is no listed merge. tiktoken's rules would give "abc".
+  EXPECT_EQ(t->encode("abc"), (std::vector<int32_t>{'a', 256}));
+  EXPECT_EQ(t->encode("abd"), (std::vector<int32_t>{257, 'd'}));
+  EXPECT_EQ(t->encode("abc"), merge_list_encode(*t, "abc"));
+}
+
+TEST(BpeGpt2Pieces, TwoTokensWithTheSameBytesAreRefused) {
+  // 256 = "ab", 257 = "abc", 258 = "bc", 259 = "a" + "bc" = "abc" again
+  const std::vector<Merge> merges = {{'a', 'b'}, {256, 'c'}, {'b', 'c'}, {'a', 258}};
+  auto t = Tokenizer::from_merges(merges, BpePieces::kGpt2);
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.status().message().find("merge 3 makes token 259 with the same bytes as token 257"),
+            std::string::npos)
+      << t.status().message();
+  EXPECT_TRUE(Tokenizer::from_merges(merges, BpePieces::kSkein).ok());
+  // the trainer never makes such a pair of tokens
+  const Tokenizer& trained = gpt2_pieces_bpe();
+  std::set<std::string> seen;
+  for (int id = 0; id < trained.vocab_size(); ++id) {
+    EXPECT_TRUE(seen.insert(trained.token_bytes(id)).second) << "token " << id;
+  }
+}
+
+TEST(BpeGpt2Pieces, InvalidUtf8IsReplacedAsGpt2Does) {
+  const Tokenizer& t = gpt2_pieces_bpe();
+  const std::string s = "caf\xC3 \xFF\xFEok \xF0\x9F\x98 end";
+  std::vector<uint16_t> out;
+  EXPECT_EQ(t.encode_prefix(s, s.size(), &out), 4u);
+  EXPECT_EQ(*t.decode(t.encode(s)), sanitized(s));
+  EXPECT_EQ(std::vector<int32_t>(out.begin(), out.end()), t.encode(s));
+}
+
+TEST(BpeGpt2Pieces, EncodeDoesNotDependOnThreadsOrBlocks) {
+  const Tokenizer& t = gpt2_pieces_bpe();
+  std::string s = gpt2_texty(500000, 10) + random_unicode(100000, 10);
+  s.insert(200000, "\xC3(\xF0\x9F\x98 \xFF");
+  omp_set_num_threads(1);
+  const auto one = t.encode(s);
+  omp_set_num_threads(3);
+  const auto three = t.encode(s);
+  omp_set_num_threads(omp_get_num_procs());
+  EXPECT_EQ(one, three);
+  std::vector<uint16_t> streamed;
+  std::string buf;
+  for (size_t at = 0; at < s.size(); at += 4099) {
+    buf += s.substr(at, 4099);
+    const bool last = at + 4099 >= s.size();
+    const size_t end = last ? buf.size() : t.stable_prefix(buf);
+    t.encode_prefix(buf, end, &streamed);
+    buf.erase(0, end);
+  }
+  EXPECT_TRUE(std::equal(one.begin(), one.end(), streamed.begin(), streamed.end()));
+}
+
+TEST(BpeGpt2Pieces, FileIsVersion3AndVersion1FilesStillLoad) {
+  TempDir dir;
+  const Tokenizer& t = gpt2_pieces_bpe();
+  ASSERT_TRUE(t.save(dir.file("v3.bin")).ok());
+  const std::string good = read_bytes(dir.file("v3.bin"));
+  EXPECT_EQ(good[4], 3);
+  EXPECT_EQ(good[20], 1);  // pieces: GPT-2's
+  auto u = Tokenizer::load(dir.file("v3.bin"));
+  ASSERT_TRUE(u.ok()) << u.status().message();
+  EXPECT_EQ(u->bpe_pieces(), BpePieces::kGpt2);
+  EXPECT_EQ(u->merges(), t.merges());
+  const std::string text = gpt2_texty(20000, 6);
+  EXPECT_EQ(u->encode(text), t.encode(text));
+  // version 1 (skein's pieces) next to it
+  auto old = Tokenizer::from_merges(t.merges(), BpePieces::kSkein);
+  ASSERT_TRUE(old.ok());
+  ASSERT_TRUE(old->save(dir.file("v1.bin")).ok());
+  EXPECT_EQ(read_bytes(dir.file("v1.bin"))[4], 1);
+  auto v1 = Tokenizer::load(dir.file("v1.bin"));
+  ASSERT_TRUE(v1.ok());
+  EXPECT_EQ(v1->bpe_pieces(), BpePieces::kSkein);
+  EXPECT_NE(v1->encode(" it's"), u->encode(" it's"));  // "'s" is a piece of GPT-2's only
+
+  std::string bad = good;
+  bad[20] = 0;
+  expect_load_error(dir, fix_hash(bad), "pieces 0 in a version 3 file");
+  bad = good;
+  bad[8] = 0;  // kind byte
+  expect_load_error(dir, fix_hash(bad), "version 3 file of kind 0");
+  bad = read_bytes(dir.file("v1.bin"));
+  bad[20] = 1;
+  expect_load_error(dir, fix_hash(bad), "pieces 1 in a version 1 file");
+  // a merge that repeats a token's bytes: 256 + 1 = "a" + token 256's second half
+  auto dup = Tokenizer::from_merges({{'a', 'b'}, {256, 'c'}, {'b', 'c'}, {'a', 258}});
+  bad = dup->serialize();
+  bad[4] = 3;
+  bad[20] = 1;
+  expect_load_error(dir, fix_hash(bad), "same bytes as token 257");
 }
 
 }  // namespace

@@ -46,6 +46,9 @@ expect 1 "missing vocab.json and merges.txt.*missing encoder.json and vocab.bpe"
 expect 1 "needs a tokenizer with an end-of-text token" -- --out "$tmp/o" \
   --doc_separator blank_line "$tmp/a.txt"
 expect 2 "--doc_separator needs a value" -- --out "$tmp/o" "$tmp/a.txt" --doc_separator
+expect 1 "--bpe_pieces 'words' is unknown" -- --out "$tmp/o" --tokenizer bpe --bpe_pieces words \
+  "$tmp/a.txt"
+expect 1 "--bpe_pieces is for --tokenizer bpe" -- --out "$tmp/o" --bpe_pieces gpt2 "$tmp/a.txt"
 
 expect 0 "tokens \(byte tokenizer, vocab 256\)" -- --out "$tmp/byte" "$tmp/a.txt" "$tmp/b.txt.gz"
 bytes=$(($(wc -c <"$tmp/a.txt") + $(wc -c <"$tmp/b.txt")))
@@ -55,8 +58,10 @@ if [[ $shard_bytes -ne $((2 * bytes)) ]]; then
   failures=$((failures + 1))
 fi
 expect 1 "already holds" -- --out "$tmp/byte" "$tmp/a.txt"
-expect 0 "vocab 300" -- --out "$tmp/byte" --overwrite --tokenizer=bpe --vocab 300 --threads 2 \
-  --quiet "$tmp/a.txt" "$tmp/b.txt.gz"
+expect 0 "BPE \(GPT-2's pieces\)" -- --out "$tmp/byte" --overwrite --tokenizer=bpe --vocab 300 \
+  --threads 2 --quiet "$tmp/a.txt" "$tmp/b.txt.gz"
+expect 0 "BPE \(skein's pieces\)" -- --out "$tmp/bpe1" --tokenizer=bpe --bpe_pieces skein --vocab 300 \
+  --quiet "$tmp/a.txt"
 leftover=$(find "$tmp/byte" -name '*.tmp*' -o -name '.prepare*')
 if [[ -n $leftover ]]; then
   echo "FAIL: temporary files left: $leftover"

@@ -131,8 +131,21 @@ TEST(Prepare, BpeShardsDecodeToTheCorpusAndLoad) {
   auto tok = Tokenizer::load(o.out_dir + "/tokenizer.bin");
   ASSERT_TRUE(tok.ok());
   EXPECT_EQ(tok->vocab_size(), 270);
+  EXPECT_EQ(tok->bpe_pieces(), BpePieces::kGpt2);  // the default
   const auto all = reassemble(o.out_dir, *st);
   EXPECT_EQ(*tok->decode(std::vector<int32_t>(all.begin(), all.end())), text);
+  EXPECT_EQ(std::vector<int32_t>(all.begin(), all.end()), tok->encode(text));
+
+  // skein's pieces, on request: another tokenizer, which also round-trips
+  o.out_dir = dir.file("skein");
+  o.bpe_pieces = "skein";
+  st = run(o);
+  ASSERT_TRUE(st.ok()) << st.status().message();
+  tok = Tokenizer::load(o.out_dir + "/tokenizer.bin");
+  ASSERT_TRUE(tok.ok());
+  EXPECT_EQ(tok->bpe_pieces(), BpePieces::kSkein);
+  const auto skein_all = reassemble(o.out_dir, *st);
+  EXPECT_EQ(*tok->decode(std::vector<int32_t>(skein_all.begin(), skein_all.end())), text);
 
   LoaderOptions lo;
   lo.shards = {o.out_dir + "/train_000000.bin"};

@@ -2,7 +2,9 @@
 // safe cuts, the BPE loop and heap) with a small vocabulary of GPT-2's form. Input: one byte B,
 // then the text. Checks: decode(encode(x)) is x with U+FFFD for invalid UTF-8; every safe cut
 // is a piece boundary; encoding in blocks of 1 + B bytes cut by stable_prefix, with a document
-// start after every "\n\n", gives the tokens of the documents encoded one by one.
+// start after every "\n\n", gives the tokens of the documents encoded one by one. The same
+// merges as a skein BPE with GPT-2's pieces (the merge-list rules): decode(encode(x)) is x with
+// U+FFFD, the ids equal a naive twin of llama.cpp's merge loop, and streaming changes nothing.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -16,7 +18,7 @@ namespace {
 const skein::Tokenizer& tokenizer() {
   static const skein::Tokenizer t = [] {
     static const char* kMerges[][2] = {
-        {"t", "h"},   {"h", "e"},      {" ", "t"},           {" t", "he"},     {"i", "n"},
+        {"t", "h"},   {"h", "e"},       {" ", "t"},           {" t", "he"},     {"i", "n"},
         {" ", "a"},   {"e", "r"},       {"in", "g"},          {" ", " "},       {"  ", "  "},
         {"\n", "\n"}, {"\xC3", "\xA9"}, {"1", "2"},           {"12", "3"},      {"'", "s"},
         {" ", "\n"},  {"a", "a"},       {"aa", "aa"},         {"aaaa", "aaaa"}, {"a", "aa"},
@@ -44,6 +46,40 @@ const skein::Tokenizer& tokenizer() {
     return std::move(*tok);
   }();
   return t;
+}
+
+// The same merges (byte b is token b in both) in a BPE tokenizer with GPT-2's pieces.
+const skein::Tokenizer& bpe_tokenizer() {
+  static const skein::Tokenizer t = [] {
+    std::vector<skein::Merge> merges;
+    for (const skein::Merge& m : tokenizer().merges()) merges.push_back(m);
+    auto tok = skein::Tokenizer::from_merges(merges, skein::BpePieces::kGpt2);
+    if (!tok.ok()) __builtin_trap();
+    return std::move(*tok);
+  }();
+  return t;
+}
+
+// llama.cpp's loop, naively: per piece, merge the leftmost listed pair of lowest rank.
+std::vector<int32_t> merge_list_twin(const skein::Tokenizer& t, const std::string& clean) {
+  std::vector<int32_t> out;
+  for (const std::string& piece : skein::gpt2_pieces(clean)) {
+    std::vector<int32_t> ids(piece.begin(), piece.end());
+    for (auto& id : ids) id &= 0xFF;
+    for (;;) {
+      size_t best = t.merges().size(), at = 0;
+      for (size_t i = 0; i + 1 < ids.size(); ++i) {
+        for (size_t r = 0; r < best; ++r) {
+          if (t.merges()[r].left == ids[i] && t.merges()[r].right == ids[i + 1]) best = r, at = i;
+        }
+      }
+      if (best == t.merges().size()) break;
+      ids[at] = 256 + static_cast<int32_t>(best);
+      ids.erase(ids.begin() + static_cast<long>(at) + 1);
+    }
+    out.insert(out.end(), ids.begin(), ids.end());
+  }
+  return out;
 }
 
 }  // namespace
@@ -109,5 +145,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (last) break;
   }
   if (!std::equal(want.begin(), want.end(), streamed.begin(), streamed.end())) __builtin_trap();
+
+  const skein::Tokenizer& bpe = bpe_tokenizer();
+  const std::vector<int32_t> bpe_ids = bpe.encode(text);
+  auto bpe_back = bpe.decode(bpe_ids);
+  if (!bpe_back.ok() || *bpe_back != clean) __builtin_trap();
+  if (bpe_ids != merge_list_twin(bpe, clean)) __builtin_trap();
+  streamed.clear();
+  buf.clear();
+  for (size_t read = 0;;) {
+    const size_t take = std::min(block, text.size() - read);
+    buf += text.substr(read, take);
+    read += take;
+    const bool last = read == text.size();
+    const size_t end = last ? buf.size() : bpe.stable_prefix(buf);
+    bpe.encode_prefix(buf, end, &streamed);
+    buf.erase(0, end);
+    if (last) break;
+  }
+  if (!std::equal(bpe_ids.begin(), bpe_ids.end(), streamed.begin(), streamed.end())) {
+    __builtin_trap();
+  }
   return 0;
 }

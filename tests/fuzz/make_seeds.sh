@@ -15,7 +15,9 @@ mkdir -p "$out"/{config,checkpoint,shard,tokenizer,import,gpt2_vocab,gpt2_encode
 
 for i in $(seq 200); do echo "the quick brown fox $i jumps over the lazy dog."; done >"$tmp/corpus.txt"
 "$build/apps/prepare_data" --out "$tmp/byte" "$tmp/corpus.txt" >/dev/null 2>&1
-"$build/apps/prepare_data" --out "$tmp/bpe" --tokenizer bpe --vocab 300 "$tmp/corpus.txt" \
+"$build/apps/prepare_data" --out "$tmp/bpe" --tokenizer bpe --bpe_pieces skein --vocab 300 \
+  "$tmp/corpus.txt" >/dev/null 2>&1
+"$build/apps/prepare_data" --out "$tmp/bpe3" --tokenizer bpe --vocab 300 "$tmp/corpus.txt" \
   >/dev/null 2>&1
 # shard_fuzz: one byte choosing the vocabulary (odd: 65536), then the file
 { printf '\x01'; head -c 1600 "$tmp/byte/train_000000.bin"; } >"$tmp/shard"
@@ -29,6 +31,7 @@ PY
 # tokenizer_fuzz: one byte (odd: the hash is recomputed), then the file
 { printf '\x00'; cat "$tmp/byte/tokenizer.bin"; } >"$out/tokenizer/byte"
 { printf '\x01'; cat "$tmp/bpe/tokenizer.bin"; } >"$out/tokenizer/bpe300"
+{ printf '\x01'; cat "$tmp/bpe3/tokenizer.bin"; } >"$out/tokenizer/bpe300_gpt2_pieces"
 
 # A small vocabulary of GPT-2's form (its 256 byte tokens, 40 merges, <|endoftext|>) as
 # vocab.json + merges.txt; gpt2_vocab_fuzz: uint16 length of the JSON, the JSON, the merges.

@@ -1,5 +1,6 @@
 // Fuzzes the tokenizer file reader (Tokenizer::load: header, merges, trailing FNV-1a hash; byte
-// and BPE files of version 1, GPT-2's of version 2); a tokenizer that loads encodes and decodes
+// and BPE files of version 1, GPT-2's of version 2, BPE with GPT-2's pieces of version 3); a
+// tokenizer that loads encodes and decodes
 // a short text. Input: a byte F, then the file. With F odd the trailing hash is recomputed
 // first, so that mutations reach the merge table checks.
 #include <cstdint>
@@ -14,8 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<uint8_t> file(data + 1, data + size);
   if ((data[0] & 1) && file.size() >= 8) {
     uint64_t h = 1469598103934665603ull;  // FNV-1a 64 of everything before the hash
-    for (size_t i = 0; i < file.size() - 8; ++i)
-      h = (h ^ file[i]) * 1099511628211ull;
+    for (size_t i = 0; i < file.size() - 8; ++i) h = (h ^ file[i]) * 1099511628211ull;
     skein::fuzz::put_le64(h, file.data() + file.size() - 8);
   }
   skein::fuzz::write_scratch(file.data(), file.size());

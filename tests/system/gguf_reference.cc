@@ -12,7 +12,7 @@
 //   tensors:  for each of the model's tensors (in Model::tensors() order): its name, the sum of
 //             all its values in index order (in double), and every stride-th value (stride chosen
 //             for at most 4096 of them), to check the file's tensor data against;
-//   config:   the model's shape; tokenizer: kind and vocabulary size.
+//   config:   the model's shape; tokenizer: kind, vocabulary size and its tokenizer.bin.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -90,7 +90,8 @@ int main(int argc, char** argv) {
                    {"n_layer", cfg.n_layer},
                    {"n_head", cfg.n_head},
                    {"d_model", cfg.d_model}};
-  out["tokenizer"] = {{"kind", tok->kind_name()}, {"vocab_size", tok->vocab_size()}};
+  out["tokenizer"] = {
+      {"kind", tok->kind_name()}, {"vocab_size", tok->vocab_size()}, {"file", tok_path}};
 
   out["tensors"] = nlohmann::json::array();
   for (const skein::TensorView& t : model.tensors()) {

