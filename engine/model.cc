@@ -25,15 +25,16 @@ size_t round_up(size_t n, size_t a) {
 }
 }  // namespace
 
-Activations::Activations(const GptConfig& cfg, int B, int T)
-    : Activations(cfg, B, T, Mode::kAllocate) {}
+Activations::Activations(const GptConfig& cfg, int B, int T, int workers)
+    : Activations(cfg, B, T, workers, Mode::kAllocate) {}
 
-size_t Activations::floats_for(const GptConfig& cfg, int B, int T) {
-  return Activations(cfg, B, T, Mode::kMeasure).planned_floats_;
+size_t Activations::floats_for(const GptConfig& cfg, int B, int T, int workers) {
+  return Activations(cfg, B, T, workers, Mode::kMeasure).planned_floats_;
 }
 
-Activations::Activations(const GptConfig& cfg, int B, int T, Mode mode) : B_(B), T_(T) {
-  SKEIN_CHECK(B > 0 && T > 0 && T <= cfg.seq_len);
+Activations::Activations(const GptConfig& cfg, int B, int T, int workers, Mode mode)
+    : B_(B), T_(T), workers_(workers) {
+  SKEIN_CHECK(B > 0 && T > 0 && T <= cfg.seq_len && workers >= 1);
   const size_t C = cfg.d_model, V = cfg.vocab_size, L = cfg.n_layer, NH = cfg.n_head;
   const size_t BT = size_t(B) * T;
   // Carve every buffer out of one allocation, each 64-byte aligned.
@@ -62,7 +63,7 @@ Activations::Activations(const GptConfig& cfg, int B, int T, Mode mode) : B_(B),
                            {&dwide_a_, BT * 4 * C},
                            {&dwide_b_, BT * 4 * C},
                            {&dnarrow_, BT * C},
-                           {&att_scratch_, size_t(2) * T * T}});
+                           {&att_scratch_, size_t(2) * T * T * workers}});
   size_t total = 0;
   for (auto& [ptr, n] : plan) total += round_up(n, kTensorAlign);
   planned_floats_ = total;
@@ -164,15 +165,37 @@ void Model::init(uint64_t seed) {
   }
 }
 
-float Model::forward(Activations& a, const int32_t* tokens, const int32_t* targets) const {
+// In forward and backward every operation is cut among the workers (Workers::share) along an
+// output dimension, and w.sync() separates an operation from the next that reads what it wrote.
+// Rows of (B*T, ...) buffers, columns of products (kLinearColumnAlign; rows kLinearRowAlign),
+// (sequence, head) pairs of attention, channels of the LayerNorms' and the embeddings' parameter
+// gradients (their sums run over rows). One worker runs the same cuts with one part each, so
+// any count gives the bits of one.
+namespace {
+// the worker's part of n floats, cut at whole cache lines
+std::pair<long, long> elements(const Workers& w, long n) {
+  return w.share(n, 16);
+}
+}  // namespace
+
+float Model::forward(Activations& a, const int32_t* tokens, const int32_t* targets,
+                     const Workers& w) const {
   const int B = a.B_, T = a.T_, C = cfg_.d_model, V = cfg_.vocab_size, NH = cfg_.n_head;
   const int BT = B * T;
   const float* p = params_.data();
   const MatmulContext mm{precision_};
-  std::memcpy(a.tokens_.data(), tokens, sizeof(int32_t) * BT);
-  std::memcpy(a.targets_.data(), targets, sizeof(int32_t) * BT);
+  SKEIN_CHECK(w.count <= a.workers_, "more workers than the activations have scratch for");
+  float* scratch = a.att_scratch_ + size_t(2) * T * T * w.index;
+  const auto [r0, r1] = w.share(BT);            // rows
+  const auto [h0, h1] = w.share(long(B) * NH);  // (sequence, head) pairs
+  const auto col = [&](int n) { return w.share(n, kLinearColumnAlign); };
+  const auto rows = [&](float* out, long width) { return out + r0 * width; };
+  std::copy(tokens + r0, tokens + r1, a.tokens_.data() + r0);
+  std::copy(targets + r0, targets + r1, a.targets_.data() + r0);
+  const int count = count_targets(targets, BT);
+  if (w.index == 0) a.target_count_ = count;  // read by backward, after barriers
 
-  encoder_forward(a.encoded_, tokens, p + wte_, p + wpe_, B, T, C);
+  encoder_forward_rows(a.encoded_, tokens, p + wte_, p + wpe_, T, C, r0, r1);
   const float* x = a.encoded_;  // residual stream entering the block
   for (int l = 0; l < cfg_.n_layer; ++l) {
     const LayerOffsets& o = layer_[l];
@@ -180,52 +203,131 @@ float Model::forward(Activations& a, const int32_t* tokens, const int32_t* targe
     // the LayerNorms' outputs in dres_, GELU's in dwide_a_, the projections' in dnarrow_: scratch
     float* ln = a.dres_;
     float* fcg = a.dwide_a_;
-    layernorm_forward(ln, A.ln1_mean, A.ln1_rstd, x, p + o.ln1w, p + o.ln1b, BT, C);
-    linear_forward(mm, A.qkv, ln, p + o.qkvw, p + o.qkvb, BT, C, 3 * C);
-    attention_forward(mm, A.atty, A.att_stats, a.att_scratch_, A.qkv, B, T, C, NH);
-    linear_forward(mm, a.dnarrow_, A.atty, p + o.projw, p + o.projb, BT, C, C);
-    residual_forward(A.res2, x, a.dnarrow_, long(BT) * C);
-    layernorm_forward(ln, A.ln2_mean, A.ln2_rstd, A.res2, p + o.ln2w, p + o.ln2b, BT, C);
-    linear_forward(mm, A.fch, ln, p + o.fcw, p + o.fcb, BT, C, 4 * C);
-    gelu_forward(fcg, A.fch, long(BT) * 4 * C);
-    linear_forward(mm, a.dnarrow_, fcg, p + o.fcprojw, p + o.fcprojb, BT, 4 * C, C);
-    residual_forward(A.res3, A.res2, a.dnarrow_, long(BT) * C);
+    // x's rows r0..r1 were written by this worker (encoder, residual): no barrier needed
+    layernorm_forward(rows(ln, C), rows(A.ln1_mean, 1), rows(A.ln1_rstd, 1), x + r0 * C, p + o.ln1w,
+                      p + o.ln1b, int(r1 - r0), C);
+    w.sync();
+    const auto [q0, q1] = col(3 * C);
+    linear_forward_columns(mm, A.qkv, ln, p + o.qkvw, p + o.qkvb, BT, C, 3 * C, q0, q1);
+    w.sync();
+    attention_forward_tasks(mm, A.atty, A.att_stats, scratch, A.qkv, T, C, NH, h0, h1);
+    w.sync();
+    const auto [c0, c1] = col(C);
+    linear_forward_columns(mm, a.dnarrow_, A.atty, p + o.projw, p + o.projb, BT, C, C, c0, c1);
+    w.sync();
+    residual_forward(rows(A.res2, C), x + r0 * C, rows(a.dnarrow_, C), (r1 - r0) * C);
+    layernorm_forward(rows(ln, C), rows(A.ln2_mean, 1), rows(A.ln2_rstd, 1), rows(A.res2, C),
+                      p + o.ln2w, p + o.ln2b, int(r1 - r0), C);
+    w.sync();
+    const auto [f0, f1] = col(4 * C);
+    linear_forward_columns(mm, A.fch, ln, p + o.fcw, p + o.fcb, BT, C, 4 * C, f0, f1);
+    w.sync();
+    const auto [e0, e1] = elements(w, long(BT) * 4 * C);
+    gelu_forward(fcg + e0, A.fch + e0, e1 - e0);
+    w.sync();
+    linear_forward_columns(mm, a.dnarrow_, fcg, p + o.fcprojw, p + o.fcprojb, BT, 4 * C, C, c0, c1);
+    w.sync();
+    residual_forward(rows(A.res3, C), rows(A.res2, C), rows(a.dnarrow_, C), (r1 - r0) * C);
     x = A.res3;
   }
-  layernorm_forward(a.lnf_, a.lnf_mean_, a.lnf_rstd_, x, p + lnfw_, p + lnfb_, BT, C);
-  linear_forward(mm, a.logits_, a.lnf_, p + wte_, static_cast<const float*>(nullptr), BT, C, V);
-  double sum = softmax_crossentropy_forward(a.losses_, a.ce_stats_, a.logits_, targets, BT, V);
-  a.target_count_ = count_targets(targets, BT);
-  return a.target_count_ ? static_cast<float>(sum / a.target_count_) : 0.0f;
+  layernorm_forward(rows(a.lnf_, C), rows(a.lnf_mean_, 1), rows(a.lnf_rstd_, 1), x + r0 * C,
+                    p + lnfw_, p + lnfb_, int(r1 - r0), C);
+  w.sync();
+  const auto [v0, v1] = col(V);
+  linear_forward_columns(mm, a.logits_, a.lnf_, p + wte_, static_cast<const float*>(nullptr), BT, C,
+                         V, v0, v1);
+  w.sync();
+  softmax_crossentropy_forward(rows(a.losses_, 1), rows(a.ce_stats_, kCrossEntropyStats),
+                               a.logits_ + r0 * V, targets + r0, int(r1 - r0), V);
+  w.sync();
+  // The loss summed in row order, as softmax_crossentropy_forward sums it over all rows.
+  double sum = 0;
+  for (int i = 0; i < BT; ++i)
+    if (targets[i] != kIgnoreTarget) sum += a.losses_[i];
+  // (No barrier: what comes next writes no loss before barriers of its own.)
+  return count ? static_cast<float>(sum / count) : 0.0f;
 }
 
-void Model::backward(Activations& a, float* g, float loss_scale, GradMode mode) const {
+void Model::backward(Activations& a, float* g, float loss_scale, GradMode mode,
+                     const Workers& w) const {
   const int B = a.B_, T = a.T_, C = cfg_.d_model, V = cfg_.vocab_size, NH = cfg_.n_head;
   const int BT = B * T;
   const long nC = long(BT) * C;
   const float* p = params_.data();
   const bool overwrite = mode == GradMode::kOverwrite;
   const MatmulContext mm{precision_};
-  if (a.target_count_ == 0) {  // no target, no gradient
-    if (overwrite) std::memset(g, 0, sizeof(float) * params_.size());
+  SKEIN_CHECK(w.count <= a.workers_, "more workers than the activations have scratch for");
+  float* scratch = a.att_scratch_ + size_t(2) * T * T * w.index;
+  const auto [r0, r1] = w.share(BT);
+  const auto [h0, h1] = w.share(long(B) * NH);
+  const auto col = [&](int n) { return w.share(n, kLinearColumnAlign); };
+  const auto out_rows = [&](int n) { return w.share(n, kLinearRowAlign); };
+  const auto rows = [&](float* buf, long width) { return buf + r0 * width; };
+  const int nrows = int(r1 - r0);
+  const int target_count = a.target_count_;  // written by worker 0 before forward's barriers
+  if (target_count == 0) {                   // no target, no gradient
+    if (overwrite) {
+      const auto [e0, e1] = elements(w, long(params_.size()));
+      std::fill(g + e0, g + e1, 0.0f);
+    }
+    w.sync();
     return;
   }
-  if (overwrite)
-    for (const auto& [offset, size] : accumulated_)
-      std::memset(g + offset, 0, sizeof(float) * size);
+  if (overwrite) {
+    for (const auto& [offset, size] : accumulated_) {
+      const auto [e0, e1] = w.share(long(size));
+      std::fill(g + offset + e0, g + offset + e1, 0.0f);
+    }
+  }
   const float beta_w = overwrite ? 0.0f : 1.0f;  // the matrices' old gradient: kept or ignored
-  const float dloss = loss_scale / static_cast<float>(a.target_count_);
+  const float dloss = loss_scale / static_cast<float>(target_count);
 
   // dlogits in place of the logits
   float* dlogits = a.logits_;
-  softmax_crossentropy_backward(dlogits, a.logits_, a.ce_stats_, a.targets_.data(), BT, V, dloss);
+  softmax_crossentropy_backward(dlogits + r0 * V, a.logits_ + r0 * V,
+                                rows(a.ce_stats_, kCrossEntropyStats), a.targets_.data() + r0,
+                                nrows, V, dloss);
+  std::fill(rows(a.dres_, C), rows(a.dres_, C) + long(nrows) * C, 0.0f);
+  w.sync();
   // lm_head tied to wte: logits = lnf @ wte^T
-  linear_backward(mm, a.dnarrow_, g + wte_, static_cast<float*>(nullptr), dlogits, a.lnf_, p + wte_,
-                  BT, C, V, 0.0f, beta_w);
+  {
+    const auto [c0, c1] = col(C);
+    const auto [v0, v1] = out_rows(V);
+    linear_backward_input_columns(mm, a.dnarrow_, dlogits, p + wte_, BT, C, V, int(c0), int(c1),
+                                  0.0f);
+    linear_backward_weight_block(mm, g + wte_, dlogits, a.lnf_, BT, C, V, int(v0), int(v1), 0, C,
+                                 beta_w);
+  }
+  w.sync();
   const float* x_last = cfg_.n_layer ? a.layers_.back().res3 : a.encoded_;
-  std::memset(a.dres_, 0, sizeof(float) * nC);
-  layernorm_backward(a.dres_, g + lnfw_, g + lnfb_, a.dnarrow_, x_last, p + lnfw_, a.lnf_mean_,
-                     a.lnf_rstd_, BT, C);
+  const auto [ch0, ch1] = w.share(C);  // channels of the LayerNorms' parameter gradients
+  // one LayerNorm's backward: the input's gradient into dres_ by rows, the parameters' by channels
+  auto layernorm_back = [&](size_t weight, size_t bias, const float* dout, const float* inp,
+                            const float* mean, const float* rstd) {
+    layernorm_backward_input(rows(a.dres_, C), dout + r0 * C, inp + r0 * C, p + weight, mean + r0,
+                             rstd + r0, nrows, C);
+    layernorm_backward_params(g + weight, g + bias, dout, inp, mean, rstd, BT, C, int(ch0),
+                              int(ch1));
+  };
+  // a linear layer's backward: dinp by columns (beta 0), dweight by rows or columns (duplicating
+  // the smaller operand's packing), dbias by columns
+  auto linear_back = [&](float* dinp, size_t weight, size_t bias, const float* dout,
+                         const float* inp, int in, int out) {
+    const auto [c0, c1] = col(in);
+    linear_backward_input_columns(mm, dinp, dout, p + weight, BT, in, out, int(c0), int(c1), 0.0f);
+    if (out >= in) {  // dout (N, out) is the larger: split the rows of dweight, packing inp whole
+      const auto [o0, o1] = out_rows(out);
+      linear_backward_weight_block(mm, g + weight, dout, inp, BT, in, out, int(o0), int(o1), 0, in,
+                                   beta_w);
+    } else {
+      linear_backward_weight_block(mm, g + weight, dout, inp, BT, in, out, 0, out, int(c0), int(c1),
+                                   beta_w);
+    }
+    const auto [b0, b1] = col(out);
+    linear_backward_bias_columns(g + bias, dout, BT, out, int(b0), int(b1));
+  };
+  layernorm_back(lnfw_, lnfb_, a.dnarrow_, x_last, a.lnf_mean_, a.lnf_rstd_);
+  w.sync();
 
   // dres_ holds d(loss)/d(residual stream) at the output of the block being walked back through.
   for (int l = cfg_.n_layer - 1; l >= 0; --l) {
@@ -235,31 +337,42 @@ void Model::backward(Activations& a, float* g, float loss_scale, GradMode mode) 
     // MLP: res3 = res2 + c_proj(gelu(c_fc(ln_2(res2)))). gelu(fch) and ln_2(res2) are computed
     // again (into free scratch) as forward computed them, then used as forward's would be.
     float* fcg = a.dwide_b_;
-    gelu_forward(fcg, A.fch, nC * 4);
-    linear_backward(mm, a.dwide_a_, g + o.fcprojw, g + o.fcprojb, a.dres_, fcg, p + o.fcprojw, BT,
-                    4 * C, C, 0.0f, beta_w);
-    std::memset(a.dwide_b_, 0, sizeof(float) * nC * 4);
-    gelu_backward(a.dwide_b_, A.fch, a.dwide_a_, nC * 4);
+    const auto [e0, e1] = elements(w, nC * 4);
+    gelu_forward(fcg + e0, A.fch + e0, e1 - e0);
+    w.sync();
+    linear_back(a.dwide_a_, o.fcprojw, o.fcprojb, a.dres_, fcg, 4 * C, C);
+    w.sync();
+    std::fill(a.dwide_b_ + e0, a.dwide_b_ + e1, 0.0f);
+    gelu_backward(a.dwide_b_ + e0, A.fch + e0, a.dwide_a_ + e0, e1 - e0);
+    w.sync();
     float* ln2 = a.dwide_a_;
-    layernorm_forward(ln2, A.ln2_mean, A.ln2_rstd, A.res2, p + o.ln2w, p + o.ln2b, BT, C);
-    linear_backward(mm, a.dnarrow_, g + o.fcw, g + o.fcb, a.dwide_b_, ln2, p + o.fcw, BT, C, 4 * C,
-                    0.0f, beta_w);
+    layernorm_forward(rows(ln2, C), rows(A.ln2_mean, 1), rows(A.ln2_rstd, 1), rows(A.res2, C),
+                      p + o.ln2w, p + o.ln2b, nrows, C);
+    w.sync();
+    linear_back(a.dnarrow_, o.fcw, o.fcb, a.dwide_b_, ln2, C, 4 * C);
+    w.sync();
     // the skip path carries dres_ through unchanged; ln_2 adds its share
-    layernorm_backward(a.dres_, g + o.ln2w, g + o.ln2b, a.dnarrow_, A.res2, p + o.ln2w, A.ln2_mean,
-                       A.ln2_rstd, BT, C);
+    layernorm_back(o.ln2w, o.ln2b, a.dnarrow_, A.res2, A.ln2_mean, A.ln2_rstd);
+    w.sync();
     // attention: res2 = x_in + c_proj(attn(c_attn(ln_1(x_in))))
-    linear_backward(mm, a.dnarrow_, g + o.projw, g + o.projb, a.dres_, A.atty, p + o.projw, BT, C,
-                    C, 0.0f, beta_w);
-    std::memset(a.dwide_a_, 0, sizeof(float) * nC * 3);
-    attention_backward(mm, a.dwide_a_, a.att_scratch_, a.dnarrow_, A.qkv, A.att_stats, B, T, C, NH);
+    linear_back(a.dnarrow_, o.projw, o.projb, a.dres_, A.atty, C, C);
+    const auto [z0, z1] = elements(w, nC * 3);
+    std::fill(a.dwide_a_ + z0, a.dwide_a_ + z1, 0.0f);
+    w.sync();
+    attention_backward_tasks(mm, a.dwide_a_, scratch, a.dnarrow_, A.qkv, A.att_stats, T, C, NH,
+                             int(h0), int(h1));
     float* ln1 = a.dwide_b_;
-    layernorm_forward(ln1, A.ln1_mean, A.ln1_rstd, x_in, p + o.ln1w, p + o.ln1b, BT, C);
-    linear_backward(mm, a.dnarrow_, g + o.qkvw, g + o.qkvb, a.dwide_a_, ln1, p + o.qkvw, BT, C,
-                    3 * C, 0.0f, beta_w);
-    layernorm_backward(a.dres_, g + o.ln1w, g + o.ln1b, a.dnarrow_, x_in, p + o.ln1w, A.ln1_mean,
-                       A.ln1_rstd, BT, C);
+    layernorm_forward(rows(ln1, C), rows(A.ln1_mean, 1), rows(A.ln1_rstd, 1), x_in + r0 * C,
+                      p + o.ln1w, p + o.ln1b, nrows, C);
+    w.sync();
+    linear_back(a.dnarrow_, o.qkvw, o.qkvb, a.dwide_a_, ln1, C, 3 * C);
+    w.sync();
+    layernorm_back(o.ln1w, o.ln1b, a.dnarrow_, x_in, A.ln1_mean, A.ln1_rstd);
+    w.sync();
   }
-  encoder_backward(g + wte_, g + wpe_, a.dres_, a.tokens_.data(), B, T, C);
+  encoder_backward_channels(g + wte_, g + wpe_, a.dres_, a.tokens_.data(), B, T, C, int(ch0),
+                            int(ch1));
+  w.sync();
 }
 
 }  // namespace skein

@@ -7,9 +7,12 @@
 // same layout, so a shard of any of them is just an index range.
 #pragma once
 
+#include <algorithm>
+#include <barrier>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/aligned.h"
@@ -33,20 +36,41 @@ struct TensorView {
   bool decay = false;  // weight decay applies (matrices and embeddings, not biases or LayerNorm)
 };
 
-// Activation buffers for one (B, T): owned by one thread, reused every step.
+// The threads that run one forward or backward together (run.threads_per_replica): each calls
+// it with the same Activations and its own index. Every operation is cut among them along an
+// output dimension (rows, columns, heads, channels; never along a sum), with a barrier of theirs
+// between operations, so the result has the same bits for any count. The default is one thread.
+struct Workers {
+  int index = 0, count = 1;
+  std::barrier<>* barrier = nullptr;  // of the count threads; unused when count is 1
+
+  void sync() const {
+    if (count > 1) barrier->arrive_and_wait();
+  }
+  // This worker's part [first, second) of n items, cut at multiples of align.
+  std::pair<long, long> share(long n, long align = 1) const {
+    const long units = (n + align - 1) / align;
+    return {std::min(n, units * index / count * align),
+            std::min(n, units * (index + 1) / count * align)};
+  }
+};
+
+// Activation buffers for one (B, T): owned by one thread or one group of Workers (with a scratch
+// area for each of them), reused every step.
 class Activations {
  public:
-  Activations(const GptConfig& cfg, int B, int T);
-  // The floats an Activations(cfg, B, T) holds, without allocating them.
-  static size_t floats_for(const GptConfig& cfg, int B, int T);
+  Activations(const GptConfig& cfg, int B, int T, int workers = 1);
+  // The floats an Activations(cfg, B, T, workers) holds, without allocating them.
+  static size_t floats_for(const GptConfig& cfg, int B, int T, int workers = 1);
   int B() const { return B_; }
   int T() const { return T_; }
+  int workers() const { return workers_; }
   size_t num_floats() const { return buf_.size(); }
 
  private:
   friend class Model;
   enum class Mode { kAllocate, kMeasure };
-  Activations(const GptConfig& cfg, int B, int T, Mode mode);
+  Activations(const GptConfig& cfg, int B, int T, int workers, Mode mode);
   size_t planned_floats_ = 0;
   struct Layer {
     // Kept: what backward needs and cannot recompute cheaply. The LayerNorms' and GELU's outputs
@@ -55,14 +79,14 @@ class Activations {
     // not its T x T probabilities.
     float *ln1_mean, *ln1_rstd, *qkv, *att_stats, *atty, *res2, *ln2_mean, *ln2_rstd, *fch, *res3;
   };
-  int B_, T_;
+  int B_, T_, workers_;
   AlignedBuffer<float> buf_;
   std::vector<Layer> layers_;
   // logits_: backward overwrites them with their gradient; ce_stats_: the cross-entropy's softmax
   // statistics (kCrossEntropyStats per row), from which backward rebuilds the probabilities
   float *encoded_, *lnf_, *lnf_mean_, *lnf_rstd_, *logits_, *ce_stats_, *losses_;
   // scratch of forward (the LayerNorms' and GELU's outputs, the projections') and backward;
-  // att_scratch_: one head's T x T scores twice
+  // att_scratch_: one head's T x T scores twice, for each worker
   float *dres_, *dwide_a_, *dwide_b_, *dnarrow_, *att_scratch_;
   std::vector<int32_t> tokens_, targets_;
   int target_count_ = 0;
@@ -88,7 +112,10 @@ class Model {
 
   // tokens, targets (B,T) with B,T those of acts; target -1 = ignored.
   // Returns the mean cross-entropy over non-ignored targets (0 if there are none).
-  float forward(Activations& acts, const int32_t* tokens, const int32_t* targets) const;
+  // With several workers (at most acts.workers()) each calls it with the same arguments and gets
+  // the same result; so for backward.
+  float forward(Activations& acts, const int32_t* tokens, const int32_t* targets,
+                const Workers& workers = {}) const;
 
   // d(loss_scale * mean loss)/d(params) into grads (same layout as params), from the activations
   // of the last forward with acts. It consumes them (the logits become their gradient, as
@@ -98,7 +125,7 @@ class Model {
   // needing them zeroed.
   enum class GradMode { kAccumulate, kOverwrite };
   void backward(Activations& acts, float* grads, float loss_scale = 1.0f,
-                GradMode mode = GradMode::kAccumulate) const;
+                GradMode mode = GradMode::kAccumulate, const Workers& workers = {}) const;
 
   // The arithmetic of the matmuls in forward and backward (on whichever thread runs them);
   // kFp32 unless set. Set it before the threads start using the model.

@@ -97,14 +97,21 @@ void causal_scores(const MatmulContext& mm, F* a, const F* q, const F* k, int T,
 template <typename F>
 void attention_forward(const MatmulContext& mm, F* out, F* stats, F* scratch, const F* qkv, int B,
                        int T, int C, int NH) {
+  attention_forward_tasks(mm, out, stats, scratch, qkv, T, C, NH, 0, B * NH);
+}
+
+template <typename F>
+void attention_forward_tasks(const MatmulContext& mm, F* out, F* stats, F* scratch, const F* qkv,
+                             int T, int C, int NH, int task_begin, int task_end) {
   SKEIN_CHECK(C % NH == 0);
   const int HS = C / NH;
   const int C3 = 3 * C;
   const F scale = F(1) / std::sqrt(F(HS));
   F* a = scratch;  // (T,T): one head's scores, then its probabilities
-  for (int b = 0; b < B; ++b) {
+  for (int task = task_begin; task < task_end; ++task) {
+    const int b = task / NH, h = task % NH;
     const F* base = qkv + static_cast<long>(b) * T * C3;
-    for (int h = 0; h < NH; ++h) {
+    {
       const F* q = base + h * HS;
       const F* k = base + C + h * HS;
       const F* v = base + 2 * C + h * HS;
@@ -124,16 +131,24 @@ void attention_forward(const MatmulContext& mm, F* out, F* stats, F* scratch, co
 template <typename F>
 void attention_backward(const MatmulContext& mm, F* dqkv, F* scratch, const F* dout, const F* qkv,
                         const F* stats, int B, int T, int C, int NH) {
+  attention_backward_tasks(mm, dqkv, scratch, dout, qkv, stats, T, C, NH, 0, B * NH);
+}
+
+template <typename F>
+void attention_backward_tasks(const MatmulContext& mm, F* dqkv, F* scratch, const F* dout,
+                              const F* qkv, const F* stats, int T, int C, int NH, int task_begin,
+                              int task_end) {
   SKEIN_CHECK(C % NH == 0);
   const int HS = C / NH;
   const int C3 = 3 * C;
   const F scale = F(1) / std::sqrt(F(HS));
   F* p = scratch;                              // (T,T): P, rebuilt
   F* dp = scratch + static_cast<long>(T) * T;  // (T,T): dP, then dS
-  for (int b = 0; b < B; ++b) {
+  for (int task = task_begin; task < task_end; ++task) {
+    const int b = task / NH, h = task % NH;
     const F* base = qkv + static_cast<long>(b) * T * C3;
     F* dbase = dqkv + static_cast<long>(b) * T * C3;
-    for (int h = 0; h < NH; ++h) {
+    {
       const F* q = base + h * HS;
       const F* k = base + C + h * HS;
       const F* v = base + 2 * C + h * HS;
@@ -165,6 +180,15 @@ void attention_backward(const MatmulContext& mm, F* dqkv, F* scratch, const F* d
   }
 }
 
+template void attention_forward_tasks<float>(const MatmulContext&, float*, float*, float*,
+                                             const float*, int, int, int, int, int);
+template void attention_forward_tasks<double>(const MatmulContext&, double*, double*, double*,
+                                              const double*, int, int, int, int, int);
+template void attention_backward_tasks<float>(const MatmulContext&, float*, float*, const float*,
+                                              const float*, const float*, int, int, int, int, int);
+template void attention_backward_tasks<double>(const MatmulContext&, double*, double*,
+                                               const double*, const double*, const double*, int,
+                                               int, int, int, int);
 template void attention_forward<float>(const MatmulContext&, float*, float*, float*, const float*,
                                        int, int, int, int);
 template void attention_forward<double>(const MatmulContext&, double*, double*, double*,

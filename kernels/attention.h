@@ -27,6 +27,12 @@ void attention_forward(F* out, F* stats, F* scratch, const F* qkv, int B, int T,
   attention_forward(MatmulContext{}, out, stats, scratch, qkv, B, T, C, NH);
 }
 
+// The (sequence, head) pairs b * NH + h in [task_begin, task_end) of attention_forward only, for
+// threads that share one forward; each pair is computed as attention_forward computes it.
+template <typename F>
+void attention_forward_tasks(const MatmulContext& mm, F* out, F* stats, F* scratch, const F* qkv,
+                             int T, int C, int NH, int task_begin, int task_end);
+
 // dout (B,T,C) -> dqkv (B,T,3C) +=, from qkv and the stats of the forward that made dout's out.
 // scratch: 2*T*T elements, overwritten.
 template <typename F>
@@ -37,5 +43,12 @@ void attention_backward(F* dqkv, F* scratch, const F* dout, const F* qkv, const 
                         int T, int C, int NH) {
   attention_backward(MatmulContext{}, dqkv, scratch, dout, qkv, stats, B, T, C, NH);
 }
+
+// The (sequence, head) pairs in [task_begin, task_end) of attention_backward only (see
+// attention_forward_tasks).
+template <typename F>
+void attention_backward_tasks(const MatmulContext& mm, F* dqkv, F* scratch, const F* dout,
+                              const F* qkv, const F* stats, int T, int C, int NH, int task_begin,
+                              int task_end);
 
 }  // namespace skein

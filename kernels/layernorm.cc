@@ -31,18 +31,15 @@ SKEIN_MULTIVERSION void layernorm_forward_rows(float* out, float* mean, float* r
   layernorm_forward_rows<float>(out, mean, rstd, inp, weight, bias, N, C);
 }
 
-// The element-wise part of one row. The outputs overlap neither the inputs nor each other (the
-// header's contract); __restrict says so, so that the loop vectorises without run-time checks.
+// The element-wise part of one row's input gradient. The output overlaps no input (the header's
+// contract); __restrict says so, so that the loop vectorises without run-time checks.
 template <typename F>
-void layernorm_backward_row(F* __restrict dx, F* __restrict dweight, F* __restrict dbias,
-                            const F* __restrict d, const F* __restrict x,
+void layernorm_backward_row(F* __restrict dx, const F* __restrict d, const F* __restrict x,
                             const F* __restrict weight, F m, F s, F dnorm_mean, F dnorm_norm_mean,
                             int C) {
   for (int c = 0; c < C; ++c) {
     F norm = (x[c] - m) * s;
     F dnorm = d[c] * weight[c];
-    dbias[c] += d[c];
-    dweight[c] += norm * d[c];
     F g = dnorm;                  // term 1: direct path
     g -= dnorm_mean;              // term 2: through the mean
     g -= norm * dnorm_norm_mean;  // term 3: through the variance
@@ -51,8 +48,8 @@ void layernorm_backward_row(F* __restrict dx, F* __restrict dweight, F* __restri
 }
 
 template <typename F>
-void layernorm_backward_rows(F* dinp, F* dweight, F* dbias, const F* dout, const F* inp,
-                             const F* weight, const F* mean, const F* rstd, int N, int C) {
+void layernorm_backward_input_rows(F* dinp, const F* dout, const F* inp, const F* weight,
+                                   const F* mean, const F* rstd, int N, int C) {
   for (int i = 0; i < N; ++i) {
     const F* d = dout + static_cast<long>(i) * C;
     const F* x = inp + static_cast<long>(i) * C;
@@ -63,14 +60,38 @@ void layernorm_backward_rows(F* dinp, F* dweight, F* dbias, const F* dout, const
     const F dnorm_mean = lane_sum<F>(C, [=](long c) { return d[c] * weight[c]; }) / C;
     const F dnorm_norm_mean =
         lane_sum<F>(C, [=](long c) { return d[c] * weight[c] * ((x[c] - m) * s); }) / C;
-    layernorm_backward_row(dx, dweight, dbias, d, x, weight, m, s, dnorm_mean, dnorm_norm_mean, C);
+    layernorm_backward_row(dx, d, x, weight, m, s, dnorm_mean, dnorm_norm_mean, C);
   }
 }
-SKEIN_MULTIVERSION void layernorm_backward_rows(float* dinp, float* dweight, float* dbias,
-                                                const float* dout, const float* inp,
-                                                const float* weight, const float* mean,
-                                                const float* rstd, int N, int C) {
-  layernorm_backward_rows<float>(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
+SKEIN_MULTIVERSION void layernorm_backward_input_rows(float* dinp, const float* dout,
+                                                      const float* inp, const float* weight,
+                                                      const float* mean, const float* rstd, int N,
+                                                      int C) {
+  layernorm_backward_input_rows<float>(dinp, dout, inp, weight, mean, rstd, N, C);
+}
+
+// dweight[c] += sum_i norm[i][c] d[i][c], dbias[c] += sum_i d[i][c] for c in [0, n) of the
+// channel window starting at c0 of each row, rows in order.
+template <typename F>
+void layernorm_backward_param_rows(F* __restrict dweight, F* __restrict dbias,
+                                   const F* __restrict dout, const F* __restrict inp, const F* mean,
+                                   const F* rstd, int N, int C, int c0, int n) {
+  for (int i = 0; i < N; ++i) {
+    const F* __restrict d = dout + static_cast<long>(i) * C + c0;
+    const F* __restrict x = inp + static_cast<long>(i) * C + c0;
+    const F m = mean[i], s = rstd[i];
+    for (int c = 0; c < n; ++c) {
+      F norm = (x[c] - m) * s;
+      dbias[c] += d[c];
+      dweight[c] += norm * d[c];
+    }
+  }
+}
+SKEIN_MULTIVERSION void layernorm_backward_param_rows(float* dweight, float* dbias,
+                                                      const float* dout, const float* inp,
+                                                      const float* mean, const float* rstd, int N,
+                                                      int C, int c0, int n) {
+  layernorm_backward_param_rows<float>(dweight, dbias, dout, inp, mean, rstd, N, C, c0, n);
 }
 }  // namespace
 
@@ -81,9 +102,24 @@ void layernorm_forward(F* out, F* mean, F* rstd, const F* inp, const F* weight, 
 }
 
 template <typename F>
+void layernorm_backward_input(F* dinp, const F* dout, const F* inp, const F* weight, const F* mean,
+                              const F* rstd, int N, int C) {
+  layernorm_backward_input_rows(dinp, dout, inp, weight, mean, rstd, N, C);
+}
+
+template <typename F>
+void layernorm_backward_params(F* dweight, F* dbias, const F* dout, const F* inp, const F* mean,
+                               const F* rstd, int N, int C, int c_begin, int c_end) {
+  if (c_end <= c_begin) return;
+  layernorm_backward_param_rows(dweight + c_begin, dbias + c_begin, dout, inp, mean, rstd, N, C,
+                                c_begin, c_end - c_begin);
+}
+
+template <typename F>
 void layernorm_backward(F* dinp, F* dweight, F* dbias, const F* dout, const F* inp, const F* weight,
                         const F* mean, const F* rstd, int N, int C) {
-  layernorm_backward_rows(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
+  layernorm_backward_input(dinp, dout, inp, weight, mean, rstd, N, C);
+  layernorm_backward_params(dweight, dbias, dout, inp, mean, rstd, N, C, 0, C);
 }
 
 template void layernorm_forward<float>(float*, float*, float*, const float*, const float*,
@@ -94,5 +130,14 @@ template void layernorm_backward<float>(float*, float*, float*, const float*, co
                                         const float*, const float*, const float*, int, int);
 template void layernorm_backward<double>(double*, double*, double*, const double*, const double*,
                                          const double*, const double*, const double*, int, int);
+
+template void layernorm_backward_input<float>(float*, const float*, const float*, const float*,
+                                              const float*, const float*, int, int);
+template void layernorm_backward_input<double>(double*, const double*, const double*, const double*,
+                                               const double*, const double*, int, int);
+template void layernorm_backward_params<float>(float*, float*, const float*, const float*,
+                                               const float*, const float*, int, int, int, int);
+template void layernorm_backward_params<double>(double*, double*, const double*, const double*,
+                                                const double*, const double*, int, int, int, int);
 
 }  // namespace skein

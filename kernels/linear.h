@@ -33,4 +33,29 @@ void linear_backward(F* dinp, F* dweight, F* dbias, const F* dout, const F* inp,
                   dweight_beta);
 }
 
+// The pieces of linear_forward / linear_backward for threads that share one layer, each split
+// along an output dimension, never along the sum (K), so every element is computed as the whole
+// product computes it. The GEMM's tiles must fall as they do in the whole product: column bounds
+// at multiples of kLinearColumnAlign (or N / OC / C), row bounds at multiples of
+// kLinearRowAlign (or the end). Bounds elsewhere give the same values up to rounding.
+inline constexpr int kLinearColumnAlign = 64;  // a multiple of every kernel's NR (16, 32)
+inline constexpr int kLinearRowAlign = 96;     // a multiple of every kernel's MR (6, 12, 32)
+
+// out[:, j0:j1] = inp @ weight[j0:j1]^T + bias[j0:j1]
+template <typename F>
+void linear_forward_columns(const MatmulContext& mm, F* out, const F* inp, const F* weight,
+                            const F* bias, int N, int C, int OC, int j0, int j1);
+// dinp[:, c0:c1] = dinp_beta * dinp[:, c0:c1] + dout @ weight[:, c0:c1]
+template <typename F>
+void linear_backward_input_columns(const MatmulContext& mm, F* dinp, const F* dout, const F* weight,
+                                   int N, int C, int OC, int c0, int c1, F dinp_beta);
+// dweight[o0:o1, c0:c1] = dweight_beta * dweight[...] + dout[:, o0:o1]^T @ inp[:, c0:c1]
+template <typename F>
+void linear_backward_weight_block(const MatmulContext& mm, F* dweight, const F* dout, const F* inp,
+                                  int N, int C, int OC, int o0, int o1, int c0, int c1,
+                                  F dweight_beta);
+// dbias[o0:o1] += column sums of dout[:, o0:o1], row after row
+template <typename F>
+void linear_backward_bias_columns(F* dbias, const F* dout, int N, int OC, int o0, int o1);
+
 }  // namespace skein

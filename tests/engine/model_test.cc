@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <barrier>
 #include <cmath>
+#include <cstring>
 #include <numeric>
+#include <thread>
 #include <vector>
 
 namespace skein {
@@ -162,6 +165,62 @@ TEST(Model, Bf16RoundedMatmulsStayCloseToFp32) {
   // and back to fp32: the same bits as before
   m.set_matmul_precision(MatmulPrecision::kFp32);
   EXPECT_EQ(m.forward(acts, tok.data(), tgt.data()), loss32);
+}
+
+// Workers: W threads running one forward + backward together (each operation cut among them)
+// give the bits of one thread, for the loss and every gradient element, whatever the kernel
+// family; also when some rows have no target and when the gradient is accumulated.
+TEST(Model, WorkersSharingOneForwardAndBackwardGiveTheBitsOfOne) {
+  GptConfig cfg;
+  cfg.vocab_size = 300;  // lm_head columns and wte rows cut in several places
+  cfg.seq_len = 40;
+  cfg.n_layer = 2;
+  cfg.n_head = 4;
+  cfg.d_model = 128;  // 3C, 4C and C cut at kLinearColumnAlign / kLinearRowAlign
+  Model m(cfg);
+  m.init(9);
+  const int B = 3, T = 37;  // rows not a multiple of anything
+  std::vector<int32_t> tok(B * T), tgt(B * T), tok2(B * T);
+  for (int i = 0; i < B * T; ++i) {
+    tok[i] = (i * 7 + 3) % 300, tgt[i] = (i * 11 + 1) % 300, tok2[i] = (i * 13 + 5) % 300;
+  }
+  for (int i = 0; i < B * T; i += 9) tgt[i] = -1;
+  const size_t n = m.num_params();
+  for (MatmulPrecision prec : {MatmulPrecision::kFp32, MatmulPrecision::kBf16}) {
+    m.set_matmul_precision(prec);
+    // one thread: two micro-steps, overwrite then accumulate
+    Activations one(cfg, B, T);
+    std::vector<float> want(n, NAN);
+    const float loss_a = m.forward(one, tok.data(), tgt.data());
+    m.backward(one, want.data(), 0.6f, Model::GradMode::kOverwrite);
+    const float loss_b = m.forward(one, tok2.data(), tgt.data());  // another batch
+    m.backward(one, want.data(), 0.4f, Model::GradMode::kAccumulate);
+    for (int W : {2, 3, 4}) {
+      Activations shared(cfg, B, T, W);
+      std::vector<float> got(n, NAN);
+      std::vector<float> losses(2 * W);
+      std::barrier<> barrier(W);
+      std::vector<std::thread> threads;
+      for (int k = 0; k < W; ++k) {
+        threads.emplace_back([&, k] {
+          const Workers w{k, W, &barrier};
+          losses[2 * k] = m.forward(shared, tok.data(), tgt.data(), w);
+          m.backward(shared, got.data(), 0.6f, Model::GradMode::kOverwrite, w);
+          losses[2 * k + 1] = m.forward(shared, tok2.data(), tgt.data(), w);
+          m.backward(shared, got.data(), 0.4f, Model::GradMode::kAccumulate, w);
+        });
+      }
+      for (auto& t : threads) t.join();
+      for (int k = 0; k < W; ++k) {
+        EXPECT_EQ(losses[2 * k], loss_a) << "W " << W << " worker " << k;
+        EXPECT_EQ(losses[2 * k + 1], loss_b) << "W " << W << " worker " << k;
+      }
+      size_t differ = 0;
+      for (size_t i = 0; i < n; ++i) differ += std::memcmp(&got[i], &want[i], sizeof(float)) != 0;
+      EXPECT_EQ(differ, 0u) << "W " << W << ", precision " << int(prec) << ": " << differ << " of "
+                            << n << " gradient elements differ";
+    }
+  }
 }
 
 }  // namespace
