@@ -1,6 +1,6 @@
 // bench_step: real training steps of the data-parallel Trainer on synthetic tokens for a config.
-//   bench_step --config FILE [--threads K] [--replicas R] [--steps N] [--warmup W]
-//              [--team omp|pool] [--set path=value]... [--json] [--scaling]
+//   bench_step --config FILE [--threads K] [--replicas R] [--threads_per_replica W] [--steps N]
+//              [--warmup N] [--team omp|pool] [--set path=value]... [--json] [--scaling]
 // Prints, from medians over warm steps: ms/step, tokens/s, achieved GFLOP/s and MFU
 // (FLOPs/token = 6 N + 12 L C T with N the weight-matrix parameters including the tied lm_head;
 // peak = this machine's measured single-thread FMA peak x threads), peak RSS, and the split of a
@@ -29,7 +29,7 @@ namespace {
 
 struct Args {
   std::string config;
-  int threads = -1, replicas = -1, steps = 10, warmup = 2;
+  int threads = -1, replicas = -1, per_replica = -1, steps = 10, warmup = 2;
   std::string team;
   std::vector<std::string> overrides;  // --set path=value, as train's
   bool json = false, scaling = false;
@@ -37,8 +37,9 @@ struct Args {
 
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
-               "%s\nusage: bench_step --config FILE [--threads K] [--replicas R] [--steps N] "
-               "[--warmup W] [--team omp|pool] [--set path=value]... [--json] [--scaling]\n",
+               "%s\nusage: bench_step --config FILE [--threads K] [--replicas R] "
+               "[--threads_per_replica W] [--steps N] [--warmup N] [--team omp|pool] "
+               "[--set path=value]... [--json] [--scaling]\n",
                why);
   std::exit(2);
 }
@@ -64,6 +65,8 @@ Args parse(int argc, char** argv) {
       a.threads = number();
     else if (f == "--replicas")
       a.replicas = number();
+    else if (f == "--threads_per_replica")
+      a.per_replica = number();
     else if (f == "--steps")
       a.steps = std::max(1, number());
     else if (f == "--warmup")
@@ -96,7 +99,7 @@ double peak_rss_mib() {
 }
 
 struct Result {
-  int threads, replicas;
+  int threads, replicas, per_replica;
   double ms_per_step, tokens_per_s, gflops, mfu;
   double fwd_ms, bwd_ms, reduce_ms, opt_ms, wait_ms;
   int ranks;
@@ -104,8 +107,8 @@ struct Result {
   MemoryReport memory;
 };
 
-Result measure(const proto::Config& cfg, int threads, int replicas, const std::string& team,
-               int steps, int warmup, double peak, Comm* comm) {
+Result measure(const proto::Config& cfg, int threads, int replicas, int per_replica,
+               const std::string& team, int steps, int warmup, double peak, Comm* comm) {
   const GptConfig g = gpt_config(cfg.model());
   Model model(g);
   model.init(cfg.run().seed());
@@ -115,6 +118,7 @@ Result measure(const proto::Config& cfg, int threads, int replicas, const std::s
     std::fprintf(stderr, "%s\n", precision_note.c_str());
   TrainerOptions o;
   o.threads = threads;
+  o.threads_per_replica = per_replica;
   o.replicas = replicas;
   o.batch_size = cfg.run().batch_size();
   o.seq_len = g.seq_len;
@@ -156,6 +160,7 @@ Result measure(const proto::Config& cfg, int threads, int replicas, const std::s
   Result r;
   r.threads = threads;
   r.replicas = trainer.replicas();
+  r.per_replica = trainer.threads_per_replica();
   r.ms_per_step = median(total) * 1e3;
   r.tokens_per_s = double(ntok) * P / median(total);  // the whole job's
   r.gflops = r.tokens_per_s * flops_per_token / 1e9;
@@ -173,10 +178,11 @@ Result measure(const proto::Config& cfg, int threads, int replicas, const std::s
 
 void print_human(const Result& r, const std::string& config) {
   if (r.ranks > 1)
-    std::printf("%s: %d ranks x %d threads, %d replicas\n", config.c_str(), r.ranks, r.threads,
-                r.replicas);
+    std::printf("%s: %d ranks x %d threads (%d per replica), %d replicas\n", config.c_str(),
+                r.ranks, r.threads, r.per_replica, r.replicas);
   else
-    std::printf("%s: %d threads, %d replicas\n", config.c_str(), r.threads, r.replicas);
+    std::printf("%s: %d threads (%d per replica), %d replicas\n", config.c_str(), r.threads,
+                r.per_replica, r.replicas);
   std::printf("  %.1f ms/step  %.0f tokens/s  %.1f GFLOP/s  MFU %.1f%%  peak RSS %.0f MiB\n",
               r.ms_per_step, r.tokens_per_s, r.gflops, 100 * r.mfu, peak_rss_mib());
   std::printf("  memory: %s\n", r.memory.describe().c_str());
@@ -194,14 +200,15 @@ void print_human(const Result& r, const std::string& config) {
 
 void print_json(const Result& r, const std::string& config, double peak) {
   std::printf(
-      "{\"config\": \"%s\", \"threads\": %d, \"replicas\": %d, \"ms_per_step\": %.3f, "
+      "{\"config\": \"%s\", \"threads\": %d, \"threads_per_replica\": %d, \"replicas\": %d, "
+      "\"ms_per_step\": %.3f, "
       "\"tokens_per_s\": %.1f, \"gflops\": %.2f, \"mfu\": %.4f, \"peak_rss_mib\": %.1f, "
       "\"fma_peak_gflops_per_thread\": %.2f, \"forward_ms\": %.3f, \"backward_ms\": %.3f, "
       "\"reduce_ms\": %.3f, \"optimizer_ms\": %.3f, \"data_wait_ms\": %.3f, \"ranks\": %d, "
       "\"comm_ms\": %.3f}\n",
-      config.c_str(), r.threads, r.replicas, r.ms_per_step, r.tokens_per_s, r.gflops, r.mfu,
-      peak_rss_mib(), peak / 1e9, r.fwd_ms, r.bwd_ms, r.reduce_ms, r.opt_ms, r.wait_ms, r.ranks,
-      r.comm_ms);
+      config.c_str(), r.threads, r.per_replica, r.replicas, r.ms_per_step, r.tokens_per_s, r.gflops,
+      r.mfu, peak_rss_mib(), peak / 1e9, r.fwd_ms, r.bwd_ms, r.reduce_ms, r.opt_ms, r.wait_ms,
+      r.ranks, r.comm_ms);
 }
 
 // Least-squares fit of t(K) = W/K + c K + s. With fewer than 3 thread counts the system is
@@ -277,8 +284,8 @@ int main(int argc, char** argv) {
     std::printf("%-8s %12s %10s %10s %11s\n", "threads", "tokens/s", "ms/step", "speed-up",
                 "efficiency");
     for (int k = 1; k <= max_k; ++k) {
-      rs.push_back(
-          measure(*cfg, k, a.replicas >= 0 ? a.replicas : 0, team, a.steps, a.warmup, peak, comm));
+      rs.push_back(measure(*cfg, k, a.replicas >= 0 ? a.replicas : 0, 1, team, a.steps, a.warmup,
+                           peak, comm));
       const Result& r = rs.back();
       const double sp = r.tokens_per_s / rs[0].tokens_per_s;
       std::printf("%-8d %12.0f %10.1f %10.2f %10.1f%%\n", k, r.tokens_per_s, r.ms_per_step, sp,
@@ -291,9 +298,19 @@ int main(int argc, char** argv) {
                       : cfg->run().threads() > 0 ? cfg->run().threads()
                                                  : available_cores();
   const int replicas = a.replicas >= 0 ? a.replicas : cfg->run().replicas();
+  const int per_replica = a.per_replica > 0                      ? a.per_replica
+                          : cfg->run().threads_per_replica() > 0 ? cfg->run().threads_per_replica()
+                                                                 : 1;
   const int P = comm->size();
-  if ((replicas > 0 ? replicas : threads * P) % P != 0 ||
-      cfg->run().batch_size() % (replicas > 0 ? replicas : threads * P) != 0) {
+  const int R = replicas > 0 ? replicas : threads / per_replica * P;
+  if (threads % per_replica != 0) {
+    if (leader)
+      std::fprintf(stderr, "error: --threads_per_replica %d does not divide the %d threads\n",
+                   per_replica, threads);
+    finalize_world_comm();
+    return 2;
+  }
+  if (R % P != 0 || cfg->run().batch_size() % R != 0) {
     if (leader)
       std::fprintf(
           stderr,
@@ -301,7 +318,7 @@ int main(int argc, char** argv) {
     finalize_world_comm();
     return 2;
   }
-  Result r = measure(*cfg, threads, replicas, team, a.steps, a.warmup, peak, comm);
+  Result r = measure(*cfg, threads, replicas, per_replica, team, a.steps, a.warmup, peak, comm);
   if (leader && a.json) {
     print_json(r, a.config, peak);
   } else if (leader) {

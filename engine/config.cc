@@ -339,6 +339,12 @@ Status validate_config(const proto::Config& cfg) {
     return field_error("run.threads", std::to_string(r.threads()), "must be >= 0 (0 = auto)");
   if (r.replicas() < 0)
     return field_error("run.replicas", std::to_string(r.replicas()), "must be >= 0 (0 = threads)");
+  if (r.threads_per_replica() < 0)
+    return field_error("run.threads_per_replica", std::to_string(r.threads_per_replica()),
+                       "must be >= 0 (0 = auto)");
+  if (r.threads_per_replica() > 0 && r.threads() > 0 && r.threads() % r.threads_per_replica() != 0)
+    return field_error("run.threads_per_replica", std::to_string(r.threads_per_replica()),
+                       "must divide run.threads = " + std::to_string(r.threads()));
   SKEIN_RETURN_IF_ERROR(positive("run.batch_size", r.batch_size()));
   SKEIN_RETURN_IF_ERROR(positive("run.grad_accum_steps", r.grad_accum_steps()));
   SKEIN_RETURN_IF_ERROR(positive("run.steps", r.steps()));

@@ -186,8 +186,9 @@ float Model::forward(Activations& a, const int32_t* tokens, const int32_t* targe
   const MatmulContext mm{precision_};
   SKEIN_CHECK(w.count <= a.workers_, "more workers than the activations have scratch for");
   float* scratch = a.att_scratch_ + size_t(2) * T * T * w.index;
-  const auto [r0, r1] = w.share(BT);            // rows
-  const auto [h0, h1] = w.share(long(B) * NH);  // (sequence, head) pairs
+  const std::pair<long, long> row_range = w.share(BT);
+  const long r0 = row_range.first, r1 = row_range.second;  // rows (lambdas capture them)
+  const auto [h0, h1] = w.share(long(B) * NH);             // (sequence, head) pairs
   const auto col = [&](int n) { return w.share(n, kLinearColumnAlign); };
   const auto rows = [&](float* out, long width) { return out + r0 * width; };
   std::copy(tokens + r0, tokens + r1, a.tokens_.data() + r0);
@@ -258,7 +259,8 @@ void Model::backward(Activations& a, float* g, float loss_scale, GradMode mode,
   const MatmulContext mm{precision_};
   SKEIN_CHECK(w.count <= a.workers_, "more workers than the activations have scratch for");
   float* scratch = a.att_scratch_ + size_t(2) * T * T * w.index;
-  const auto [r0, r1] = w.share(BT);
+  const std::pair<long, long> row_range = w.share(BT);
+  const long r0 = row_range.first, r1 = row_range.second;  // rows (lambdas capture them)
   const auto [h0, h1] = w.share(long(B) * NH);
   const auto col = [&](int n) { return w.share(n, kLinearColumnAlign); };
   const auto out_rows = [&](int n) { return w.share(n, kLinearRowAlign); };
@@ -300,7 +302,9 @@ void Model::backward(Activations& a, float* g, float loss_scale, GradMode mode,
   }
   w.sync();
   const float* x_last = cfg_.n_layer ? a.layers_.back().res3 : a.encoded_;
-  const auto [ch0, ch1] = w.share(C);  // channels of the LayerNorms' parameter gradients
+  // channels of the LayerNorms' parameter gradients (not a structured binding: lambdas use it)
+  const std::pair<long, long> channels = w.share(C);
+  const long ch0 = channels.first, ch1 = channels.second;
   // one LayerNorm's backward: the input's gradient into dres_ by rows, the parameters' by channels
   auto layernorm_back = [&](size_t weight, size_t bias, const float* dout, const float* inp,
                             const float* mean, const float* rstd) {

@@ -40,8 +40,11 @@ Trainer::Trainer(Model& model, const TrainerOptions& opt)
       comm_(opt.comm ? opt.comm : &local_comm_),
       P_(comm_->size()),
       rank_(comm_->rank()),
-      R_(opt.replicas > 0 ? opt.replicas : opt.threads * P_) {
+      W_(opt.threads_per_replica),
+      G_(opt.threads / std::max(1, opt.threads_per_replica)),
+      R_(opt.replicas > 0 ? opt.replicas : G_ * P_) {
   SKEIN_CHECK(opt.threads >= 1 && opt.grad_accum_steps >= 1);
+  SKEIN_CHECK(W_ >= 1 && opt.threads % W_ == 0, "threads_per_replica must divide the thread count");
   SKEIN_CHECK(R_ % P_ == 0, "the replica count must be divisible by the number of ranks");
   SKEIN_CHECK(P_ == 1 || (comm_->max(R_) == R_ && comm_->max(-R_) == -R_),
               "the ranks disagree on the replica count");
@@ -49,8 +52,12 @@ Trainer::Trainer(Model& model, const TrainerOptions& opt)
   R_local_ = R_ / P_;
   seqs_per_replica_ = opt.batch_size / R_;
   team_ = make_thread_team(opt.team, opt.threads);
-  for (int k = 0; k < opt.threads; ++k)
-    acts_.push_back(std::make_unique<Activations>(model.config(), seqs_per_replica_, opt.seq_len));
+  groups_.resize(G_);
+  for (int g = 0; g < G_; ++g) {
+    acts_.push_back(
+        std::make_unique<Activations>(model.config(), seqs_per_replica_, opt.seq_len, W_));
+    groups_[g].barrier = std::make_unique<std::barrier<>>(W_);
+  }
   const size_t n = model.num_params();
   grads_.resize(R_local_);
   for (auto& g : grads_) g.resize(n);  // each step's first backward overwrites them
@@ -101,8 +108,8 @@ std::string MemoryReport::describe() const {
   };
   std::string s = "parameters " + mib(double(params)) + ", gradients " + std::to_string(replicas) +
                   " x " + mib(replicas ? double(gradients) / replicas : 0) + ", optimizer state " +
-                  mib(double(optimizer)) + ", activations " + std::to_string(threads) + " x " +
-                  mib(threads ? double(activations) / threads : 0);
+                  mib(double(optimizer)) + ", activations " + std::to_string(groups) + " x " +
+                  mib(groups ? double(activations) / groups : 0);
   if (exchange) s += ", exchange " + mib(double(exchange));
   return s + " = " + mib(double(total()));
 }
@@ -117,13 +124,15 @@ MemoryReport Trainer::memory() const {
   r.exchange = pieces_.size() * sizeof(float);
   r.replicas = R_local_;
   r.threads = team_->size();
+  r.groups = G_;
   return r;
 }
 
 MemoryReport Trainer::estimate_memory(const GptConfig& cfg, const TrainerOptions& opt, int P,
                                       int rank) {
   MemoryReport r;
-  const int R = opt.replicas > 0 ? opt.replicas : opt.threads * P;
+  const int W = std::max(1, opt.threads_per_replica), G = opt.threads / W;
+  const int R = opt.replicas > 0 ? opt.replicas : G * P;
   const size_t n = Model::num_params_for(cfg);
   const size_t nblocks = (n + kBlockFloats - 1) / kBlockFloats;
   const size_t begin = std::min(n, nblocks * rank / P * kBlockFloats),
@@ -132,10 +141,11 @@ MemoryReport Trainer::estimate_memory(const GptConfig& cfg, const TrainerOptions
   r.params = n * sizeof(float);
   r.replicas = R / P;
   r.threads = opt.threads;
+  r.groups = G;
   r.gradients = size_t(r.replicas) * n * sizeof(float);
   r.optimizer = (opt.optimizer == OptimizerKind::kAdamW ? 2 : 1) * owned * sizeof(float);
-  r.activations = size_t(opt.threads) *
-                  Activations::floats_for(cfg, opt.batch_size / R, opt.seq_len) * sizeof(float);
+  r.activations =
+      size_t(G) * Activations::floats_for(cfg, opt.batch_size / R, opt.seq_len, W) * sizeof(float);
   r.exchange = P > 1 ? owned * P * sizeof(float) : 0;
   return r;
 }
@@ -206,9 +216,17 @@ float Trainer::evaluate(const int32_t* inputs, const int32_t* targets) {
         count_targets(targets + (first + r) * replica_tokens, static_cast<int>(replica_tokens));
   next_task_.store(0, std::memory_order_relaxed);
   team_->run([&](int k) {
-    for (int r; (r = next_task_.fetch_add(1, std::memory_order_relaxed)) < R_local_;) {
+    const int g = k / W_;
+    const Workers w{k % W_, W_, groups_[g].barrier.get()};
+    for (;;) {
+      if (w.index == 0) groups_[g].task = next_task_.fetch_add(1, std::memory_order_relaxed);
+      w.sync();
+      const int r = groups_[g].task;
+      if (r >= R_local_) break;
       const size_t off = (first + r) * replica_tokens;
-      mine[2 * r] = model_.forward(*acts_[k], inputs + off, targets + off);
+      const float loss = model_.forward(*acts_[g], inputs + off, targets + off, w);
+      if (w.index == 0) mine[2 * r] = loss;
+      w.sync();  // the task is read by every thread of the group before thread 0 takes the next
     }
   });
   comm_->allgather_bytes(mine.data(), mine.size() * sizeof(double), all.data());
@@ -223,25 +241,36 @@ void Trainer::run_thread(int k, const int32_t* inputs, const int32_t* targets, S
   const size_t micro_tokens = size_t(R_local_) * replica_tokens;  // this rank's micro-batch
   const double t0 = now_s();
 
-  // Phase 1: this rank's replicas, handed out dynamically; each into its own gradient buffer.
-  Activations& acts = *acts_[k];
-  for (int r; (r = next_task_.fetch_add(1, std::memory_order_relaxed)) < R_local_;) {
+  // Phase 1: this rank's replicas, handed out dynamically to the groups; each into its own
+  // gradient buffer, by the group's W threads together.
+  const int grp = k / W_;
+  Activations& acts = *acts_[grp];
+  const Workers w{k % W_, W_, groups_[grp].barrier.get()};
+  for (;;) {
+    if (w.index == 0) groups_[grp].task = next_task_.fetch_add(1, std::memory_order_relaxed);
+    w.sync();
+    const int r = groups_[grp].task;
+    if (r >= R_local_) break;
     double fwd = 0, bwd = 0;
     for (int a = 0; a < A; ++a) {
       const size_t off = a * micro_tokens + r * replica_tokens;
       const int i = a * R_local_ + r;
       const double ta = now_s();
-      replica_loss_[i] = model_.forward(acts, inputs + off, targets + off);
+      const float loss = model_.forward(acts, inputs + off, targets + off, w);
+      if (w.index == 0) replica_loss_[i] = loss;
       const double tb = now_s();
       // The first micro-step writes the replica's buffer (its old content is last step's), the
       // others add to it: no buffer is ever zeroed.
       model_.backward(acts, grads_[r].data(), static_cast<float>(replica_weight_[i]),
-                      a == 0 ? Model::GradMode::kOverwrite : Model::GradMode::kAccumulate);
+                      a == 0 ? Model::GradMode::kOverwrite : Model::GradMode::kAccumulate, w);
       fwd += tb - ta;
       bwd += now_s() - tb;
     }
-    replica_fwd_s_[r] = fwd;
-    replica_bwd_s_[r] = bwd;
+    if (w.index == 0) {
+      replica_fwd_s_[r] = fwd;
+      replica_bwd_s_[r] = bwd;
+    }
+    // (backward ends with the group's barrier: every thread has read the task)
   }
   team_->barrier();
   const double t1 = now_s();
@@ -336,16 +365,17 @@ Status check_fits_in_memory(const GptConfig& cfg, const TrainerOptions& opt, int
                             size_t available_bytes) {
   if (available_bytes == 0) return Status();
   const double gib = 1024.0 * 1024 * 1024, avail = double(available_bytes);
-  const int R = opt.replicas > 0 ? opt.replicas : opt.threads * P;
+  const int W = std::max(1, opt.threads_per_replica);
+  const int R = opt.replicas > 0 ? opt.replicas : opt.threads / W * P;
   // The same terms as estimate_memory, in doubles: an absurd shape is refused on these alone,
   // before the exact count (which builds the tensor table) could overflow or itself exhaust
   // memory.
   const double C = cfg.d_model, V = cfg.vocab_size, L = cfg.n_layer, T = cfg.seq_len,
-               NH = cfg.n_head, Bq = double(opt.batch_size) / R, K = opt.threads;
+               NH = cfg.n_head, Bq = double(opt.batch_size) / R, G = double(opt.threads / W);
   const double param_bytes = 4 * (V + T + L * (12 * C + 13)) * C;
   double need =
       param_bytes * (1 + double(R) / P + 2) +
-      4 * K * (L * Bq * T * (10 * C + 4 + 2 * NH) + Bq * T * (12 * C + V + 5) + 2 * T * T);
+      4 * G * (L * Bq * T * (10 * C + 4 + 2 * NH) + Bq * T * (12 * C + V + 5) + 2 * W * T * T);
   double once = gathers_state ? 2 * param_bytes : 0;  // rank 0's whole optimizer state at a save
   std::string parts;
   if ((need + extra_bytes) * ranks_on_machine + once <= 2 * avail) {
@@ -371,8 +401,9 @@ Status check_fits_in_memory(const GptConfig& cfg, const TrainerOptions& opt, int
   return Status::error(buf + parts +
                        "\nHINT: a smaller model (model.d_model, model.n_layer, model.vocab_size), "
                        "shorter sequences (model.seq_len) or a smaller run.batch_size; each "
-                       "replica holds a full gradient buffer (run.replicas) and each thread its "
-                       "activations (run.threads)");
+                       "replica holds a full gradient buffer (run.replicas) and each group of "
+                       "run.threads_per_replica threads its activations (run.threads): more "
+                       "threads per replica need less");
 }
 
 int fastest_thread_count(Model& model, TrainerOptions opt, const int32_t* inputs,
@@ -381,7 +412,8 @@ int fastest_thread_count(Model& model, TrainerOptions opt, const int32_t* inputs
   opt.schedule = {ScheduleKind::kConstant, 0.0f, 0.0f, 0, 1};
   int best = cores;
   double best_t = INFINITY;
-  for (int k = 1; k <= cores; ++k) {
+  const int W = std::max(1, opt.threads_per_replica);
+  for (int k = W; k <= cores; k += W) {  // whole groups of W threads
     opt.threads = k;
     Trainer probe(model, opt);
     probe.step(inputs, targets);

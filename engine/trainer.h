@@ -1,8 +1,10 @@
 // The data-parallel training step of DESIGN.md ("One training step"), inside one process and
 // across the ranks of a Comm:
-//  1. the global micro-batch is cut into R replicas, R/P per rank; a rank's threads take its
-//     replicas from an atomic counter and run forward+backward for each into the replica's own
-//     gradient buffer (activations per thread);
+//  1. the global micro-batch is cut into R replicas, R/P per rank; a rank's K threads form
+//     G = K / W groups of W (threads_per_replica). Each group takes the rank's replicas from an
+//     atomic counter and its W threads run forward+backward for each together (Model's Workers:
+//     every operation cut among them along an output dimension, barriers of the group between)
+//     into the replica's own gradient buffer (activations per group);
 //  2. barrier; the flat parameter vector is cut into fixed blocks of kBlockFloats; rank p owns a
 //     contiguous run of blocks and thread k of a rank a contiguous run of the rank's blocks (its
 //     shard). The replica buffers are summed by a fixed tree (below) into buffer 0; with P > 1
@@ -16,7 +18,8 @@
 // No mutex and no atomic float: the only shared writes are to disjoint ranges, and MPI is called
 // by thread 0 between barriers. With R fixed, the result is bit-identical for any thread count,
 // since each replica's gradient is computed the same way whichever thread runs it and every sum
-// runs in a fixed order.
+// runs in a fixed order; and for any W, since W threads compute a replica's gradient with the
+// bits of one.
 //
 // The tree: n terms t_0..t_{n-1} are summed as sum(t_0..t_{m-1}) + sum(t_m..t_{n-1}) with m the
 // largest power of two below n (so n <= 3 is a left fold). When R/P is a power of two the tree
@@ -26,6 +29,7 @@
 #pragma once
 
 #include <atomic>
+#include <barrier>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -46,13 +50,14 @@ namespace skein {
 enum class OptimizerKind { kAdamW, kSgd };
 
 struct TrainerOptions {
-  int threads = 1;           // compute threads (>= 1; resolve "auto" before)
-  int replicas = 0;          // R; 0 = threads x ranks (the same on every rank)
-  int batch_size = 8;        // sequences per micro-step, all replicas of all ranks together
-                             // (divisible by R)
-  int seq_len = 256;         // T
-  int grad_accum_steps = 1;  // micro-steps per optimizer step
-  std::string team = "omp";  // "omp" or "pool"
+  int threads = 1;              // compute threads K (>= 1; resolve "auto" before)
+  int threads_per_replica = 1;  // W: threads that run one replica together (divides threads)
+  int replicas = 0;             // R; 0 = threads / W x ranks (the same on every rank)
+  int batch_size = 8;           // sequences per micro-step, all replicas of all ranks together
+                                // (divisible by R)
+  int seq_len = 256;            // T
+  int grad_accum_steps = 1;     // micro-steps per optimizer step
+  std::string team = "omp";     // "omp" or "pool"
   OptimizerKind optimizer = OptimizerKind::kAdamW;
   AdamWHyper adamw;
   SgdHyper sgd;
@@ -81,9 +86,9 @@ struct MemoryReport {
   size_t params = 0;       // the parameters (every rank holds all of them)
   size_t gradients = 0;    // one full-size buffer per local replica
   size_t optimizer = 0;    // AdamW m and v (or SGD momentum) of this rank's range
-  size_t activations = 0;  // one set per thread, for seqs_per_replica x T tokens
+  size_t activations = 0;  // one set per group of threads, for seqs_per_replica x T tokens
   size_t exchange = 0;     // with several ranks: the pieces of this rank's range
-  int replicas = 0, threads = 0;
+  int replicas = 0, threads = 0, groups = 0;
   size_t total() const { return params + gradients + optimizer + activations + exchange; }
   // One line: "parameters 41.0 MiB, gradients 2 x 41.0 MiB, ... = 365.2 MiB".
   std::string describe() const;
@@ -107,6 +112,7 @@ class Trainer {
   long steps_done() const { return step_; }
   void set_steps_done(long s) { step_ = s; }
   int threads() const { return team_->size(); }
+  int threads_per_replica() const { return W_; }
   int replicas() const { return R_; }
 
   // Optimizer state of this rank's parameters [owned_begin(), owned_end()), in the parameter
@@ -146,14 +152,20 @@ class Trainer {
   LocalComm local_comm_;
   Comm* comm_;
   int P_, rank_;
+  int W_, G_;        // threads per group, groups
   int R_, R_local_;  // replicas in all, of this rank
   int seqs_per_replica_;
   std::vector<size_t> rank_offsets_;        // P+1 parameter indices: rank p's range
   std::vector<size_t> rank_block_offsets_;  // P+1 block indices: rank p's blocks
   AlignedBuffer<float> pieces_;             // P pieces of this rank's range (P > 1)
   std::unique_ptr<ThreadTeam> team_;
-  std::vector<std::unique_ptr<Activations>> acts_;  // one per thread
-  std::vector<AlignedBuffer<float>> grads_;         // one per replica
+  std::vector<std::unique_ptr<Activations>> acts_;  // one per group
+  struct alignas(64) Group {                        // one cache line each: no false sharing
+    std::unique_ptr<std::barrier<>> barrier;        // its W threads'
+    int task = 0;                                   // the replica it runs, set by its thread 0
+  };
+  std::vector<Group> groups_;
+  std::vector<AlignedBuffer<float>> grads_;  // one per replica
   AlignedBuffer<float> m_, v_;
   size_t nblocks_;
   std::vector<std::vector<Segment>> segments_;         // per thread
@@ -176,7 +188,8 @@ Status check_fits_in_memory(const GptConfig& cfg, const TrainerOptions& opt, int
                             int ranks_on_machine, double extra_bytes, bool gathers_state,
                             size_t available_bytes);
 
-// run.threads = 0: times two steps (after one warm-up) at every thread count 1..cores on one
+// run.threads = 0: times two steps (after one warm-up) at every thread count 1..cores (multiples
+// of threads_per_replica) on one
 // batch, with the replica count fixed (so the choice cannot change results) and learning rate 0
 // (so the parameters do not move: AdamW and SGD then leave every bit as it was), and returns the
 // fastest; more threads only for a clear (3%) gain. report(threads, seconds per step) is called

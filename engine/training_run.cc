@@ -326,9 +326,15 @@ class TrainingRun {
   // R fixes the results and every rank must cut the batch alike) and the data ----
   int agree_on_replicas_and_data() {
     const proto::RunConfig& run = cfg_.run();
-    int threads0 = threads_;
-    comm_.broadcast_bytes(&threads0, sizeof(threads0));
-    replicas_ = run.replicas() > 0 ? run.replicas() : threads0 * P_;
+    // rank 0's layout fixes R (when run.replicas is 0); each rank then picks its own W for it
+    int layout0[2] = {threads_, 1};
+    const int c0 = rank_ == 0 ? choose_threads_per_replica(0) : 0;
+    if (rank_ == 0) layout0[1] = threads_per_replica_;
+    comm_.broadcast_bytes(layout0, sizeof(layout0));  // every rank, whatever rank 0 found
+    if (c0) return c0;
+    replicas_ = run.replicas() > 0 ? run.replicas() : layout0[0] / layout0[1] * P_;
+    if (rank_ != 0)
+      if (int c = choose_threads_per_replica(replicas_)) return c;
     uint64_t mine = shards_fingerprint(lo_.shards, val_files_, tokenizer_crc_);
     std::vector<uint64_t> all(P_);
     comm_.allgather_bytes(&mine, sizeof(mine), all.data());
@@ -350,18 +356,69 @@ class TrainingRun {
     return 0;
   }
 
-  // ---- 1c. memory: a run that cannot fit is refused before anything is allocated ----
-  int check_memory() {
+  // run.threads_per_replica, or for 0 the smallest divisor W of the thread count such that no
+  // group of W threads idles (there are at least as many replicas on this rank as groups), the
+  // replica count divides the batch, and the run fits in memory. replicas: the agreed R, or 0 on
+  // rank 0 when run.replicas is 0 (R is then threads / W x ranks). Says what it chose when W > 1.
+  int choose_threads_per_replica(int replicas) {
+    const proto::RunConfig& run = cfg_.run();
+    const int fixed = replicas > 0 ? replicas : run.replicas();
+    const int K = threads_;
+    if (run.threads_per_replica() > 0) {
+      threads_per_replica_ = run.threads_per_replica();
+      if (K % threads_per_replica_ != 0)
+        return fail(kExitBadInput, "config field run.threads_per_replica = " +
+                                       std::to_string(threads_per_replica_) + ": must divide the " +
+                                       std::to_string(K) +
+                                       " threads (run.threads = 0: the cores available)");
+      return 0;
+    }
+    std::string why;
+    for (int W = 1; W <= K; ++W) {
+      if (K % W != 0) continue;
+      const int R = fixed > 0 ? fixed : K / W * P_;
+      if (fixed > 0 && K / W > fixed / P_) {
+        why = std::to_string(fixed / P_) + " replica(s) on this rank's " + std::to_string(K) +
+              " threads";
+        continue;
+      }
+      if (run.batch_size() % R != 0) {
+        why = "run.batch_size = " + std::to_string(run.batch_size()) + " is not divisible by " +
+              std::to_string(R) + " replicas";
+        continue;
+      }
+      if (!memory_status(W, R).ok()) {
+        why = "one replica per " + std::to_string(W) + " thread(s) would not fit in memory";
+        continue;
+      }
+      threads_per_replica_ = W;
+      if (W > 1)
+        say("threads: %d per replica (run.threads_per_replica = 0; with fewer, %s)\n", W,
+            why.c_str());
+      return 0;
+    }
+    threads_per_replica_ = K;  // nothing fits: check_memory and the replica checks say why
+    return 0;
+  }
+
+  // Whether the run fits in this machine's memory with W threads per replica and R replicas.
+  Status memory_status(int W, int R) const {
     TrainerOptions o = trainer_options(cfg_);
     o.threads = threads_;  // with run.threads = 0, the most the thread-count probe tries
-    o.replicas = replicas_;
+    o.threads_per_replica = W;
+    o.replicas = R;
     const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
     const int on_machine = P_ > 1 && local ? std::max(1, std::atoi(local)) : 1;
     // the loader's ring of batches
     const double extra =
         double(lo_.prefetch + 2) * lo_.B * (gcfg_.seq_len + 1) * 2 * sizeof(int32_t);
-    Status s = check_fits_in_memory(gcfg_, o, P_, rank_, on_machine, extra, P_ > 1,
-                                    available_memory_bytes());
+    return check_fits_in_memory(gcfg_, o, P_, rank_, on_machine, extra, P_ > 1,
+                                available_memory_bytes());
+  }
+
+  // ---- 1c. memory: a run that cannot fit is refused before anything is allocated ----
+  int check_memory() {
+    Status s = memory_status(threads_per_replica_, replicas_);
     return s.ok() ? 0 : fail(kExitBadInput, s.message());
   }
 
@@ -384,6 +441,7 @@ class TrainingRun {
     if (!precision_note.empty()) say("%s\n", precision_note.c_str());
     TrainerOptions to = trainer_options(cfg_);
     to.threads = threads_;
+    to.threads_per_replica = threads_per_replica_;
     to.replicas = replicas_;
     to.comm = &comm_;
     if (cfg_.run().threads() == 0 && threads_ > 1 && P_ == 1) {
@@ -576,15 +634,20 @@ class TrainingRun {
     peak_ = measure_fma_peak(3, 2'000'000);
     const std::string matmuls = sgemm_choice();
     const long tokens_per_step = tokens_per_step_count();
+    const std::string per_replica = threads_per_replica_ > 1
+                                        ? " (" + std::to_string(threads_ / threads_per_replica_) +
+                                              " group(s) of " +
+                                              std::to_string(threads_per_replica_) + " per replica)"
+                                        : "";
     if (P_ > 1)
-      say("skein: %s, %ld parameters, %d ranks x %d threads, %d replicas, %ld tokens/step, %ld "
+      say("skein: %s, %ld parameters, %d ranks x %d threads%s, %d replicas, %ld tokens/step, %ld "
           "steps\n",
-          req_.config_path.c_str(), long(model_->num_params()), P_, threads_, replicas_,
-          tokens_per_step, long(run.steps()));
+          req_.config_path.c_str(), long(model_->num_params()), P_, threads_, per_replica.c_str(),
+          replicas_, tokens_per_step, long(run.steps()));
     else
-      say("skein: %s, %ld parameters, %d threads, %d replicas, %ld tokens/step, %ld steps\n",
-          req_.config_path.c_str(), long(model_->num_params()), threads_, replicas_,
-          tokens_per_step, long(run.steps()));
+      say("skein: %s, %ld parameters, %d threads%s, %d replicas, %ld tokens/step, %ld steps\n",
+          req_.config_path.c_str(), long(model_->num_params()), threads_, per_replica.c_str(),
+          replicas_, tokens_per_step, long(run.steps()));
     say("memory%s: %s\n", P_ > 1 ? " per rank" : "", trainer_->memory().describe().c_str());
     say("matmuls: %s\n", matmuls.c_str());
     if (model_->matmul_precision() == MatmulPrecision::kBf16Rounded)
@@ -764,7 +827,7 @@ class TrainingRun {
   std::vector<std::string> early_skipped_;
   std::vector<std::string> train_shards_;
   std::vector<std::string> val_files_;  // the validation shards in use (none: no evaluation)
-  int threads_ = 1, replicas_ = 1;
+  int threads_ = 1, threads_per_replica_ = 1, replicas_ = 1;
   LoaderOptions lo_;
   std::unique_ptr<Loader> loader_;
   std::unique_ptr<ValIterator> val_;

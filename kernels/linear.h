@@ -38,7 +38,7 @@ void linear_backward(F* dinp, F* dweight, F* dbias, const F* dout, const F* inp,
 // product computes it. The GEMM's tiles must fall as they do in the whole product: column bounds
 // at multiples of kLinearColumnAlign (or N / OC / C), row bounds at multiples of
 // kLinearRowAlign (or the end). Bounds elsewhere give the same values up to rounding.
-inline constexpr int kLinearColumnAlign = 64;  // a multiple of every kernel's NR (16, 32)
+inline constexpr int kLinearColumnAlign = 32;  // a multiple of every kernel's NR (16, 32)
 inline constexpr int kLinearRowAlign = 96;     // a multiple of every kernel's MR (6, 12, 32)
 
 // out[:, j0:j1] = inp @ weight[j0:j1]^T + bias[j0:j1]

@@ -109,6 +109,47 @@ TEST(Trainer, ReplicasFixedAnyThreadCountSameBits) {
   }
 }
 
+// Threads that share a replica (threads_per_replica = W) give the bits of one thread per
+// replica: R = 1 with K = W = 1..4, R = 2 with W = 1 and 2, both teams, accumulation of two
+// micro-steps. The model is wide enough (C = 128, V = 300) that the products' columns and rows,
+// the heads and the rows of every buffer are all cut among the threads.
+TEST(Trainer, ThreadsSharingAReplicaGiveTheSameBits) {
+  const GptConfig cfg{300, 24, 2, 4, 128};
+  TrainerOptions o = base_options();
+  o.batch_size = 4;
+  o.grad_accum_steps = 2;
+  for (int R : {1, 2}) {
+    o.replicas = R;
+    o.threads = 1;
+    o.threads_per_replica = 1;
+    const RunResult one = train(o, 6, 1, cfg);
+    for (int W = 1; W <= (R == 1 ? 4 : 2); ++W) {
+      for (const char* team : {"omp", "pool"}) {
+        o.threads = R * W;
+        o.threads_per_replica = W;
+        o.team = team;
+        const RunResult r = train(o, 6, 1, cfg);
+        const std::string what = "R " + std::to_string(R) + ", " + std::to_string(o.threads) +
+                                 " threads, " + std::to_string(W) + " per replica, " + team;
+        EXPECT_TRUE(bit_equal(one.params, r.params)) << what;
+        EXPECT_TRUE(bit_equal(one.m, r.m)) << what;
+        EXPECT_TRUE(bit_equal(one.v, r.v)) << what;
+        EXPECT_TRUE(bit_equal(one.losses, r.losses)) << what;
+      }
+    }
+  }
+  // 4 threads in groups of 2 over 4 replicas: each group takes several in turn
+  o.replicas = 4;
+  o.threads = 1;
+  o.threads_per_replica = 1;
+  const RunResult one = train(o, 4, 1, cfg);
+  o.threads = 4;
+  o.threads_per_replica = 2;
+  const RunResult r = train(o, 4, 1, cfg);
+  EXPECT_TRUE(bit_equal(one.params, r.params));
+  EXPECT_TRUE(bit_equal(one.losses, r.losses));
+}
+
 TEST(Trainer, SgdTeamsAgreeToo) {
   TrainerOptions o = base_options();
   o.optimizer = OptimizerKind::kSgd;
@@ -479,10 +520,11 @@ TEST(Trainer, StateScattersAndGathersThroughEmptyRanges) {
 // The memory estimate that train checks before allocating equals what the trainer holds.
 TEST(Trainer, MemoryEstimateEqualsWhatTheTrainerAllocates) {
   for (const GptConfig cfg : {tiny(), GptConfig{300, 24, 3, 4, 96}}) {
-    for (int threads : {1, 3}) {
+    for (auto [threads, W] : {std::pair{1, 1}, {3, 1}, {4, 2}, {3, 3}}) {
       for (OptimizerKind kind : {OptimizerKind::kAdamW, OptimizerKind::kSgd}) {
         TrainerOptions o = base_options();
         o.threads = threads;
+        o.threads_per_replica = W;
         o.replicas = 0;
         o.batch_size = 6;
         o.optimizer = kind;
@@ -497,6 +539,8 @@ TEST(Trainer, MemoryEstimateEqualsWhatTheTrainerAllocates) {
         EXPECT_EQ(est.activations, got.activations);
         EXPECT_EQ(est.exchange, got.exchange);
         EXPECT_EQ(est.describe(), got.describe());
+        EXPECT_EQ(got.groups, threads / W);
+        EXPECT_EQ(got.replicas, threads / W);  // replicas 0: one per group
       }
     }
   }

@@ -121,6 +121,38 @@ TEST_F(TrainSystemTest, ResumeIsBitExactAlsoWithAnotherThreadCount) {
   EXPECT_EQ(la, lb);
 }
 
+// run.threads_per_replica: two threads running each of the two replicas in turn train the same
+// bits as a thread per replica; with one replica, the automatic choice puts both threads on it
+// and says so; a count that does not divide the threads is refused, naming the field.
+TEST_F(TrainSystemTest, ThreadsSharingAReplicaTrainTheSameBits) {
+  const std::vector<std::string> short_run = {"--set", "run.steps=5", "--set",
+                                              "run.checkpoint_every=0"};
+  auto run_with = [&](const std::string& name, std::vector<std::string> args) {
+    args.insert(args.end(), {"--out", out(name)});
+    args.insert(args.end(), short_run.begin(), short_run.end());
+    const int rc = train(args, out(name) + ".log");
+    return std::pair{rc, read_file(out(name) + ".log")};
+  };
+  const auto [rc1, log1] = run_with("w_one", {});
+  ASSERT_EQ(rc1, 0) << log1;
+  const auto [rc2, log2] = run_with("w_two", {"--set", "run.threads_per_replica=2"});
+  ASSERT_EQ(rc2, 0) << log2;
+  EXPECT_NE(log2.find("2 threads (1 group(s) of 2 per replica), 2 replicas"), std::string::npos)
+      << log2;
+  EXPECT_EQ(losses(out("w_one")), losses(out("w_two")));
+  EXPECT_EQ(losses(out("w_one")).size(), 5u);
+  const auto [rc3, log3] = run_with("w_auto", {"--set", "run.replicas=1"});
+  ASSERT_EQ(rc3, 0) << log3;
+  EXPECT_NE(log3.find("threads: 2 per replica (run.threads_per_replica = 0; with fewer, 1 "
+                      "replica(s) on this rank's 2 threads)"),
+            std::string::npos)
+      << log3;
+  const auto [rc4, log4] = run_with("w_bad", {"--set", "run.threads_per_replica=3"});
+  EXPECT_EQ(rc4, 2) << log4;
+  EXPECT_NE(log4.find("run.threads_per_replica"), std::string::npos) << log4;
+  EXPECT_FALSE(fs::exists(out("w_bad") + "/checkpoints"));
+}
+
 // run.precision = BF16 on a machine that cannot run it says so and trains in fp32 (the same
 // losses, bit for bit); where it can, it says so and trains close to fp32. BF16_EMULATED says
 // what it does and trains close to, not exactly as, fp32.
