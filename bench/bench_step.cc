@@ -5,7 +5,10 @@
 // (FLOPs/token = 6 N + 12 L C T with N the weight-matrix parameters including the tied lm_head;
 // peak = this machine's measured single-thread FMA peak x threads), peak RSS, and the split of a
 // step into forward, backward, reduction, optimizer and data wait (no loader here: 0).
-// --scaling runs K = 1..cores, prints speed-up and efficiency, and fits T(K) = W/K + K c + s.
+// --scaling runs every layout of K = 1..cores threads (G groups of W threads per replica),
+// prints speed-up, efficiency and memory, fits T(K) = W/K + K c + s on the W = 1 layouts and the
+// (G, W) model of fit_layouts_and_predict on all, and predicts the best layout for 16, 64 and 128
+// cores (labelled as a prediction).
 // Under mpirun (-np P) every rank runs K threads on its share of the batch; rank 0 reports the
 // whole job's tokens/s (MFU against P x K x peak) and the time spent in communication.
 #include <sys/resource.h>
@@ -211,42 +214,142 @@ void print_json(const Result& r, const std::string& config, double peak) {
       r.ranks, r.comm_ms);
 }
 
-// Least-squares fit of t(K) = W/K + c K + s. With fewer than 3 thread counts the system is
-// underdetermined, so c is fixed at 0 and only W and s are fitted (said in the output).
-void fit_and_print(const std::vector<Result>& rs) {
-  const size_t n = rs.size();
-  const bool full = n >= 3;
-  const int m = full ? 3 : 2;
-  double A[3][3] = {}, y[3] = {};
-  for (const Result& r : rs) {
-    const double K = r.threads, t = r.ms_per_step;
-    const double x[3] = {1.0 / K, 1.0, K};
+// Least squares: the m coefficients b minimising sum over rows of (x_row . b - y_row)^2, by
+// Gaussian elimination on the normal equations (m <= 4).
+std::vector<double> least_squares(const std::vector<std::vector<double>>& x,
+                                  const std::vector<double>& y, int m) {
+  double A[4][4] = {}, v[4] = {};
+  for (size_t r = 0; r < x.size(); ++r)
     for (int i = 0; i < m; ++i) {
-      y[i] += x[i] * t;
-      for (int j = 0; j < m; ++j) A[i][j] += x[i] * x[j];
+      v[i] += x[r][i] * y[r];
+      for (int j = 0; j < m; ++j) A[i][j] += x[r][i] * x[r][j];
     }
-  }
-  // Gaussian elimination on the m x m normal equations.
   for (int i = 0; i < m; ++i)
     for (int j = i + 1; j < m; ++j) {
       const double f = A[j][i] / A[i][i];
       for (int k = i; k < m; ++k) A[j][k] -= f * A[i][k];
-      y[j] -= f * y[i];
+      v[j] -= f * v[i];
     }
-  double sol[3] = {};
+  std::vector<double> sol(m);
   for (int i = m - 1; i >= 0; --i) {
-    double v = y[i];
-    for (int k = i + 1; k < m; ++k) v -= A[i][k] * sol[k];
-    sol[i] = v / A[i][i];
+    double t = v[i];
+    for (int k = i + 1; k < m; ++k) t -= A[i][k] * sol[k];
+    sol[i] = t / A[i][i];
   }
+  return sol;
+}
+
+// Least-squares fit of t(K) = W/K + c K + s over the layouts of one thread per replica. With
+// fewer than 3 thread counts the system is underdetermined, so c is fixed at 0 and only W and s
+// are fitted (said in the output).
+void fit_and_print(const std::vector<Result>& all) {
+  std::vector<std::vector<double>> x;
+  std::vector<double> y;
+  for (const Result& r : all) {
+    if (r.per_replica != 1) continue;
+    const double K = r.threads;
+    x.push_back({1.0 / K, 1.0, K});
+    y.push_back(r.ms_per_step);
+  }
+  const bool full = x.size() >= 3;
+  const std::vector<double> sol = least_squares(x, y, full ? 3 : 2);
   const double W = sol[0], s = sol[1], c = full ? sol[2] : 0.0;
   std::printf("cost model T(K) = W/K + K*c + s (ms): W = %.2f  c = %.3f  s = %.2f%s\n", W, c, s,
               full ? "" : "  (2 thread counts only: c fixed at 0)");
   if (c > 0) {
     std::printf("predicted best K = sqrt(W/c) = %.1f\n", std::sqrt(W / c));
   } else {
-    std::printf("predicted best K: no per-thread overhead measured, so the most threads (%d)\n",
-                rs.back().threads);
+    std::printf("predicted best K: no per-thread overhead measured, so the most threads\n");
+  }
+}
+
+// The (G, W) model over every layout measured (K = G W threads, R replicas):
+//   compute (forward + backward) = (A + D (W - 1)) / K + c (K - 1)
+//     A: the work of the step in thread-ms; D: the work each further thread of a group adds to
+//     it (Amdahl's law inside a group: the parts of an operation that are not cut, the packing
+//     each thread repeats, the waits at the group's barriers), so a group of W is W / (1 + e (W
+//     - 1)) times as fast as one thread, e = D / A; c: what each further thread costs the
+//     others whatever the layout (shared caches, memory bandwidth, the machine's other load),
+//     the same for every layout of K threads, so it moves no ranking;
+//   rest (reduction + optimizer) = (B (R - 1) + O) / K + s
+//     B: summing one more replica's gradient buffer; O: the optimizer; s: serial time.
+// Then, labelled as a prediction, the best layout for 16, 64 and 128 cores on this config's
+// batch: every (G, W) with G dividing the batch (R = G), ranked by the model, and whether its
+// memory (Trainer::estimate_memory, exact) fits in this machine's.
+void fit_layouts_and_predict(const std::vector<Result>& all, const proto::Config& cfg) {
+  std::vector<std::vector<double>> xc, xr;
+  std::vector<double> yc, yr;
+  for (const Result& r : all) {
+    const double K = r.threads, W = r.per_replica, R = r.replicas;
+    xc.push_back({1.0 / K, (W - 1) / K, K - 1});
+    yc.push_back(r.fwd_ms + r.bwd_ms);
+    xr.push_back({(R - 1) / K, 1.0 / K, 1.0});
+    yr.push_back(r.reduce_ms + r.opt_ms);
+  }
+  if (xr.size() < 3) {  // both fits have 3 unknowns
+    std::printf("(G, W) model: needs 3 layouts or more (2 cores give 1x1, 2x1 and 1x2)\n");
+    return;
+  }
+  const std::vector<double> f = least_squares(xc, yc, 3), q = least_squares(xr, yr, 3);
+  const double A = f[0], D = f[1], c = f[2], B = q[0], O = q[1], s = q[2];
+  std::printf(
+      "(G, W) cost model, ms per step: compute = (A + D (W - 1))/K + c (K - 1), rest = (B (R - 1) "
+      "+ O)/K + s\n"
+      "  A = %.1f  D = %.1f (e = D/A = %.3f)  c = %.2f  B = %.2f  O = %.2f  s = %.2f  (fitted on "
+      "%zu layouts)\n",
+      A, D, A != 0 ? D / A : 0.0, c, B, O, s, all.size());
+  const GptConfig g = gpt_config(cfg.model());
+  const int batch = cfg.run().batch_size();
+  const size_t avail = available_memory_bytes();
+  const auto mib = [](double b) { return b / (1 << 20); };
+  std::printf(
+      "PREDICTION (from the constants above, not measured; ms per step without c (K - 1)), "
+      "batch %d, memory %s:\n",
+      batch,
+      avail ? (std::to_string(long(mib(double(avail)))) + " MiB available here").c_str()
+            : "unknown");
+  for (int K : {16, 64, 128}) {
+    struct Layout {
+      int G, W;
+      double ms;
+      double mem;
+    };
+    std::vector<Layout> ls;
+    for (int W = 1; W <= K; ++W) {
+      if (K % W) continue;
+      const int G = K / W;
+      if (batch % G) continue;  // R = G replicas must divide the batch
+      TrainerOptions o;
+      o.threads = K;
+      o.threads_per_replica = W;
+      o.replicas = G;
+      o.batch_size = batch;
+      o.seq_len = g.seq_len;
+      const double mem = double(Trainer::estimate_memory(g, o, 1, 0).total());
+      // c (K - 1) left out: the same for every layout of K, and a straight line fitted on 2
+      // cores says nothing about 128
+      const double ms = (A + D * (W - 1)) / K + (B * (G - 1) + O) / K + s;
+      ls.push_back({G, W, ms, mem});
+    }
+    if (ls.empty()) {
+      std::printf("  %3d cores: no layout (no divisor of %d cores divides the batch)\n", K, K);
+      continue;
+    }
+    std::sort(ls.begin(), ls.end(), [](const Layout& a, const Layout& b) { return a.ms < b.ms; });
+    const Layout* best = nullptr;
+    for (const Layout& l : ls)
+      if (!avail || l.mem <= double(avail)) {
+        best = &l;
+        break;
+      }
+    std::printf("  %3d cores:", K);
+    for (size_t i = 0; i < ls.size() && i < 4; ++i)
+      std::printf("  %dx%d %.0f ms %.0f MiB%s", ls[i].G, ls[i].W, ls[i].ms, mib(ls[i].mem),
+                  avail && ls[i].mem > double(avail) ? " (does not fit)" : "");
+    if (best)
+      std::printf("  -> best that fits: %d groups x %d threads\n", best->G, best->W);
+    else
+      std::printf("  -> none fits\n");
   }
 }
 
@@ -279,19 +382,28 @@ int main(int argc, char** argv) {
   const double peak = measure_fma_peak();
   const std::string team = a.team.empty() ? cfg->run().team() : a.team;
   if (a.scaling) {
+    // Every layout of K = 1..cores threads: G groups of W threads per replica, R = G replicas
+    // (or --replicas R for all, when G does not exceed it), where R divides the batch.
     const int max_k = available_cores();
+    const int batch = cfg->run().batch_size();
     std::vector<Result> rs;
-    std::printf("%-8s %12s %10s %10s %11s\n", "threads", "tokens/s", "ms/step", "speed-up",
-                "efficiency");
+    std::printf("%-8s %-7s %-4s %12s %10s %10s %11s %10s %10s\n", "threads", "groups", "W",
+                "tokens/s", "ms/step", "speed-up", "efficiency", "reduce+opt", "memory");
     for (int k = 1; k <= max_k; ++k) {
-      rs.push_back(measure(*cfg, k, a.replicas >= 0 ? a.replicas : 0, 1, team, a.steps, a.warmup,
-                           peak, comm));
-      const Result& r = rs.back();
-      const double sp = r.tokens_per_s / rs[0].tokens_per_s;
-      std::printf("%-8d %12.0f %10.1f %10.2f %10.1f%%\n", k, r.tokens_per_s, r.ms_per_step, sp,
-                  100 * sp / k);
+      for (int w = 1; w <= k; ++w) {
+        const int g = k / w;
+        const int R = a.replicas > 0 ? a.replicas : g;
+        if (k % w || batch % R || g > R) continue;
+        rs.push_back(measure(*cfg, k, R, w, team, a.steps, a.warmup, peak, comm));
+        const Result& r = rs.back();
+        const double sp = r.tokens_per_s / rs[0].tokens_per_s;
+        std::printf("%-8d %-7d %-4d %12.0f %10.1f %10.2f %10.1f%% %8.1f ms %6.0f MiB\n", k, g, w,
+                    r.tokens_per_s, r.ms_per_step, sp, 100 * sp / k, r.reduce_ms + r.opt_ms,
+                    r.memory.total() / double(1 << 20));
+      }
     }
     fit_and_print(rs);
+    fit_layouts_and_predict(rs, *cfg);
     return 0;
   }
   const int threads = a.threads > 0              ? a.threads
