@@ -167,7 +167,8 @@ void Model::init(uint64_t seed) {
 
 // In forward and backward every operation is cut among the workers (Workers::share) along an
 // output dimension, and w.sync() separates an operation from the next that reads what it wrote.
-// Rows of (B*T, ...) buffers, columns of products (kLinearColumnAlign; rows kLinearRowAlign),
+// Rows of (B*T, ...) buffers; the larger output dimension of a product (rows at multiples of
+// kLinearRowAlign, columns of kLinearColumnAlign; a weight gradient's rows or columns),
 // (sequence, head) pairs of attention, channels of the LayerNorms' and the embeddings' parameter
 // gradients (their sums run over rows). One worker runs the same cuts with one part each, so
 // any count gives the bits of one.
@@ -189,8 +190,20 @@ float Model::forward(Activations& a, const int32_t* tokens, const int32_t* targe
   const std::pair<long, long> row_range = w.share(BT);
   const long r0 = row_range.first, r1 = row_range.second;  // rows (lambdas capture them)
   const auto [h0, h1] = w.share(long(B) * NH);             // (sequence, head) pairs
-  const auto col = [&](int n) { return w.share(n, kLinearColumnAlign); };
   const auto rows = [&](float* out, long width) { return out + r0 * width; };
+  // out (BT, n) = inp (BT, k) @ weight^T + bias, cut along its larger dimension, so that every
+  // worker packs the smaller operand whole (rows: the weight; columns: the input)
+  const auto linear = [&](float* out, const float* inp, size_t weight, const float* bias, int k,
+                          int n) {
+    if (BT > n) {
+      const auto [n0, n1] = w.share(BT, kLinearRowAlign);
+      linear_forward_columns(mm, out + n0 * n, inp + n0 * k, p + weight, bias, int(n1 - n0), k, n,
+                             0, n);
+    } else {
+      const auto [j0, j1] = w.share(n, kLinearColumnAlign);
+      linear_forward_columns(mm, out, inp, p + weight, bias, BT, k, n, int(j0), int(j1));
+    }
+  };
   std::copy(tokens + r0, tokens + r1, a.tokens_.data() + r0);
   std::copy(targets + r0, targets + r1, a.targets_.data() + r0);
   const int count = count_targets(targets, BT);
@@ -208,25 +221,22 @@ float Model::forward(Activations& a, const int32_t* tokens, const int32_t* targe
     layernorm_forward(rows(ln, C), rows(A.ln1_mean, 1), rows(A.ln1_rstd, 1), x + r0 * C, p + o.ln1w,
                       p + o.ln1b, int(r1 - r0), C);
     w.sync();
-    const auto [q0, q1] = col(3 * C);
-    linear_forward_columns(mm, A.qkv, ln, p + o.qkvw, p + o.qkvb, BT, C, 3 * C, q0, q1);
+    linear(A.qkv, ln, o.qkvw, p + o.qkvb, C, 3 * C);
     w.sync();
     attention_forward_tasks(mm, A.atty, A.att_stats, scratch, A.qkv, T, C, NH, h0, h1);
     w.sync();
-    const auto [c0, c1] = col(C);
-    linear_forward_columns(mm, a.dnarrow_, A.atty, p + o.projw, p + o.projb, BT, C, C, c0, c1);
+    linear(a.dnarrow_, A.atty, o.projw, p + o.projb, C, C);
     w.sync();
     residual_forward(rows(A.res2, C), x + r0 * C, rows(a.dnarrow_, C), (r1 - r0) * C);
     layernorm_forward(rows(ln, C), rows(A.ln2_mean, 1), rows(A.ln2_rstd, 1), rows(A.res2, C),
                       p + o.ln2w, p + o.ln2b, int(r1 - r0), C);
     w.sync();
-    const auto [f0, f1] = col(4 * C);
-    linear_forward_columns(mm, A.fch, ln, p + o.fcw, p + o.fcb, BT, C, 4 * C, f0, f1);
+    linear(A.fch, ln, o.fcw, p + o.fcb, C, 4 * C);
     w.sync();
     const auto [e0, e1] = elements(w, long(BT) * 4 * C);
     gelu_forward(fcg + e0, A.fch + e0, e1 - e0);
     w.sync();
-    linear_forward_columns(mm, a.dnarrow_, fcg, p + o.fcprojw, p + o.fcprojb, BT, 4 * C, C, c0, c1);
+    linear(a.dnarrow_, fcg, o.fcprojw, p + o.fcprojb, 4 * C, C);
     w.sync();
     residual_forward(rows(A.res3, C), rows(A.res2, C), rows(a.dnarrow_, C), (r1 - r0) * C);
     x = A.res3;
@@ -234,9 +244,7 @@ float Model::forward(Activations& a, const int32_t* tokens, const int32_t* targe
   layernorm_forward(rows(a.lnf_, C), rows(a.lnf_mean_, 1), rows(a.lnf_rstd_, 1), x + r0 * C,
                     p + lnfw_, p + lnfb_, int(r1 - r0), C);
   w.sync();
-  const auto [v0, v1] = col(V);
-  linear_forward_columns(mm, a.logits_, a.lnf_, p + wte_, static_cast<const float*>(nullptr), BT, C,
-                         V, v0, v1);
+  linear(a.logits_, a.lnf_, wte_, nullptr, C, V);
   w.sync();
   softmax_crossentropy_forward(rows(a.losses_, 1), rows(a.ce_stats_, kCrossEntropyStats),
                                a.logits_ + r0 * V, targets + r0, int(r1 - r0), V);
@@ -291,16 +299,6 @@ void Model::backward(Activations& a, float* g, float loss_scale, GradMode mode,
                                 nrows, V, dloss);
   std::fill(rows(a.dres_, C), rows(a.dres_, C) + long(nrows) * C, 0.0f);
   w.sync();
-  // lm_head tied to wte: logits = lnf @ wte^T
-  {
-    const auto [c0, c1] = col(C);
-    const auto [v0, v1] = out_rows(V);
-    linear_backward_input_columns(mm, a.dnarrow_, dlogits, p + wte_, BT, C, V, int(c0), int(c1),
-                                  0.0f);
-    linear_backward_weight_block(mm, g + wte_, dlogits, a.lnf_, BT, C, V, int(v0), int(v1), 0, C,
-                                 beta_w);
-  }
-  w.sync();
   const float* x_last = cfg_.n_layer ? a.layers_.back().res3 : a.encoded_;
   // channels of the LayerNorms' parameter gradients (not a structured binding: lambdas use it)
   const std::pair<long, long> channels = w.share(C);
@@ -313,12 +311,24 @@ void Model::backward(Activations& a, float* g, float loss_scale, GradMode mode,
     layernorm_backward_params(g + weight, g + bias, dout, inp, mean, rstd, BT, C, int(ch0),
                               int(ch1));
   };
-  // a linear layer's backward: dinp by columns (beta 0), dweight by rows or columns (duplicating
+  // dinp (BT, in) = dout (BT, out) @ weight, cut along its larger dimension (as forward's linear)
+  auto input_grad = [&](float* dinp, size_t weight, const float* dout, int in, int out) {
+    if (BT > in) {
+      const auto [n0, n1] = w.share(BT, kLinearRowAlign);
+      linear_backward_input_columns(mm, dinp + n0 * in, dout + n0 * out, p + weight, int(n1 - n0),
+                                    in, out, 0, in, 0.0f);
+    } else {
+      const auto [c0, c1] = col(in);
+      linear_backward_input_columns(mm, dinp, dout, p + weight, BT, in, out, int(c0), int(c1),
+                                    0.0f);
+    }
+  };
+  // a linear layer's backward: dinp as above (beta 0), dweight by rows or columns (duplicating
   // the smaller operand's packing), dbias by columns
   auto linear_back = [&](float* dinp, size_t weight, size_t bias, const float* dout,
                          const float* inp, int in, int out) {
+    input_grad(dinp, weight, dout, in, out);
     const auto [c0, c1] = col(in);
-    linear_backward_input_columns(mm, dinp, dout, p + weight, BT, in, out, int(c0), int(c1), 0.0f);
     if (out >= in) {  // dout (N, out) is the larger: split the rows of dweight, packing inp whole
       const auto [o0, o1] = out_rows(out);
       linear_backward_weight_block(mm, g + weight, dout, inp, BT, in, out, int(o0), int(o1), 0, in,
@@ -330,6 +340,14 @@ void Model::backward(Activations& a, float* g, float loss_scale, GradMode mode,
     const auto [b0, b1] = col(out);
     linear_backward_bias_columns(g + bias, dout, BT, out, int(b0), int(b1));
   };
+  // lm_head tied to wte: logits = lnf @ wte^T
+  {
+    input_grad(a.dnarrow_, wte_, dlogits, C, V);
+    const auto [v0, v1] = out_rows(V);
+    linear_backward_weight_block(mm, g + wte_, dlogits, a.lnf_, BT, C, V, int(v0), int(v1), 0, C,
+                                 beta_w);
+  }
+  w.sync();
   layernorm_back(lnfw_, lnfb_, a.dnarrow_, x_last, a.lnf_mean_, a.lnf_rstd_);
   w.sync();
 

@@ -8,7 +8,6 @@
 #pragma once
 
 #include <algorithm>
-#include <barrier>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -16,6 +15,7 @@
 #include <vector>
 
 #include "base/aligned.h"
+#include "base/spin_barrier.h"
 #include "kernels/gemm.h"
 
 namespace skein {
@@ -42,7 +42,7 @@ struct TensorView {
 // between operations, so the result has the same bits for any count. The default is one thread.
 struct Workers {
   int index = 0, count = 1;
-  std::barrier<>* barrier = nullptr;  // of the count threads; unused when count is 1
+  SpinBarrier* barrier = nullptr;  // of the count threads; unused when count is 1
 
   void sync() const {
     if (count > 1) barrier->arrive_and_wait();

@@ -56,7 +56,7 @@ Trainer::Trainer(Model& model, const TrainerOptions& opt)
   for (int g = 0; g < G_; ++g) {
     acts_.push_back(
         std::make_unique<Activations>(model.config(), seqs_per_replica_, opt.seq_len, W_));
-    groups_[g].barrier = std::make_unique<std::barrier<>>(W_);
+    groups_[g].barrier = std::make_unique<SpinBarrier>(W_);
   }
   const size_t n = model.num_params();
   grads_.resize(R_local_);

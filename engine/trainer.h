@@ -29,7 +29,6 @@
 #pragma once
 
 #include <atomic>
-#include <barrier>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -161,7 +160,7 @@ class Trainer {
   std::unique_ptr<ThreadTeam> team_;
   std::vector<std::unique_ptr<Activations>> acts_;  // one per group
   struct alignas(64) Group {                        // one cache line each: no false sharing
-    std::unique_ptr<std::barrier<>> barrier;        // its W threads'
+    std::unique_ptr<SpinBarrier> barrier;           // its W threads'
     int task = 0;                                   // the replica it runs, set by its thread 0
   };
   std::vector<Group> groups_;

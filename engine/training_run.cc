@@ -87,6 +87,7 @@ struct ResumePoint {
   long step = 0;         // optimizer steps done
   long data_cursor = 0;  // the next batch's step number
   long skipped = 0;      // steps skipped so far for a non-finite gradient
+  float last_loss = 0;   // the training loss of the checkpoint's last step
 };
 
 // One training run, in the stages that run() calls in order. Each setup stage returns an exit
@@ -573,7 +574,7 @@ class TrainingRun {
     allocate_full_state(true);
     m = load_checkpoint(resume_from_, *model_, state_buffers());
     if (!m.ok()) return fail(kExitResume, m.status().message());
-    resume_ = {m->step(), m->data_cursor(), m->skipped_steps()};
+    resume_ = {m->step(), m->data_cursor(), m->skipped_steps(), m->last_loss()};
     init_source_ = m->init_source();  // where step 0 came from stays on record
     return 0;
   }
@@ -719,7 +720,9 @@ class TrainingRun {
     const double t_start = now_s();
     double window_t = now_s(), window_wait = loader_->wait_seconds(), window_comm = comm_.seconds();
     long window_steps = 0, consecutive_skips = 0;
-    float last_loss = 0;
+    // a run resumed where it ended, or stopped before its first new step, reports (and re-saves)
+    // its checkpoint's loss, not 0
+    float last_loss = resume_.last_loss;
     const long first_step = trainer_->steps_done();
     while (trainer_->steps_done() < run.steps()) {
       // The ranks stop together: at the first step boundary after any of them got a signal.

@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <barrier>
 #include <cmath>
 #include <cstring>
 #include <numeric>
@@ -179,46 +178,49 @@ TEST(Model, WorkersSharingOneForwardAndBackwardGiveTheBitsOfOne) {
   cfg.d_model = 128;  // 3C, 4C and C cut at kLinearColumnAlign / kLinearRowAlign
   Model m(cfg);
   m.init(9);
-  const int B = 3, T = 37;  // rows not a multiple of anything
-  std::vector<int32_t> tok(B * T), tgt(B * T), tok2(B * T);
-  for (int i = 0; i < B * T; ++i) {
-    tok[i] = (i * 7 + 3) % 300, tgt[i] = (i * 11 + 1) % 300, tok2[i] = (i * 13 + 5) % 300;
-  }
-  for (int i = 0; i < B * T; i += 9) tgt[i] = -1;
-  const size_t n = m.num_params();
-  for (MatmulPrecision prec : {MatmulPrecision::kFp32, MatmulPrecision::kBf16}) {
-    m.set_matmul_precision(prec);
-    // one thread: two micro-steps, overwrite then accumulate
-    Activations one(cfg, B, T);
-    std::vector<float> want(n, NAN);
-    const float loss_a = m.forward(one, tok.data(), tgt.data());
-    m.backward(one, want.data(), 0.6f, Model::GradMode::kOverwrite);
-    const float loss_b = m.forward(one, tok2.data(), tgt.data());  // another batch
-    m.backward(one, want.data(), 0.4f, Model::GradMode::kAccumulate);
-    for (int W : {2, 3, 4}) {
-      Activations shared(cfg, B, T, W);
-      std::vector<float> got(n, NAN);
-      std::vector<float> losses(2 * W);
-      std::barrier<> barrier(W);
-      std::vector<std::thread> threads;
-      for (int k = 0; k < W; ++k) {
-        threads.emplace_back([&, k] {
-          const Workers w{k, W, &barrier};
-          losses[2 * k] = m.forward(shared, tok.data(), tgt.data(), w);
-          m.backward(shared, got.data(), 0.6f, Model::GradMode::kOverwrite, w);
-          losses[2 * k + 1] = m.forward(shared, tok2.data(), tgt.data(), w);
-          m.backward(shared, got.data(), 0.4f, Model::GradMode::kAccumulate, w);
-        });
+  // 111 rows (a multiple of nothing): every product cut by columns; 240 rows: the narrower
+  // products (C = 128 wide) by rows
+  for (auto [B, T] : {std::pair{3, 37}, {6, 40}}) {
+    std::vector<int32_t> tok(B * T), tgt(B * T), tok2(B * T);
+    for (int i = 0; i < B * T; ++i) {
+      tok[i] = (i * 7 + 3) % 300, tgt[i] = (i * 11 + 1) % 300, tok2[i] = (i * 13 + 5) % 300;
+    }
+    for (int i = 0; i < B * T; i += 9) tgt[i] = -1;
+    const size_t n = m.num_params();
+    for (MatmulPrecision prec : {MatmulPrecision::kFp32, MatmulPrecision::kBf16}) {
+      m.set_matmul_precision(prec);
+      // one thread: two micro-steps, overwrite then accumulate
+      Activations one(cfg, B, T);
+      std::vector<float> want(n, NAN);
+      const float loss_a = m.forward(one, tok.data(), tgt.data());
+      m.backward(one, want.data(), 0.6f, Model::GradMode::kOverwrite);
+      const float loss_b = m.forward(one, tok2.data(), tgt.data());  // another batch
+      m.backward(one, want.data(), 0.4f, Model::GradMode::kAccumulate);
+      for (int W : {2, 3, 4}) {
+        Activations shared(cfg, B, T, W);
+        std::vector<float> got(n, NAN);
+        std::vector<float> losses(2 * W);
+        SpinBarrier barrier(W);
+        std::vector<std::thread> threads;
+        for (int k = 0; k < W; ++k) {
+          threads.emplace_back([&, k] {
+            const Workers w{k, W, &barrier};
+            losses[2 * k] = m.forward(shared, tok.data(), tgt.data(), w);
+            m.backward(shared, got.data(), 0.6f, Model::GradMode::kOverwrite, w);
+            losses[2 * k + 1] = m.forward(shared, tok2.data(), tgt.data(), w);
+            m.backward(shared, got.data(), 0.4f, Model::GradMode::kAccumulate, w);
+          });
+        }
+        for (auto& t : threads) t.join();
+        for (int k = 0; k < W; ++k) {
+          EXPECT_EQ(losses[2 * k], loss_a) << "W " << W << " worker " << k;
+          EXPECT_EQ(losses[2 * k + 1], loss_b) << "W " << W << " worker " << k;
+        }
+        size_t differ = 0;
+        for (size_t i = 0; i < n; ++i) differ += std::memcmp(&got[i], &want[i], sizeof(float)) != 0;
+        EXPECT_EQ(differ, 0u) << "W " << W << ", precision " << int(prec) << ", rows " << B * T
+                              << ": " << differ << " of " << n << " gradient elements differ";
       }
-      for (auto& t : threads) t.join();
-      for (int k = 0; k < W; ++k) {
-        EXPECT_EQ(losses[2 * k], loss_a) << "W " << W << " worker " << k;
-        EXPECT_EQ(losses[2 * k + 1], loss_b) << "W " << W << " worker " << k;
-      }
-      size_t differ = 0;
-      for (size_t i = 0; i < n; ++i) differ += std::memcmp(&got[i], &want[i], sizeof(float)) != 0;
-      EXPECT_EQ(differ, 0u) << "W " << W << ", precision " << int(prec) << ": " << differ << " of "
-                            << n << " gradient elements differ";
     }
   }
 }

@@ -119,6 +119,14 @@ TEST_F(TrainSystemTest, ResumeIsBitExactAlsoWithAnotherThreadCount) {
   auto la = losses(whole), lb = losses(parts);
   EXPECT_EQ(la.size(), 12u);
   EXPECT_EQ(la, lb);
+  // a finished run started again does nothing and reports its checkpoint's loss, not 0
+  ASSERT_EQ(train({"--out", whole}, whole + ".again.log"), 0) << read_file(whole + ".again.log");
+  const std::string again = read_file(whole + ".again.log");
+  char final_loss[64];
+  std::snprintf(final_loss, sizeof(final_loss), "(0 this session), final loss %.4f",
+                ma->last_loss());
+  EXPECT_NE(again.find(final_loss), std::string::npos) << again;
+  EXPECT_GT(ma->last_loss(), 0.0f);
 }
 
 // run.threads_per_replica: two threads running each of the two replicas in turn train the same
@@ -147,6 +155,15 @@ TEST_F(TrainSystemTest, ThreadsSharingAReplicaTrainTheSameBits) {
                       "replica(s) on this rank's 2 threads)"),
             std::string::npos)
       << log3;
+  // a batch that two replicas cannot share: one replica, both threads on it
+  const auto [rc5, log5] =
+      run_with("w_batch", {"--set", "run.replicas=0", "--set", "run.batch_size=1"});
+  ASSERT_EQ(rc5, 0) << log5;
+  EXPECT_NE(log5.find("with fewer, run.batch_size = 1 is not divisible by 2 replicas"),
+            std::string::npos)
+      << log5;
+  EXPECT_NE(log5.find("2 threads (1 group(s) of 2 per replica), 1 replicas"), std::string::npos)
+      << log5;
   const auto [rc4, log4] = run_with("w_bad", {"--set", "run.threads_per_replica=3"});
   EXPECT_EQ(rc4, 2) << log4;
   EXPECT_NE(log4.find("run.threads_per_replica"), std::string::npos) << log4;
