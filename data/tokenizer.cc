@@ -317,6 +317,8 @@ StatusOr<Tokenizer> Tokenizer::load(const std::string& path) {
                " file, expected " + (gpt2_pieces ? "1 (GPT-2's)" : "0"));
   }
   if (gpt2_pieces && kind != 1) return bad("a version 3 file of kind " + std::to_string(kind));
+  if (gpt2_pieces && (get_le32(p + 24) != 0 || get_le32(p + 28) != 0))
+    return bad("the reserved header words of a version 3 file are not zero");
   if (count < 0 || count > kMaxVocabSize - 256) {
     return bad("merge count " + std::to_string(count) + " is outside 0.." +
                std::to_string(kMaxVocabSize - 256));

@@ -301,7 +301,7 @@ void Model::backward(Activations& a, float* g, float loss_scale, GradMode mode,
   w.sync();
   const float* x_last = cfg_.n_layer ? a.layers_.back().res3 : a.encoded_;
   // channels of the LayerNorms' parameter gradients (not a structured binding: lambdas use it)
-  const std::pair<long, long> channels = w.share(C);
+  const std::pair<long, long> channels = w.share(C, 16);  // whole cache lines of dweight
   const long ch0 = channels.first, ch1 = channels.second;
   // one LayerNorm's backward: the input's gradient into dres_ by rows, the parameters' by channels
   auto layernorm_back = [&](size_t weight, size_t bias, const float* dout, const float* inp,

@@ -328,17 +328,22 @@ class TrainingRun {
   int agree_on_replicas_and_data() {
     const proto::RunConfig& run = cfg_.run();
     // rank 0's layout fixes R (when run.replicas is 0); each rank then picks its own W for it
-    int layout0[2] = {threads_, 1};
-    const int c0 = rank_ == 0 ? choose_threads_per_replica(0) : 0;
-    if (rank_ == 0) layout0[1] = threads_per_replica_;
-    comm_.broadcast_bytes(layout0, sizeof(layout0));  // every rank, whatever rank 0 found
-    if (c0) return c0;
-    replicas_ = run.replicas() > 0 ? run.replicas() : layout0[0] / layout0[1] * P_;
-    if (rank_ != 0)
-      if (int c = choose_threads_per_replica(replicas_)) return c;
+    // (every rank takes part in both collectives whatever it found; errors are returned after)
+    int layout0[3] = {threads_, 1, 0};  // rank 0's threads, W, and its error code
+    if (rank_ == 0) {
+      layout0[2] = choose_threads_per_replica(0);
+      layout0[1] = threads_per_replica_;
+    }
+    comm_.broadcast_bytes(layout0, sizeof(layout0));
+    int code = layout0[2];  // rank 0 failed: so do the others (agree() prints rank 0's message)
+    if (!code) {
+      replicas_ = run.replicas() > 0 ? run.replicas() : layout0[0] / layout0[1] * P_;
+      if (rank_ != 0) code = choose_threads_per_replica(replicas_);
+    }
     uint64_t mine = shards_fingerprint(lo_.shards, val_files_, tokenizer_crc_);
     std::vector<uint64_t> all(P_);
     comm_.allgather_bytes(&mine, sizeof(mine), all.data());
+    if (code) return code;
     if (all[0] != mine)
       return fail(kExitBadInput, "data.dir = \"" + cfg_.data().dir() +
                                      "\" differs from rank 0's (shard names or sizes, validation "

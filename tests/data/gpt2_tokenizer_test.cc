@@ -650,6 +650,9 @@ TEST(BpeGpt2Pieces, FileIsVersion3AndVersion1FilesStillLoad) {
   bad = good;
   bad[8] = 0;  // kind byte
   expect_load_error(dir, fix_hash(bad), "version 3 file of kind 0");
+  bad = good;
+  bad[28] = 1;
+  expect_load_error(dir, fix_hash(bad), "reserved header words");
   bad = read_bytes(dir.file("v1.bin"));
   bad[20] = 1;
   expect_load_error(dir, fix_hash(bad), "pieces 1 in a version 1 file");
