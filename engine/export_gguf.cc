@@ -154,41 +154,31 @@ struct GgufVocab {
   uint32_t bos = 0, eos = 0;
 };
 
+// One rule for every kind (GPT-2, skein's BPE, byte, whose first 256 tokens are the bytes and the
+// others one per merge): special tokens (<|endoftext|>) are the ones that are neither a byte nor
+// made by a merge; llama.cpp keeps their text as it is and never makes them from ordinary text.
+// skein's BPE and byte tokenizers have none.
 GgufVocab gguf_vocab(const Tokenizer& tok) {
   const int V = tok.vocab_size();
   GgufVocab v;
   v.tokens.reserve(V);
   v.types.reserve(V);
-  if (tok.kind() == Tokenizer::Kind::kGpt2) {
-    // Special tokens (<|endoftext|>) are the ones that are neither a byte nor made by a merge;
-    // llama.cpp keeps their text as it is and never makes them from ordinary text.
-    std::unordered_set<std::string> made;
-    v.merges.reserve(tok.merges().size());
-    for (const Merge& m : tok.merges()) {
-      const std::string& l = tok.token_bytes(m.left);
-      const std::string& r = tok.token_bytes(m.right);
-      made.insert(l + r);
-      v.merges.push_back(gpt2_spelling(l) + " " + gpt2_spelling(r));
-    }
-    for (int id = 0; id < V; ++id) {
-      const std::string& bytes = tok.token_bytes(id);
-      const bool special = id == tok.eot_id() || (bytes.size() > 1 && !made.count(bytes));
-      v.tokens.push_back(special ? bytes : gpt2_spelling(bytes));
-      v.types.push_back(special ? kTokenControl : kTokenNormal);
-    }
-    v.bos = v.eos = static_cast<uint32_t>(tok.eot_id());
-  } else {  // byte: token id = byte value; BPE: the same, then one token per merge
-    for (int id = 0; id < V; ++id) {
-      v.tokens.push_back(gpt2_spelling(tok.token_bytes(id)));
-      v.types.push_back(kTokenNormal);
-    }
-    v.merges.reserve(tok.merges().size());
-    for (const Merge& m : tok.merges()) {
-      v.merges.push_back(gpt2_spelling(tok.token_bytes(m.left)) + " " +
-                         gpt2_spelling(tok.token_bytes(m.right)));
-    }
-    v.bos = v.eos = 0;  // NUL: see the file comment
+  std::unordered_set<std::string> made;
+  v.merges.reserve(tok.merges().size());
+  for (const Merge& m : tok.merges()) {
+    const std::string& l = tok.token_bytes(m.left);
+    const std::string& r = tok.token_bytes(m.right);
+    made.insert(l + r);
+    v.merges.push_back(gpt2_spelling(l) + " " + gpt2_spelling(r));
   }
+  for (int id = 0; id < V; ++id) {
+    const std::string& bytes = tok.token_bytes(id);
+    const bool special = id == tok.eot_id() || (bytes.size() > 1 && !made.count(bytes));
+    v.tokens.push_back(special ? bytes : gpt2_spelling(bytes));
+    v.types.push_back(special ? kTokenControl : kTokenNormal);
+  }
+  // without an end-of-text token, NUL: see the file comment
+  v.bos = v.eos = tok.eot_id() >= 0 ? static_cast<uint32_t>(tok.eot_id()) : 0;
   return v;
 }
 

@@ -94,6 +94,19 @@ Trainer::Trainer(Model& model, const TrainerOptions& opt)
   replica_bwd_s_.assign(R_local_, 0.0);
 }
 
+Workers Trainer::workers(int k) const {
+  return {k % W_, W_, groups_[k / W_].barrier.get()};
+}
+
+// The group's thread 0 takes the next replica from the counter; every thread of the group gets it
+// after the group's barrier. Before thread 0 takes another, the group meets again (backward's
+// last barrier, or evaluate's), so no thread still reads the old one.
+int Trainer::next_group_task(int g, const Workers& w) {
+  if (w.index == 0) groups_[g].task = next_task_.fetch_add(1, std::memory_order_relaxed);
+  w.sync();
+  return groups_[g].task;
+}
+
 std::pair<size_t, size_t> Trainer::shard_blocks(int k) const {
   const size_t K = team_->size();
   const size_t b0 = rank_block_offsets_[rank_], nb = rank_block_offsets_[rank_ + 1] - b0;
@@ -217,12 +230,8 @@ float Trainer::evaluate(const int32_t* inputs, const int32_t* targets) {
   next_task_.store(0, std::memory_order_relaxed);
   team_->run([&](int k) {
     const int g = k / W_;
-    const Workers w{k % W_, W_, groups_[g].barrier.get()};
-    for (;;) {
-      if (w.index == 0) groups_[g].task = next_task_.fetch_add(1, std::memory_order_relaxed);
-      w.sync();
-      const int r = groups_[g].task;
-      if (r >= R_local_) break;
+    const Workers w = workers(k);
+    for (int r; (r = next_group_task(g, w)) < R_local_;) {
       const size_t off = (first + r) * replica_tokens;
       const float loss = model_.forward(*acts_[g], inputs + off, targets + off, w);
       if (w.index == 0) mine[2 * r] = loss;
@@ -245,12 +254,8 @@ void Trainer::run_thread(int k, const int32_t* inputs, const int32_t* targets, S
   // gradient buffer, by the group's W threads together.
   const int grp = k / W_;
   Activations& acts = *acts_[grp];
-  const Workers w{k % W_, W_, groups_[grp].barrier.get()};
-  for (;;) {
-    if (w.index == 0) groups_[grp].task = next_task_.fetch_add(1, std::memory_order_relaxed);
-    w.sync();
-    const int r = groups_[grp].task;
-    if (r >= R_local_) break;
+  const Workers w = workers(k);
+  for (int r; (r = next_group_task(grp, w)) < R_local_;) {
     double fwd = 0, bwd = 0;
     for (int a = 0; a < A; ++a) {
       const size_t off = a * micro_tokens + r * replica_tokens;

@@ -145,6 +145,8 @@ class Trainer {
     bool decay;
   };
   void run_thread(int k, const int32_t* inputs, const int32_t* targets, StepStats* stats);
+  Workers workers(int k) const;  // thread k's place in its group
+  int next_group_task(int g, const Workers& w);
 
   Model& model_;
   TrainerOptions opt_;

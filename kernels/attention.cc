@@ -111,19 +111,17 @@ void attention_forward_tasks(const MatmulContext& mm, F* out, F* stats, F* scrat
   for (int task = task_begin; task < task_end; ++task) {
     const int b = task / NH, h = task % NH;
     const F* base = qkv + static_cast<long>(b) * T * C3;
-    {
-      const F* q = base + h * HS;
-      const F* k = base + C + h * HS;
-      const F* v = base + 2 * C + h * HS;
-      F* out_h = out + static_cast<long>(b) * T * C + h * HS;
-      F* st = stats + (static_cast<long>(b) * NH + h) * 2 * T;
-      causal_scores(mm, a, q, k, T, HS, C3);
-      causal_softmax_forward(a, st, T, scale);
-      // out_h (T,HS) = P (T,T) @ v (T,HS)
-      for (int t0 = 0; t0 < T; t0 += kRows) {
-        const int m = std::min(kRows, T - t0);
-        gemm(mm, false, false, m, HS, t0 + m, a + t0 * T, T, v, C3, F(0), out_h + t0 * C, C);
-      }
+    const F* q = base + h * HS;
+    const F* k = base + C + h * HS;
+    const F* v = base + 2 * C + h * HS;
+    F* out_h = out + static_cast<long>(b) * T * C + h * HS;
+    F* st = stats + (static_cast<long>(b) * NH + h) * 2 * T;
+    causal_scores(mm, a, q, k, T, HS, C3);
+    causal_softmax_forward(a, st, T, scale);
+    // out_h (T,HS) = P (T,T) @ v (T,HS)
+    for (int t0 = 0; t0 < T; t0 += kRows) {
+      const int m = std::min(kRows, T - t0);
+      gemm(mm, false, false, m, HS, t0 + m, a + t0 * T, T, v, C3, F(0), out_h + t0 * C, C);
     }
   }
 }
@@ -148,34 +146,32 @@ void attention_backward_tasks(const MatmulContext& mm, F* dqkv, F* scratch, cons
     const int b = task / NH, h = task % NH;
     const F* base = qkv + static_cast<long>(b) * T * C3;
     F* dbase = dqkv + static_cast<long>(b) * T * C3;
-    {
-      const F* q = base + h * HS;
-      const F* k = base + C + h * HS;
-      const F* v = base + 2 * C + h * HS;
-      F* dq = dbase + h * HS;
-      F* dk = dbase + C + h * HS;
-      F* dv = dbase + 2 * C + h * HS;
-      const F* dout_h = dout + static_cast<long>(b) * T * C + h * HS;
-      causal_scores(mm, p, q, k, T, HS, C3);
-      causal_softmax_rebuild(p, stats + (static_cast<long>(b) * NH + h) * 2 * T, T, scale);
-      // out = P V: dV += P^T dout, dP = dout V^T. Keys j0..j0+m-1 get dV from queries j0..T-1.
-      for (int j0 = 0; j0 < T; j0 += kRows) {
-        const int m = std::min(kRows, T - j0);
-        gemm(mm, true, false, m, HS, T - j0, p + j0 * T + j0, T, dout_h + j0 * C, C, F(1),
-             dv + j0 * C3, C3);
-      }
-      for (int t0 = 0; t0 < T; t0 += kRows) {
-        const int m = std::min(kRows, T - t0);
-        gemm(mm, false, true, m, t0 + m, HS, dout_h + t0 * C, C, v, C3, F(0), dp + t0 * T, T);
-      }
-      causal_softmax_backward(dp, p, T, scale);
-      // S = Q K^T: dQ += dS K, dK += dS^T Q
-      for (int t0 = 0; t0 < T; t0 += kRows) {
-        const int m = std::min(kRows, T - t0);
-        gemm(mm, false, false, m, HS, t0 + m, dp + t0 * T, T, k, C3, F(1), dq + t0 * C3, C3);
-        gemm(mm, true, false, m, HS, T - t0, dp + t0 * T + t0, T, q + t0 * C3, C3, F(1),
-             dk + t0 * C3, C3);
-      }
+    const F* q = base + h * HS;
+    const F* k = base + C + h * HS;
+    const F* v = base + 2 * C + h * HS;
+    F* dq = dbase + h * HS;
+    F* dk = dbase + C + h * HS;
+    F* dv = dbase + 2 * C + h * HS;
+    const F* dout_h = dout + static_cast<long>(b) * T * C + h * HS;
+    causal_scores(mm, p, q, k, T, HS, C3);
+    causal_softmax_rebuild(p, stats + (static_cast<long>(b) * NH + h) * 2 * T, T, scale);
+    // out = P V: dV += P^T dout, dP = dout V^T. Keys j0..j0+m-1 get dV from queries j0..T-1.
+    for (int j0 = 0; j0 < T; j0 += kRows) {
+      const int m = std::min(kRows, T - j0);
+      gemm(mm, true, false, m, HS, T - j0, p + j0 * T + j0, T, dout_h + j0 * C, C, F(1),
+           dv + j0 * C3, C3);
+    }
+    for (int t0 = 0; t0 < T; t0 += kRows) {
+      const int m = std::min(kRows, T - t0);
+      gemm(mm, false, true, m, t0 + m, HS, dout_h + t0 * C, C, v, C3, F(0), dp + t0 * T, T);
+    }
+    causal_softmax_backward(dp, p, T, scale);
+    // S = Q K^T: dQ += dS K, dK += dS^T Q
+    for (int t0 = 0; t0 < T; t0 += kRows) {
+      const int m = std::min(kRows, T - t0);
+      gemm(mm, false, false, m, HS, t0 + m, dp + t0 * T, T, k, C3, F(1), dq + t0 * C3, C3);
+      gemm(mm, true, false, m, HS, T - t0, dp + t0 * T + t0, T, q + t0 * C3, C3, F(1), dk + t0 * C3,
+           C3);
     }
   }
 }
