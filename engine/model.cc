@@ -171,11 +171,18 @@ void Model::init(uint64_t seed) {
 // kLinearRowAlign, columns of kLinearColumnAlign; a weight gradient's rows or columns),
 // (sequence, head) pairs of attention, channels of the LayerNorms' and the embeddings' parameter
 // gradients (their sums run over rows). One worker runs the same cuts with one part each, so
-// any count gives the bits of one.
+// any count gives the bits of one. On the Eigen fallback (no AVX2+FMA) pieces of a product need
+// not give the whole's bits, so worker 0 computes each product whole there (product_share).
 namespace {
 // the worker's part of n floats, cut at whole cache lines
 std::pair<long, long> elements(const Workers& w, long n) {
   return w.share(n, 16);
+}
+// The worker's part of a product's n output rows or columns, cut at multiples of align where the
+// pieces give the whole product's bits (sgemm_runs_blocked); else the whole on worker 0.
+std::pair<long, long> product_share(const Workers& w, bool exact, long n, long align) {
+  if (exact) return w.share(n, align);
+  return w.index == 0 ? std::pair<long, long>{0, n} : std::pair<long, long>{n, n};
 }
 }  // namespace
 
@@ -193,14 +200,15 @@ float Model::forward(Activations& a, const int32_t* tokens, const int32_t* targe
   const auto rows = [&](float* out, long width) { return out + r0 * width; };
   // out (BT, n) = inp (BT, k) @ weight^T + bias, cut along its larger dimension, so that every
   // worker packs the smaller operand whole (rows: the weight; columns: the input)
+  const bool exact = sgemm_runs_blocked(mm);
   const auto linear = [&](float* out, const float* inp, size_t weight, const float* bias, int k,
                           int n) {
     if (BT > n) {
-      const auto [n0, n1] = w.share(BT, kLinearRowAlign);
+      const auto [n0, n1] = product_share(w, exact, BT, kLinearRowAlign);
       linear_forward_columns(mm, out + n0 * n, inp + n0 * k, p + weight, bias, int(n1 - n0), k, n,
                              0, n);
     } else {
-      const auto [j0, j1] = w.share(n, kLinearColumnAlign);
+      const auto [j0, j1] = product_share(w, exact, n, kLinearColumnAlign);
       linear_forward_columns(mm, out, inp, p + weight, bias, BT, k, n, int(j0), int(j1));
     }
   };
@@ -270,8 +278,9 @@ void Model::backward(Activations& a, float* g, float loss_scale, GradMode mode,
   const std::pair<long, long> row_range = w.share(BT);
   const long r0 = row_range.first, r1 = row_range.second;  // rows (lambdas capture them)
   const auto [h0, h1] = w.share(long(B) * NH);
-  const auto col = [&](int n) { return w.share(n, kLinearColumnAlign); };
-  const auto out_rows = [&](int n) { return w.share(n, kLinearRowAlign); };
+  const bool exact = sgemm_runs_blocked(mm);
+  const auto col = [&](int n) { return product_share(w, exact, n, kLinearColumnAlign); };
+  const auto out_rows = [&](int n) { return product_share(w, exact, n, kLinearRowAlign); };
   const auto rows = [&](float* buf, long width) { return buf + r0 * width; };
   const int nrows = int(r1 - r0);
   const int target_count = a.target_count_;  // written by worker 0 before forward's barriers
@@ -314,7 +323,7 @@ void Model::backward(Activations& a, float* g, float loss_scale, GradMode mode,
   // dinp (BT, in) = dout (BT, out) @ weight, cut along its larger dimension (as forward's linear)
   auto input_grad = [&](float* dinp, size_t weight, const float* dout, int in, int out) {
     if (BT > in) {
-      const auto [n0, n1] = w.share(BT, kLinearRowAlign);
+      const auto [n0, n1] = out_rows(BT);
       linear_backward_input_columns(mm, dinp + n0 * in, dout + n0 * out, p + weight, int(n1 - n0),
                                     in, out, 0, in, 0.0f);
     } else {

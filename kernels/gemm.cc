@@ -600,6 +600,10 @@ bool cpu_has_avx512_bf16() {
 #endif
 }
 
+bool sgemm_runs_blocked(const MatmulContext& mm) {
+  return mm.kernel >= 0 || sgemm_chosen_kernel(mm.precision) >= 0;
+}
+
 void sgemm(const MatmulContext& mm, bool trans_a, bool trans_b, int M, int N, int K, const float* A,
            int lda, const float* B, int ldb, float beta, float* C, int ldc, const float* bias) {
   int index = mm.kernel;

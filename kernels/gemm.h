@@ -104,6 +104,11 @@ bool sgemm_kernel_computes(int index, MatmulPrecision p);
 // the portable twin (bf16_self_check), else the portable twin. sgemm_choice() and
 // sgemm_bf16_choice() say which and why.
 int sgemm_chosen_kernel(MatmulPrecision p);
+// Whether sgemm(mm, ...) runs a kernel of the blocked driver, whose tiles give every element of C
+// the same bits whether the product is computed whole or in pieces of output rows or columns
+// (cut at multiples of the tiles). False on the Eigen fallback (no AVX2+FMA): its register
+// blocking depends on the shape, so pieces of a product need not give the whole's bits.
+bool sgemm_runs_blocked(const MatmulContext& mm);
 const char* sgemm_path();  // the fp32 choice's name, or "portable"
 std::string sgemm_choice();
 std::string sgemm_bf16_choice();

@@ -250,6 +250,42 @@ TEST(Sgemm, EveryKernelGivesTheSameBits) {
       }
 }
 
+// The contract threads sharing a replica rely on (sgemm_runs_blocked): every kernel of the
+// blocked driver gives a product's bits when it is computed in pieces of output columns (cut at
+// multiples of 32) or rows (of 96), with beta 1 and a bias, over several K blocks.
+TEST(Sgemm, PiecesOfAProductGiveTheWholeProductsBits) {
+  const auto kernels = sgemm_kernels();
+  const int M = 2 * 96 + 37, N = 3 * 32 + 21, K = kSgemmKC + 70;
+  const auto a = to_float(random_vec(size_t(M) * K, 21));
+  const auto b = to_float(random_vec(size_t(K) * N, 22));
+  const auto bias = to_float(random_vec(N, 23));
+  const auto c0 = to_float(random_vec(size_t(M) * N, 24));
+  int tested = 0;
+  for (int i = 0; i < int(kernels.size()); ++i) {
+    if (!kernels[i].supported()) continue;
+    const MatmulContext mm{kernels[i].family, i};
+    EXPECT_TRUE(sgemm_runs_blocked(mm)) << kernels[i].name;
+    ++tested;
+    std::vector<float> whole = c0, cols = c0, rows = c0;
+    sgemm(mm, false, false, M, N, K, a.data(), K, b.data(), N, 1.0f, whole.data(), N, bias.data());
+    for (int j0 = 0; j0 < N; j0 += 32) {
+      const int n = std::min(32, N - j0);
+      sgemm(mm, false, false, M, n, K, a.data(), K, b.data() + j0, N, 1.0f, cols.data() + j0, N,
+            bias.data() + j0);
+    }
+    for (int r0 = 0; r0 < M; r0 += 96) {
+      const int m = std::min(96, M - r0);
+      sgemm(mm, false, false, m, N, K, a.data() + size_t(r0) * K, K, b.data(), N, 1.0f,
+            rows.data() + size_t(r0) * N, N, bias.data());
+    }
+    EXPECT_EQ(0, std::memcmp(whole.data(), cols.data(), whole.size() * sizeof(float)))
+        << kernels[i].name << ": columns";
+    EXPECT_EQ(0, std::memcmp(whole.data(), rows.data(), whole.size() * sizeof(float)))
+        << kernels[i].name << ": rows";
+  }
+  EXPECT_GT(tested, 0);
+}
+
 // Two threads multiplying different matrices at the same time must not share packing buffers:
 // each must get exactly what it gets alone.
 TEST(Sgemm, ConcurrentCallsAreIndependent) {
