@@ -157,9 +157,7 @@ Result measure(const proto::Config& cfg, int threads, int replicas, int per_repl
     opt.push_back(st.optimizer_s);
     com.push_back(st.comm_s);
   }
-  const double C = g.d_model, L = g.n_layer, T = g.seq_len;
-  const double n_matrix = 12.0 * L * C * C + double(g.vocab_size) * C;
-  const double flops_per_token = 6.0 * n_matrix + 12.0 * L * C * T;
+  const double flops_per_token = training_flops_per_token(g, g.seq_len);
   Result r;
   r.threads = threads;
   r.replicas = trainer.replicas();

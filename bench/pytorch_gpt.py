@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""PyTorch side of the side-by-side benchmark: the same GPT as skein (tests/reference's model),
-eager, AdamW, synthetic tokens, torch.set_num_threads(K).
+"""PyTorch side of the side-by-side benchmark: the same model as skein (tests/reference's GPT, or
+its Llama for model.arch: LLAMA), eager, AdamW, synthetic tokens, torch.set_num_threads(K).
 
     bench/pytorch_gpt.py --config configs/char.textproto [--threads K] [--steps N] [--warmup W]
                          [--precision fp32|bf16] [--set path=value]... [--json]
@@ -27,7 +27,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "reference"))
-from gpt_reference import GPT  # noqa: E402
+from gpt_reference import GPT, Llama  # noqa: E402
 
 
 def read_config(path):
@@ -43,11 +43,24 @@ def read_config(path):
                 return kind(f.group(1))
         return default
 
+    def word(block, name, default):
+        m = re.search(block + r"\s*{([^}]*)}", text)
+        f = m and re.search(r"\b" + name + r"\s*:\s*([A-Za-z0-9_]+)", m.group(1))
+        return f.group(1) if f else default
+
+    d_model, n_head = field("model", "d_model", 384), field("model", "n_head", 6)
     return dict(vocab_size=field("model", "vocab_size", 256), seq_len=field("model", "seq_len", 256),
-                n_layer=field("model", "n_layer", 6), n_head=field("model", "n_head", 6),
-                d_model=field("model", "d_model", 384), batch_size=field("run", "batch_size", 8),
+                n_layer=field("model", "n_layer", 6), n_head=n_head, d_model=d_model,
+                batch_size=field("run", "batch_size", 8),
                 lr=field("optimizer", "lr", 3e-4, float),
-                weight_decay=field("optimizer", "weight_decay", 0.1, float))
+                weight_decay=field("optimizer", "weight_decay", 0.1, float),
+                llama=word("model", "arch", "GPT2") == "LLAMA",
+                n_kv_head=field("model", "n_kv_head", n_head),
+                # engine/config.cc's default: 8/3 d_model rounded up to a multiple of 32
+                ffn_dim=field("model", "ffn_dim", (8 * d_model // 3 + 31) // 32 * 32),
+                rope_theta=field("model", "rope_theta", 10000.0, float),
+                norm_eps=field("model", "norm_eps", 1e-5, float),
+                tied=word("model", "tie_embeddings", "true") == "true")
 
 
 def main():
@@ -67,16 +80,20 @@ def main():
         key = path.rpartition(".")[2]
         if not sep:
             ap.error(f"--set {item}: expected path=value")
-        if key in cfg:
+        if key in cfg and not isinstance(cfg[key], bool):
             cfg[key] = type(cfg[key])(float(value)) if isinstance(cfg[key], int) else float(value)
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
-    model = GPT(cfg["vocab_size"], cfg["seq_len"], cfg["n_layer"], cfg["n_head"], cfg["d_model"])
+    if cfg["llama"]:
+        model = Llama(cfg["vocab_size"], cfg["seq_len"], cfg["n_layer"], cfg["n_head"], cfg["n_kv_head"],
+                      cfg["d_model"], cfg["ffn_dim"], cfg["rope_theta"], cfg["norm_eps"], cfg["tied"])
+    else:
+        model = GPT(cfg["vocab_size"], cfg["seq_len"], cfg["n_layer"], cfg["n_head"], cfg["d_model"])
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith("bias"):
                 p.zero_()
-            elif ".ln_" in "." + name:
+            elif p.dim() == 1:  # the norms' weights
                 p.fill_(1.0)
             else:
                 p.normal_(0.0, 0.02)

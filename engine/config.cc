@@ -293,6 +293,42 @@ Status check_finite(const Message& msg, const std::string& prefix) {
 }
 }  // namespace
 
+// The family's own fields: the Llama ones only with arch: LLAMA, and in range.
+Status validate_arch(const proto::ModelConfig& m) {
+  if (m.arch() == proto::ModelConfig::GPT2) {
+    const std::pair<bool, const char*> llama_only[] = {
+        {m.has_n_kv_head(), "model.n_kv_head"},
+        {m.has_ffn_dim(), "model.ffn_dim"},
+        {m.has_rope_theta(), "model.rope_theta"},
+        {m.has_norm_eps(), "model.norm_eps"},
+        {m.has_tie_embeddings(), "model.tie_embeddings"}};
+    for (const auto& [set, field] : llama_only)
+      if (set)
+        return field_error(field, "set",
+                           "applies to arch: LLAMA only (GPT-2 has multi-head attention, a 4 x "
+                           "d_model GELU MLP, LayerNorm with epsilon 1e-5 and a tied output)");
+    return Status();
+  }
+  if (!m.init_from().empty())
+    return field_error("model.init_from", m.init_from(),
+                       "starting a LLAMA model from pretrained weights is not supported yet; "
+                       "leave it unset to train from a random initialisation");
+  if (m.has_n_kv_head() && (m.n_kv_head() <= 0 || m.n_head() % m.n_kv_head() != 0))
+    return field_error("model.n_kv_head", std::to_string(m.n_kv_head()),
+                       "must be positive and divide model.n_head = " + std::to_string(m.n_head()));
+  if (m.has_ffn_dim() && m.ffn_dim() <= 0)
+    return field_error("model.ffn_dim", std::to_string(m.ffn_dim()), "must be positive");
+  if (!(m.rope_theta() > 1))
+    return field_error("model.rope_theta", std::to_string(m.rope_theta()), "must be > 1");
+  if (!(m.norm_eps() > 0 && m.norm_eps() < 1))
+    return field_error("model.norm_eps", std::to_string(m.norm_eps()), "must be in (0, 1)");
+  if ((m.d_model() / m.n_head()) % 2 != 0)
+    return field_error("model.d_model", std::to_string(m.d_model()),
+                       "rotary embeddings need an even head size, and d_model / n_head = " +
+                           std::to_string(m.d_model() / m.n_head()));
+  return Status();
+}
+
 Status validate_config(const proto::Config& cfg) {
   SKEIN_RETURN_IF_ERROR(check_finite(cfg, ""));
   const auto& m = cfg.model();
@@ -312,6 +348,7 @@ Status validate_config(const proto::Config& cfg) {
   if (m.init_from().empty() && m.d_model() % m.n_head() != 0)
     return field_error("model.d_model", std::to_string(m.d_model()),
                        "must be divisible by model.n_head = " + std::to_string(m.n_head()));
+  SKEIN_RETURN_IF_ERROR(validate_arch(m));
   const auto& o = cfg.optimizer();
   if (!(o.lr() >= 0)) return field_error("optimizer.lr", std::to_string(o.lr()), "must be >= 0");
   if (!(o.beta1() >= 0 && o.beta1() < 1))
@@ -458,7 +495,15 @@ std::vector<std::string> incompatible_changes(const proto::Config& saved, const 
 }
 
 GptConfig gpt_config(const proto::ModelConfig& m) {
-  return {m.vocab_size(), m.seq_len(), m.n_layer(), m.n_head(), m.d_model()};
+  GptConfig c{m.vocab_size(), m.seq_len(), m.n_layer(), m.n_head(), m.d_model()};
+  if (m.arch() != proto::ModelConfig::LLAMA) return c;
+  c = llama_blocks(c);
+  c.n_kv_head = m.has_n_kv_head() ? m.n_kv_head() : m.n_head();
+  c.ffn_dim = m.has_ffn_dim() ? m.ffn_dim() : (8 * m.d_model() / 3 + 31) / 32 * 32;
+  c.rope_theta = m.rope_theta();
+  c.norm_eps = m.norm_eps();
+  c.tied = m.tie_embeddings();
+  return c;
 }
 
 MatmulPrecision matmul_precision_for(proto::RunConfig::Precision p, std::string* note) {

@@ -308,6 +308,10 @@ uint16_t f32_to_bf16_rne(float x) {
 }
 
 Status check_exportable(const Model& model, ExportDtype dtype) {
+  if (model.config().arch != Arch::kGpt2)
+    return Status::error(
+        "the model is of the Llama family (model.arch: LLAMA), and its export (GGUF llama, "
+        "Hugging Face LlamaForCausalLM) is not written yet: only GPT-2 models export today");
   for (const TensorView& t : model.tensors()) {
     const float* v = model.params() + t.offset;
     for (size_t i = 0; i < t.size; ++i) {

@@ -29,8 +29,9 @@ StatusOr<ExportDtype> parse_export_dtype(const std::string& name);
 uint16_t f32_to_f16_rne(float x);
 uint16_t f32_to_bf16_rne(float x);
 
-// Whether every parameter can be written in dtype: finite, and (f16, bf16) within its range once
-// rounded. The error names the tensor, the element and its value. Every export checks this first.
+// Whether the model can be exported (the GPT-2 family only, for now) and every parameter written
+// in dtype: finite, and (f16, bf16) within its range once rounded. The error names the tensor,
+// the element and its value. Every export checks this first.
 Status check_exportable(const Model& model, ExportDtype dtype);
 
 // Hugging Face folder out_dir (created if missing; files replaced one by one, each atomically).

@@ -8,34 +8,24 @@
 #include "kernels/gelu.h"
 #include "kernels/layernorm.h"
 #include "kernels/linear.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rope.h"
+#include "kernels/swiglu.h"
 
 namespace skein {
 
 Generator::Generator(const Model& model) : model_(model) {
   const GptConfig& c = model.config();
-  auto p = [&](const std::string& name) { return model.params() + model.tensor(name).offset; };
-  for (int l = 0; l < c.n_layer; ++l) {
-    const std::string h = "h." + std::to_string(l) + ".";
-    layers_.push_back({p(h + "ln_1.weight"), p(h + "ln_1.bias"), p(h + "attn.c_attn.weight"),
-                       p(h + "attn.c_attn.bias"), p(h + "attn.c_proj.weight"),
-                       p(h + "attn.c_proj.bias"), p(h + "ln_2.weight"), p(h + "ln_2.bias"),
-                       p(h + "mlp.c_fc.weight"), p(h + "mlp.c_fc.bias"), p(h + "mlp.c_proj.weight"),
-                       p(h + "mlp.c_proj.bias")});
-  }
-  wte_ = p("wte");
-  wpe_ = p("wpe");
-  lnfw_ = p("ln_f.weight");
-  lnfb_ = p("ln_f.bias");
-  const size_t C = c.d_model;
-  k_cache_.assign(size_t(c.n_layer) * c.seq_len * C, 0.0f);
+  const size_t C = c.d_model, KV = size_t(c.kv_heads()) * c.head_size();
+  k_cache_.assign(size_t(c.n_layer) * c.seq_len * KV, 0.0f);
   v_cache_.assign(k_cache_.size(), 0.0f);
   x_.resize(C);
   ln_.resize(C);
-  qkv_.resize(3 * C);
+  qkv_.resize(c.qkv_width());
   atty_.resize(C);
   tmp_.resize(C);
-  fch_.resize(4 * C);
-  fcg_.resize(4 * C);
+  fch_.resize(c.fc_width());
+  fcg_.resize(c.ffn());
   logits_.resize(c.vocab_size);
   scores_.resize(c.seq_len);
   mean_.resize(1);
@@ -45,6 +35,20 @@ Generator::Generator(const Model& model) : model_(model) {
 void Generator::reset() {
   pos_ = 0;
   history_.clear();
+}
+
+const float* Generator::param(size_t offset) const {
+  return offset == Model::kAbsent ? nullptr : model_.params() + offset;
+}
+
+void Generator::norm(float* out, const float* inp, size_t weight, size_t bias) {
+  const GptConfig& c = model_.config();
+  if (c.norm == Norm::kLayerNorm)
+    layernorm_forward(out, mean_.data(), rstd_.data(), inp, param(weight), param(bias), 1,
+                      c.d_model);
+  else
+    rmsnorm_forward(out, rstd_.data(), inp, param(weight), 1, c.d_model,
+                    static_cast<float>(c.norm_eps));
 }
 
 const float* Generator::feed(int32_t token) {
@@ -57,23 +61,31 @@ const float* Generator::feed(int32_t token) {
     for (int32_t t : keep) feed(t);
   }
   history_.push_back(token);
-  const int C = c.d_model, NH = c.n_head, HS = C / NH;
+  const int C = c.d_model, NH = c.n_head, HS = c.head_size(), NKV = c.kv_heads();
+  const int KV = NKV * HS, QKV = c.qkv_width(), F = c.ffn(), group = NH / NKV;
   const float scale = 1.0f / std::sqrt(float(HS));
-  for (int i = 0; i < C; ++i) x_[i] = wte_[size_t(token) * C + i] + wpe_[size_t(pos_) * C + i];
+  const float* wte = param(model_.wte_offset());
+  const float* wpe = param(model_.wpe_offset());
+  for (int i = 0; i < C; ++i)
+    x_[i] = wte[size_t(token) * C + i] + (wpe ? wpe[size_t(pos_) * C + i] : 0.0f);
   for (int l = 0; l < c.n_layer; ++l) {
-    const LayerPtrs& w = layers_[l];
-    float* kc = k_cache_.data() + size_t(l) * c.seq_len * C;
-    float* vc = v_cache_.data() + size_t(l) * c.seq_len * C;
-    layernorm_forward(ln_.data(), mean_.data(), rstd_.data(), x_.data(), w.ln1w, w.ln1b, 1, C);
-    linear_forward(qkv_.data(), ln_.data(), w.qkvw, w.qkvb, 1, C, 3 * C);
-    std::copy_n(qkv_.data() + C, C, kc + size_t(pos_) * C);
-    std::copy_n(qkv_.data() + 2 * C, C, vc + size_t(pos_) * C);
+    const Model::LayerOffsets& o = model_.layer(l);
+    float* kc = k_cache_.data() + size_t(l) * c.seq_len * KV;
+    float* vc = v_cache_.data() + size_t(l) * c.seq_len * KV;
+    norm(ln_.data(), x_.data(), o.ln1w, o.ln1b);
+    linear_forward(qkv_.data(), ln_.data(), param(o.qkvw), param(o.qkvb), 1, C, QKV);
+    if (c.position == Position::kRotary)  // one row, turned by this position's table row
+      rope_forward(qkv_.data(), model_.rope_table() + size_t(pos_) * HS, 0, 1, 1, NH + NKV, HS,
+                   QKV);
+    std::copy_n(qkv_.data() + C, KV, kc + size_t(pos_) * KV);
+    std::copy_n(qkv_.data() + C + KV, KV, vc + size_t(pos_) * KV);
     // one query against the cached keys 0..pos_, per head
     for (int h = 0; h < NH; ++h) {
+      const int kvh = h / group;
       const float* q = qkv_.data() + h * HS;
       float mx = -INFINITY;
       for (int j = 0; j <= pos_; ++j) {
-        const float* k = kc + size_t(j) * C + h * HS;
+        const float* k = kc + size_t(j) * KV + kvh * HS;
         float s = 0;
         for (int d = 0; d < HS; ++d) s += q[d] * k[d];
         scores_[j] = s * scale;
@@ -85,21 +97,24 @@ const float* Generator::feed(int32_t token) {
       std::fill(y, y + HS, 0.0f);
       for (int j = 0; j <= pos_; ++j) {
         const float pj = scores_[j] / sum;
-        const float* v = vc + size_t(j) * C + h * HS;
+        const float* v = vc + size_t(j) * KV + kvh * HS;
         for (int d = 0; d < HS; ++d) y[d] += pj * v[d];
       }
     }
-    linear_forward(tmp_.data(), atty_.data(), w.projw, w.projb, 1, C, C);
+    linear_forward(tmp_.data(), atty_.data(), param(o.projw), param(o.projb), 1, C, C);
     for (int i = 0; i < C; ++i) x_[i] += tmp_[i];
-    layernorm_forward(ln_.data(), mean_.data(), rstd_.data(), x_.data(), w.ln2w, w.ln2b, 1, C);
-    linear_forward(fch_.data(), ln_.data(), w.fcw, w.fcb, 1, C, 4 * C);
-    gelu_forward(fcg_.data(), fch_.data(), 4L * C);
-    linear_forward(tmp_.data(), fcg_.data(), w.fcprojw, w.fcprojb, 1, 4 * C, C);
+    norm(ln_.data(), x_.data(), o.ln2w, o.ln2b);
+    linear_forward(fch_.data(), ln_.data(), param(o.fcw), param(o.fcb), 1, C, c.fc_width());
+    if (c.mlp == Mlp::kGelu)
+      gelu_forward(fcg_.data(), fch_.data(), long(F));
+    else
+      swiglu_forward(fcg_.data(), fch_.data(), 1, F);
+    linear_forward(tmp_.data(), fcg_.data(), param(o.fcprojw), param(o.fcprojb), 1, F, C);
     for (int i = 0; i < C; ++i) x_[i] += tmp_[i];
   }
-  layernorm_forward(ln_.data(), mean_.data(), rstd_.data(), x_.data(), lnfw_, lnfb_, 1, C);
-  linear_forward(logits_.data(), ln_.data(), wte_, static_cast<const float*>(nullptr), 1, C,
-                 c.vocab_size);
+  norm(ln_.data(), x_.data(), model_.lnfw_offset(), model_.lnfb_offset());
+  linear_forward(logits_.data(), ln_.data(), param(model_.lm_head_offset()),
+                 static_cast<const float*>(nullptr), 1, C, c.vocab_size);
   ++pos_;
   return logits_.data();
 }

@@ -1,8 +1,10 @@
 // Autoregressive generation with a KV cache: each new token costs one pass of one position
 // through the network, attending to the cached keys and values, so generating n tokens is linear
 // in n (the full forward would be quadratic).
-// Dimensions: C channels, V vocab, L layers, NH heads, HS = C / NH; the cache holds up to seq_len
-// positions; beyond that the context slides (the cache is rebuilt from the last seq_len/2 tokens).
+// Dimensions: C channels, V vocab, L layers, NH heads, HS = C / NH, NKV key/value heads; the
+// cache holds the NKV key/value heads of up to seq_len positions; beyond that the context slides
+// (the cache is rebuilt from the last seq_len/2 tokens). It reads the model's description (norm,
+// positions, MLP, heads, tying) as Model::forward does.
 #pragma once
 
 #include <cstdint>
@@ -31,16 +33,15 @@ class Generator {
   static int32_t sample(const float* logits, int V, const SamplingOptions& opt, Rng& rng);
 
  private:
-  struct LayerPtrs {
-    const float *ln1w, *ln1b, *qkvw, *qkvb, *projw, *projb, *ln2w, *ln2b, *fcw, *fcb, *fcprojw,
-        *fcprojb;
-  };
+  // out = norm(inp) for one row, with weight (and bias) at those offsets
+  void norm(float* out, const float* inp, size_t weight, size_t bias);
+  // the parameter at offset, nullptr for Model::kAbsent
+  const float* param(size_t offset) const;
+
   const Model& model_;
-  std::vector<LayerPtrs> layers_;
-  const float *wte_, *wpe_, *lnfw_, *lnfb_;
   int pos_ = 0;
   std::vector<int32_t> history_;          // tokens in the cache, for a slide
-  std::vector<float> k_cache_, v_cache_;  // (L, seq_len, C)
+  std::vector<float> k_cache_, v_cache_;  // (L, seq_len, NKV * HS)
   std::vector<float> x_, ln_, qkv_, atty_, tmp_, fch_, fcg_, logits_, scores_, mean_, rstd_;
 };
 

@@ -377,10 +377,15 @@ Status check_fits_in_memory(const GptConfig& cfg, const TrainerOptions& opt, int
   // memory.
   const double C = cfg.d_model, V = cfg.vocab_size, L = cfg.n_layer, T = cfg.seq_len,
                NH = cfg.n_head, Bq = double(opt.batch_size) / R, G = double(opt.threads / W);
-  const double param_bytes = 4 * (V + T + L * (12 * C + 13)) * C;
-  double need =
-      param_bytes * (1 + double(R) / P + 2) +
-      4 * G * (L * Bq * T * (10 * C + 4 + 2 * NH) + Bq * T * (12 * C + V + 5) + 2 * W * T * T);
+  const double QKV = cfg.qkv_width(), FC = cfg.fc_width(),
+               wide = std::max({QKV, FC, double(cfg.ffn())});
+  const double param_bytes =
+      4 * (matmul_weights(cfg) + (cfg.position == Position::kLearned ? T * C : 0) +
+           L * (QKV + FC + 6 * C) + 2 * C);
+  double need = param_bytes * (1 + double(R) / P + 2) +
+                4 * G *
+                    (L * Bq * T * (QKV + FC + 3 * C + 4 + 2 * NH) +
+                     Bq * T * (4 * C + 2 * wide + V + 5) + 2 * W * T * T);
   double once = gathers_state ? 2 * param_bytes : 0;  // rank 0's whole optimizer state at a save
   std::string parts;
   if ((need + extra_bytes) * ranks_on_machine + once <= 2 * avail) {

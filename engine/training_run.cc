@@ -203,6 +203,13 @@ class TrainingRun {
     if (!m->has_n_layer()) m->set_n_layer(saved.n_layer());
     if (!m->has_n_head()) m->set_n_head(saved.n_head());
     if (!m->has_d_model()) m->set_d_model(saved.d_model());
+    if (!m->has_arch()) m->set_arch(saved.arch());
+    if (!m->has_n_kv_head() && saved.has_n_kv_head()) m->set_n_kv_head(saved.n_kv_head());
+    if (!m->has_ffn_dim() && saved.has_ffn_dim()) m->set_ffn_dim(saved.ffn_dim());
+    if (!m->has_rope_theta() && saved.has_rope_theta()) m->set_rope_theta(saved.rope_theta());
+    if (!m->has_norm_eps() && saved.has_norm_eps()) m->set_norm_eps(saved.norm_eps());
+    if (!m->has_tie_embeddings() && saved.has_tie_embeddings())
+      m->set_tie_embeddings(saved.tie_embeddings());
     if (Status s = validate_config(cfg_); !s.ok())
       return fail(kExitResume,
                   req_.config_path + " with the shape of the checkpoint: " + s.message());
@@ -714,9 +721,7 @@ class TrainingRun {
   int train_loop() {
     const proto::RunConfig& run = cfg_.run();
     const double peak = peak_;
-    const double C = gcfg_.d_model, L = gcfg_.n_layer, T = gcfg_.seq_len;
-    const double flops_per_token =
-        6.0 * (12.0 * L * C * C + double(gcfg_.vocab_size) * C) + 12.0 * L * C * T;
+    const double flops_per_token = training_flops_per_token(gcfg_, gcfg_.seq_len);
     const long tokens_per_step = tokens_per_step_count();
     const std::string out = run.out_dir();
     std::signal(SIGINT, on_signal);

@@ -11,9 +11,9 @@
 
 namespace skein {
 
-// Per head, q, k, v and dq, dk, dv are (T,HS) views with row stride 3C inside qkv / dqkv, and
-// out_h, dout_h (T,HS) views with row stride C; their products run on gemm (sgemm for float,
-// Eigen for double).
+// Per head, q, k, v and dq, dk, dv are (T,HS) views with row stride qkv_width (3C in multi-head
+// attention) inside qkv / dqkv, and out_h, dout_h (T,HS) views with row stride C; their products
+// run on gemm (sgemm for float, Eigen for double).
 //
 // Causal blocking: P and dS are lower triangular, so each product runs in blocks of kRows rows
 // (queries) or columns (keys) and stops at the diagonal block: queries t0..t0+m-1 only meet keys
@@ -97,31 +97,41 @@ void causal_scores(const MatmulContext& mm, F* a, const F* q, const F* k, int T,
 template <typename F>
 void attention_forward(const MatmulContext& mm, F* out, F* stats, F* scratch, const F* qkv, int B,
                        int T, int C, int NH) {
-  attention_forward_tasks(mm, out, stats, scratch, qkv, T, C, NH, 0, B * NH);
+  SKEIN_CHECK(C % NH == 0);
+  attention_forward(mm, out, stats, scratch, qkv, B, T, AttentionHeads{NH, NH, C / NH});
+}
+
+template <typename F>
+void attention_forward(const MatmulContext& mm, F* out, F* stats, F* scratch, const F* qkv, int B,
+                       int T, AttentionHeads heads) {
+  attention_forward_tasks(mm, out, stats, scratch, qkv, T, heads, 0, B * heads.kv);
 }
 
 template <typename F>
 void attention_forward_tasks(const MatmulContext& mm, F* out, F* stats, F* scratch, const F* qkv,
-                             int T, int C, int NH, int task_begin, int task_end) {
-  SKEIN_CHECK(C % NH == 0);
-  const int HS = C / NH;
-  const int C3 = 3 * C;
+                             int T, AttentionHeads heads, int task_begin, int task_end) {
+  const int NH = heads.q, NKV = heads.kv, HS = heads.size;
+  SKEIN_CHECK(NKV > 0 && NH % NKV == 0, "key/value heads must divide the query heads");
+  const int group = NH / NKV;
+  const int C = NH * HS, ld = heads.qkv_width();
   const F scale = F(1) / std::sqrt(F(HS));
   F* a = scratch;  // (T,T): one head's scores, then its probabilities
   for (int task = task_begin; task < task_end; ++task) {
-    const int b = task / NH, h = task % NH;
-    const F* base = qkv + static_cast<long>(b) * T * C3;
-    const F* q = base + h * HS;
-    const F* k = base + C + h * HS;
-    const F* v = base + 2 * C + h * HS;
-    F* out_h = out + static_cast<long>(b) * T * C + h * HS;
-    F* st = stats + (static_cast<long>(b) * NH + h) * 2 * T;
-    causal_scores(mm, a, q, k, T, HS, C3);
-    causal_softmax_forward(a, st, T, scale);
-    // out_h (T,HS) = P (T,T) @ v (T,HS)
-    for (int t0 = 0; t0 < T; t0 += kRows) {
-      const int m = std::min(kRows, T - t0);
-      gemm(mm, false, false, m, HS, t0 + m, a + t0 * T, T, v, C3, F(0), out_h + t0 * C, C);
+    const int b = task / NKV, g = task % NKV;
+    const F* base = qkv + static_cast<long>(b) * T * ld;
+    const F* k = base + C + g * HS;
+    const F* v = base + C + NKV * HS + g * HS;
+    for (int h = g * group; h < (g + 1) * group; ++h) {
+      const F* q = base + h * HS;
+      F* out_h = out + static_cast<long>(b) * T * C + h * HS;
+      F* st = stats + (static_cast<long>(b) * NH + h) * 2 * T;
+      causal_scores(mm, a, q, k, T, HS, ld);
+      causal_softmax_forward(a, st, T, scale);
+      // out_h (T,HS) = P (T,T) @ v (T,HS)
+      for (int t0 = 0; t0 < T; t0 += kRows) {
+        const int m = std::min(kRows, T - t0);
+        gemm(mm, false, false, m, HS, t0 + m, a + t0 * T, T, v, ld, F(0), out_h + t0 * C, C);
+      }
     }
   }
 }
@@ -129,69 +139,78 @@ void attention_forward_tasks(const MatmulContext& mm, F* out, F* stats, F* scrat
 template <typename F>
 void attention_backward(const MatmulContext& mm, F* dqkv, F* scratch, const F* dout, const F* qkv,
                         const F* stats, int B, int T, int C, int NH) {
-  attention_backward_tasks(mm, dqkv, scratch, dout, qkv, stats, T, C, NH, 0, B * NH);
+  SKEIN_CHECK(C % NH == 0);
+  attention_backward(mm, dqkv, scratch, dout, qkv, stats, B, T, AttentionHeads{NH, NH, C / NH});
+}
+
+template <typename F>
+void attention_backward(const MatmulContext& mm, F* dqkv, F* scratch, const F* dout, const F* qkv,
+                        const F* stats, int B, int T, AttentionHeads heads) {
+  attention_backward_tasks(mm, dqkv, scratch, dout, qkv, stats, T, heads, 0, B * heads.kv);
 }
 
 template <typename F>
 void attention_backward_tasks(const MatmulContext& mm, F* dqkv, F* scratch, const F* dout,
-                              const F* qkv, const F* stats, int T, int C, int NH, int task_begin,
-                              int task_end) {
-  SKEIN_CHECK(C % NH == 0);
-  const int HS = C / NH;
-  const int C3 = 3 * C;
+                              const F* qkv, const F* stats, int T, AttentionHeads heads,
+                              int task_begin, int task_end) {
+  const int NH = heads.q, NKV = heads.kv, HS = heads.size;
+  SKEIN_CHECK(NKV > 0 && NH % NKV == 0, "key/value heads must divide the query heads");
+  const int group = NH / NKV;
+  const int C = NH * HS, ld = heads.qkv_width();
   const F scale = F(1) / std::sqrt(F(HS));
   F* p = scratch;                              // (T,T): P, rebuilt
   F* dp = scratch + static_cast<long>(T) * T;  // (T,T): dP, then dS
   for (int task = task_begin; task < task_end; ++task) {
-    const int b = task / NH, h = task % NH;
-    const F* base = qkv + static_cast<long>(b) * T * C3;
-    F* dbase = dqkv + static_cast<long>(b) * T * C3;
-    const F* q = base + h * HS;
-    const F* k = base + C + h * HS;
-    const F* v = base + 2 * C + h * HS;
-    F* dq = dbase + h * HS;
-    F* dk = dbase + C + h * HS;
-    F* dv = dbase + 2 * C + h * HS;
-    const F* dout_h = dout + static_cast<long>(b) * T * C + h * HS;
-    causal_scores(mm, p, q, k, T, HS, C3);
-    causal_softmax_rebuild(p, stats + (static_cast<long>(b) * NH + h) * 2 * T, T, scale);
-    // out = P V: dV += P^T dout, dP = dout V^T. Keys j0..j0+m-1 get dV from queries j0..T-1.
-    for (int j0 = 0; j0 < T; j0 += kRows) {
-      const int m = std::min(kRows, T - j0);
-      gemm(mm, true, false, m, HS, T - j0, p + j0 * T + j0, T, dout_h + j0 * C, C, F(1),
-           dv + j0 * C3, C3);
-    }
-    for (int t0 = 0; t0 < T; t0 += kRows) {
-      const int m = std::min(kRows, T - t0);
-      gemm(mm, false, true, m, t0 + m, HS, dout_h + t0 * C, C, v, C3, F(0), dp + t0 * T, T);
-    }
-    causal_softmax_backward(dp, p, T, scale);
-    // S = Q K^T: dQ += dS K, dK += dS^T Q
-    for (int t0 = 0; t0 < T; t0 += kRows) {
-      const int m = std::min(kRows, T - t0);
-      gemm(mm, false, false, m, HS, t0 + m, dp + t0 * T, T, k, C3, F(1), dq + t0 * C3, C3);
-      gemm(mm, true, false, m, HS, T - t0, dp + t0 * T + t0, T, q + t0 * C3, C3, F(1), dk + t0 * C3,
-           C3);
+    const int b = task / NKV, g = task % NKV;
+    const F* base = qkv + static_cast<long>(b) * T * ld;
+    F* dbase = dqkv + static_cast<long>(b) * T * ld;
+    const F* k = base + C + g * HS;
+    const F* v = base + C + NKV * HS + g * HS;
+    F* dk = dbase + C + g * HS;
+    F* dv = dbase + C + NKV * HS + g * HS;
+    for (int h = g * group; h < (g + 1) * group; ++h) {
+      const F* q = base + h * HS;
+      F* dq = dbase + h * HS;
+      const F* dout_h = dout + static_cast<long>(b) * T * C + h * HS;
+      causal_scores(mm, p, q, k, T, HS, ld);
+      causal_softmax_rebuild(p, stats + (static_cast<long>(b) * NH + h) * 2 * T, T, scale);
+      // out = P V: dV += P^T dout, dP = dout V^T. Keys j0..j0+m-1 get dV from queries j0..T-1.
+      for (int j0 = 0; j0 < T; j0 += kRows) {
+        const int m = std::min(kRows, T - j0);
+        gemm(mm, true, false, m, HS, T - j0, p + j0 * T + j0, T, dout_h + j0 * C, C, F(1),
+             dv + j0 * ld, ld);
+      }
+      for (int t0 = 0; t0 < T; t0 += kRows) {
+        const int m = std::min(kRows, T - t0);
+        gemm(mm, false, true, m, t0 + m, HS, dout_h + t0 * C, C, v, ld, F(0), dp + t0 * T, T);
+      }
+      causal_softmax_backward(dp, p, T, scale);
+      // S = Q K^T: dQ += dS K, dK += dS^T Q
+      for (int t0 = 0; t0 < T; t0 += kRows) {
+        const int m = std::min(kRows, T - t0);
+        gemm(mm, false, false, m, HS, t0 + m, dp + t0 * T, T, k, ld, F(1), dq + t0 * ld, ld);
+        gemm(mm, true, false, m, HS, T - t0, dp + t0 * T + t0, T, q + t0 * ld, ld, F(1),
+             dk + t0 * ld, ld);
+      }
     }
   }
 }
 
-template void attention_forward_tasks<float>(const MatmulContext&, float*, float*, float*,
-                                             const float*, int, int, int, int, int);
-template void attention_forward_tasks<double>(const MatmulContext&, double*, double*, double*,
-                                              const double*, int, int, int, int, int);
-template void attention_backward_tasks<float>(const MatmulContext&, float*, float*, const float*,
-                                              const float*, const float*, int, int, int, int, int);
-template void attention_backward_tasks<double>(const MatmulContext&, double*, double*,
-                                               const double*, const double*, const double*, int,
-                                               int, int, int, int);
-template void attention_forward<float>(const MatmulContext&, float*, float*, float*, const float*,
-                                       int, int, int, int);
-template void attention_forward<double>(const MatmulContext&, double*, double*, double*,
-                                        const double*, int, int, int, int);
-template void attention_backward<float>(const MatmulContext&, float*, float*, const float*,
-                                        const float*, const float*, int, int, int, int);
-template void attention_backward<double>(const MatmulContext&, double*, double*, const double*,
-                                         const double*, const double*, int, int, int, int);
+#define SKEIN_ATTENTION_INSTANCES(F)                                                              \
+  template void attention_forward<F>(const MatmulContext&, F*, F*, F*, const F*, int, int, int,   \
+                                     int);                                                        \
+  template void attention_forward<F>(const MatmulContext&, F*, F*, F*, const F*, int, int,        \
+                                     AttentionHeads);                                             \
+  template void attention_forward_tasks<F>(const MatmulContext&, F*, F*, F*, const F*, int,       \
+                                           AttentionHeads, int, int);                             \
+  template void attention_backward<F>(const MatmulContext&, F*, F*, const F*, const F*, const F*, \
+                                      int, int, int, int);                                        \
+  template void attention_backward<F>(const MatmulContext&, F*, F*, const F*, const F*, const F*, \
+                                      int, int, AttentionHeads);                                  \
+  template void attention_backward_tasks<F>(const MatmulContext&, F*, F*, const F*, const F*,     \
+                                            const F*, int, AttentionHeads, int, int);
+SKEIN_ATTENTION_INSTANCES(float)
+SKEIN_ATTENTION_INSTANCES(double)
+#undef SKEIN_ATTENTION_INSTANCES
 
 }  // namespace skein

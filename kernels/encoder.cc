@@ -8,6 +8,10 @@ void encoder_forward_rows(F* out, const int32_t* tokens, const F* wte, const F* 
   for (long r = row_begin; r < row_end; ++r) {
     F* o = out + r * C;
     const F* e = wte + static_cast<long>(tokens[r]) * C;
+    if (wpe == nullptr) {
+      for (int c = 0; c < C; ++c) o[c] = e[c];
+      continue;
+    }
     const F* p = wpe + (r % T) * C;
     for (int c = 0; c < C; ++c) o[c] = e[c] + p[c];
   }
@@ -26,6 +30,10 @@ void encoder_backward_channels(F* dwte, F* dwpe, const F* dout, const int32_t* t
     for (int t = 0; t < T; ++t) {
       const F* d = dout + (static_cast<long>(b) * T + t) * C;
       F* de = dwte + static_cast<long>(tokens[b * T + t]) * C;
+      if (dwpe == nullptr) {
+        for (int c = c_begin; c < c_end; ++c) de[c] += d[c];
+        continue;
+      }
       F* dp = dwpe + static_cast<long>(t) * C;
       for (int c = c_begin; c < c_end; ++c) {
         de[c] += d[c];

@@ -1,5 +1,6 @@
 // Token + position embedding.
-// Dimensions: B batch, T sequence, C channels, V vocab.
+// Dimensions: B batch, T sequence, C channels, V vocab. wpe and dwpe may be nullptr: a model
+// without a learned position embedding (rotary), whose rows are the token embedding's alone.
 #pragma once
 
 #include <cstdint>

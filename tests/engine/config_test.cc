@@ -71,6 +71,20 @@ const BadConfig kBad[] = {
      "optimizer.max_grad_norm = nan: must be a finite number"},
     {"-inf timeout", "run { comm_timeout_s: -inf }",
      "run.comm_timeout_s = -inf: must be a finite number"},
+    {"Llama field on GPT-2", "model { n_kv_head: 2 }",
+     "model.n_kv_head = set: applies to arch: LLAMA only"},
+    {"untied GPT-2", "model { tie_embeddings: false }", "model.tie_embeddings = set"},
+    {"kv heads do not divide", "model { arch: LLAMA n_head: 6 n_kv_head: 4 }",
+     "model.n_kv_head = 4: must be positive and divide model.n_head = 6"},
+    {"zero kv heads", "model { arch: LLAMA n_kv_head: 0 }", "model.n_kv_head = 0"},
+    {"negative ffn", "model { arch: LLAMA ffn_dim: -1 }", "model.ffn_dim = -1: must be positive"},
+    {"odd head size", "model { arch: LLAMA d_model: 18 n_head: 2 }",
+     "rotary embeddings need an even head size, and d_model / n_head = 9"},
+    {"zero norm eps", "model { arch: LLAMA norm_eps: 0 }", "model.norm_eps = 0"},
+    {"rope base of one", "model { arch: LLAMA rope_theta: 1 }", "model.rope_theta = 1"},
+    {"Llama from weights", "model { arch: LLAMA init_from: \"m.safetensors\" }",
+     "model.init_from = m.safetensors: starting a LLAMA model from pretrained weights is not "
+     "supported yet"},
 };
 
 void PrintTo(const BadConfig& c, std::ostream* os) {
@@ -92,11 +106,53 @@ INSTANTIATE_TEST_SUITE_P(Table, BadConfigTest, ::testing::ValuesIn(kBad));
 
 TEST(Config, ShippedConfigsAreValid) {
   for (const char* path :
-       {"configs/char.textproto", "configs/gpt2.textproto", "configs/small.textproto"}) {
+       {"configs/char.textproto", "configs/gpt2.textproto", "configs/small.textproto",
+        "configs/smollm135.textproto", "configs/llama_char.textproto"}) {
     StatusOr<proto::Config> cfg = load_config(path);
     ASSERT_TRUE(cfg.ok()) << cfg.status().message();
     EXPECT_TRUE(validate_config(*cfg).ok()) << path << ": " << validate_config(*cfg).message();
   }
+}
+
+// arch: LLAMA gives the model Llama's blocks and its own fields; GPT2 (the default) GPT-2's.
+TEST(Config, ArchSelectsTheBlocks) {
+  StatusOr<proto::Config> gpt = parse_config_text("", "gpt");
+  ASSERT_TRUE(gpt.ok());
+  const GptConfig g = gpt_config(gpt->model());
+  EXPECT_EQ(g.arch, Arch::kGpt2);
+  EXPECT_EQ(g.norm, Norm::kLayerNorm);
+  EXPECT_EQ(g.position, Position::kLearned);
+  EXPECT_EQ(g.mlp, Mlp::kGelu);
+  EXPECT_TRUE(g.biases && g.tied);
+  EXPECT_EQ(g.kv_heads(), g.n_head);
+  EXPECT_EQ(g.ffn(), 4 * g.d_model);
+
+  StatusOr<proto::Config> llama = load_config("configs/smollm135.textproto");
+  ASSERT_TRUE(llama.ok()) << llama.status().message();
+  const GptConfig l = gpt_config(llama->model());
+  EXPECT_EQ(l.arch, Arch::kLlama);
+  EXPECT_EQ(l.norm, Norm::kRmsNorm);
+  EXPECT_EQ(l.position, Position::kRotary);
+  EXPECT_EQ(l.mlp, Mlp::kSwiGlu);
+  EXPECT_FALSE(l.biases);
+  EXPECT_TRUE(l.tied);
+  EXPECT_EQ(l.kv_heads(), 3);
+  EXPECT_EQ(l.ffn(), 1536);
+  EXPECT_EQ(l.qkv_width(), (9 + 2 * 3) * 64);
+  EXPECT_EQ(l.rope_theta, 10000);
+  EXPECT_EQ(l.norm_eps, 1e-5);
+  // SmolLM-135M: 134.5M parameters
+  EXPECT_NEAR(Model::num_params_for(l) / 1e6, 134.5, 0.1);
+
+  // defaults: n_kv_head = n_head, F = 8/3 d_model rounded up to a multiple of 32, untied on ask
+  StatusOr<proto::Config> d =
+      parse_config_text("model { arch: LLAMA d_model: 200 n_head: 4 tie_embeddings: false }", "d");
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(validate_config(*d).ok()) << validate_config(*d).message();
+  const GptConfig dc = gpt_config(d->model());
+  EXPECT_EQ(dc.kv_heads(), 4);
+  EXPECT_EQ(dc.ffn(), 544);  // 533.3 -> 544
+  EXPECT_FALSE(dc.tied);
 }
 
 TEST(Config, DefaultsComeFromTheSchema) {

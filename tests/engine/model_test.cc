@@ -16,6 +16,57 @@ GptConfig tiny() {
   return {37, 11, 2, 3, 24};
 }
 
+// Llama's blocks at tiny()'s vocabulary and length: 4 query heads sharing 2 key/value heads of 6
+// channels, a SwiGLU of width 40, tied or not.
+GptConfig tiny_llama(bool tied) {
+  GptConfig c = llama_blocks({37, 11, 2, 4, 24});
+  c.n_kv_head = 2;
+  c.ffn_dim = 40;
+  c.tied = tied;
+  c.rope_theta = 100;
+  return c;
+}
+
+TEST(Model, LlamaLayoutNamesAndInitialisation) {
+  for (bool tied : {true, false}) {
+    const GptConfig cfg = tiny_llama(tied);
+    Model m(cfg);
+    m.init(7);
+    const int C = 24, V = 37, L = 2, QKV = (4 + 2 * 2) * 6, F = 40;
+    size_t expected = V * C + C + L * (C + QKV * C + C * C + C + 2 * F * C + C * F);
+    if (!tied) expected += V * C;
+    size_t total = 0, end = 0;
+    for (const auto& t : m.tensors()) {
+      EXPECT_EQ(t.offset % 16, 0u) << t.name;
+      EXPECT_GE(t.offset, end) << t.name;
+      end = t.offset + t.size;
+      total += t.size;
+      EXPECT_EQ(t.decay, t.shape.size() >= 2) << t.name;
+      EXPECT_EQ(t.name.find("bias"), std::string::npos) << t.name;
+      // norms start at 1, every matrix at N(0, 0.02) (no residual scaling, as Hugging Face's)
+      const float* p = m.params() + t.offset;
+      double s2 = 0;
+      for (size_t i = 0; i < t.size; ++i) s2 += double(p[i]) * p[i];
+      const double rms = std::sqrt(s2 / t.size);
+      if (t.shape.size() == 1)
+        EXPECT_EQ(rms, 1.0) << t.name;
+      else
+        EXPECT_NEAR(rms, 0.02, 0.002) << t.name;
+    }
+    EXPECT_EQ(total, expected) << "tied " << tied;
+    EXPECT_EQ(m.tensor("layers.1.self_attn.qkv_proj.weight").shape, (std::vector<int>{QKV, C}));
+    EXPECT_EQ(m.tensor("layers.0.mlp.gate_up_proj.weight").shape, (std::vector<int>{2 * F, C}));
+    EXPECT_EQ(m.tensor("layers.0.mlp.down_proj.weight").shape, (std::vector<int>{C, F}));
+    EXPECT_EQ(m.tensor("norm.weight").shape, (std::vector<int>{C}));
+    EXPECT_EQ(m.tensor("embed_tokens.weight").shape, (std::vector<int>{V, C}));
+    EXPECT_EQ(m.wpe_offset(), Model::kAbsent);
+    EXPECT_EQ(m.lm_head_offset() == m.wte_offset(), tied);
+    if (!tied) {
+      EXPECT_EQ(m.tensor("lm_head.weight").shape, (std::vector<int>{V, C}));
+    }
+  }
+}
+
 TEST(Model, LayoutIsContiguousAlignedAndComplete) {
   Model m(tiny());
   const int C = 24, V = 37, L = 2;
@@ -99,37 +150,40 @@ TEST(Model, ShorterSequenceThanSeqLenAndGradientAccumulates) {
 // GradMode::kOverwrite on a buffer full of NaN gives exactly what kAccumulate gives on zeros
 // (padding included), also for a following kAccumulate, and zeros when there is no target.
 TEST(Model, OverwriteIgnoresTheOldGradient) {
-  Model m(tiny());
-  m.init(5);
-  const int B = 2, T = 11;
-  Activations acts(m.config(), B, T);
-  std::vector<int32_t> tok(B * T), tgt(B * T);
-  for (int i = 0; i < B * T; ++i) tok[i] = (i * 7) % 37, tgt[i] = (i * 5 + 1) % 37;
-  tgt[3] = -1;
-  const size_t n = m.num_params();
-  std::vector<float> zeroed(n, 0.0f), garbage(n, NAN);
-  // backward consumes the logits: one forward per backward
-  m.forward(acts, tok.data(), tgt.data());
-  m.backward(acts, zeroed.data(), 0.7f);
-  m.forward(acts, tok.data(), tgt.data());
-  m.backward(acts, garbage.data(), 0.7f, Model::GradMode::kOverwrite);
-  size_t nonzero = 0;
-  for (size_t i = 0; i < n; ++i) {
-    ASSERT_EQ(garbage[i], zeroed[i]) << "element " << i;  // == also equates -0 and +0
-    nonzero += zeroed[i] != 0;
-  }
-  EXPECT_GT(nonzero, n / 2);
-  m.forward(acts, tok.data(), tgt.data());
-  m.backward(acts, zeroed.data(), 0.3f);
-  m.forward(acts, tok.data(), tgt.data());
-  m.backward(acts, garbage.data(), 0.3f, Model::GradMode::kAccumulate);
-  for (size_t i = 0; i < n; ++i) ASSERT_EQ(garbage[i], zeroed[i]) << "element " << i;
+  for (const GptConfig& cfg : {tiny(), tiny_llama(true), tiny_llama(false)}) {
+    SCOPED_TRACE(cfg.arch == Arch::kGpt2 ? "gpt2" : cfg.tied ? "llama tied" : "llama untied");
+    Model m(cfg);
+    m.init(5);
+    const int B = 2, T = 11;
+    Activations acts(m.config(), B, T);
+    std::vector<int32_t> tok(B * T), tgt(B * T);
+    for (int i = 0; i < B * T; ++i) tok[i] = (i * 7) % 37, tgt[i] = (i * 5 + 1) % 37;
+    tgt[3] = -1;
+    const size_t n = m.num_params();
+    std::vector<float> zeroed(n, 0.0f), garbage(n, NAN);
+    // backward consumes the logits: one forward per backward
+    m.forward(acts, tok.data(), tgt.data());
+    m.backward(acts, zeroed.data(), 0.7f);
+    m.forward(acts, tok.data(), tgt.data());
+    m.backward(acts, garbage.data(), 0.7f, Model::GradMode::kOverwrite);
+    size_t nonzero = 0;
+    for (size_t i = 0; i < n; ++i) {
+      ASSERT_EQ(garbage[i], zeroed[i]) << "element " << i;  // == also equates -0 and +0
+      nonzero += zeroed[i] != 0;
+    }
+    EXPECT_GT(nonzero, n / 2);
+    m.forward(acts, tok.data(), tgt.data());
+    m.backward(acts, zeroed.data(), 0.3f);
+    m.forward(acts, tok.data(), tgt.data());
+    m.backward(acts, garbage.data(), 0.3f, Model::GradMode::kAccumulate);
+    for (size_t i = 0; i < n; ++i) ASSERT_EQ(garbage[i], zeroed[i]) << "element " << i;
 
-  std::vector<int32_t> none(B * T, -1);
-  m.forward(acts, tok.data(), none.data());
-  std::fill(garbage.begin(), garbage.end(), NAN);
-  m.backward(acts, garbage.data(), 1.0f, Model::GradMode::kOverwrite);
-  for (size_t i = 0; i < n; ++i) ASSERT_EQ(garbage[i], 0.0f) << "element " << i;
+    std::vector<int32_t> none(B * T, -1);
+    m.forward(acts, tok.data(), none.data());
+    std::fill(garbage.begin(), garbage.end(), NAN);
+    m.backward(acts, garbage.data(), 1.0f, Model::GradMode::kOverwrite);
+    for (size_t i = 0; i < n; ++i) ASSERT_EQ(garbage[i], 0.0f) << "element " << i;
+  }
 }
 
 // set_matmul_precision(kBf16Rounded) reaches every matmul of forward and backward (each gets it
@@ -170,56 +224,66 @@ TEST(Model, Bf16RoundedMatmulsStayCloseToFp32) {
 // give the bits of one thread, for the loss and every gradient element, whatever the kernel
 // family; also when some rows have no target and when the gradient is accumulated.
 TEST(Model, WorkersSharingOneForwardAndBackwardGiveTheBitsOfOne) {
-  GptConfig cfg;
-  cfg.vocab_size = 300;  // lm_head columns and wte rows cut in several places
-  cfg.seq_len = 40;
-  cfg.n_layer = 2;
-  cfg.n_head = 4;
-  cfg.d_model = 128;  // 3C, 4C and C cut at kLinearColumnAlign / kLinearRowAlign
-  Model m(cfg);
-  m.init(9);
-  // 111 rows (a multiple of nothing): every product cut by columns; 240 rows: the narrower
-  // products (C = 128 wide) by rows
-  for (auto [B, T] : {std::pair{3, 37}, {6, 40}}) {
-    std::vector<int32_t> tok(B * T), tgt(B * T), tok2(B * T);
-    for (int i = 0; i < B * T; ++i) {
-      tok[i] = (i * 7 + 3) % 300, tgt[i] = (i * 11 + 1) % 300, tok2[i] = (i * 13 + 5) % 300;
-    }
-    for (int i = 0; i < B * T; i += 9) tgt[i] = -1;
-    const size_t n = m.num_params();
-    for (MatmulPrecision prec : {MatmulPrecision::kFp32, MatmulPrecision::kBf16}) {
-      m.set_matmul_precision(prec);
-      // one thread: two micro-steps, overwrite then accumulate
-      Activations one(cfg, B, T);
-      std::vector<float> want(n, NAN);
-      const float loss_a = m.forward(one, tok.data(), tgt.data());
-      m.backward(one, want.data(), 0.6f, Model::GradMode::kOverwrite);
-      const float loss_b = m.forward(one, tok2.data(), tgt.data());  // another batch
-      m.backward(one, want.data(), 0.4f, Model::GradMode::kAccumulate);
-      for (int W : {2, 3, 4}) {
-        Activations shared(cfg, B, T, W);
-        std::vector<float> got(n, NAN);
-        std::vector<float> losses(2 * W);
-        SpinBarrier barrier(W);
-        std::vector<std::thread> threads;
-        for (int k = 0; k < W; ++k) {
-          threads.emplace_back([&, k] {
-            const Workers w{k, W, &barrier};
-            losses[2 * k] = m.forward(shared, tok.data(), tgt.data(), w);
-            m.backward(shared, got.data(), 0.6f, Model::GradMode::kOverwrite, w);
-            losses[2 * k + 1] = m.forward(shared, tok2.data(), tgt.data(), w);
-            m.backward(shared, got.data(), 0.4f, Model::GradMode::kAccumulate, w);
-          });
+  GptConfig gpt;
+  gpt.vocab_size = 300;  // lm_head columns and wte rows cut in several places
+  gpt.seq_len = 40;
+  gpt.n_layer = 2;
+  gpt.n_head = 4;
+  gpt.d_model = 128;  // 3C, 4C and C cut at kLinearColumnAlign / kLinearRowAlign
+  // Llama: grouped-query heads (2 tasks per sequence), rotary turns by rows, SwiGLU by rows,
+  // untied output
+  GptConfig llama = llama_blocks(gpt);
+  llama.n_kv_head = 2;
+  llama.ffn_dim = 176;
+  llama.tied = false;
+  for (const GptConfig& cfg : {gpt, llama}) {
+    SCOPED_TRACE(cfg.arch == Arch::kGpt2 ? "gpt2" : "llama");
+    Model m(cfg);
+    m.init(9);
+    // 111 rows (a multiple of nothing): every product cut by columns; 240 rows: the narrower
+    // products (C = 128 wide) by rows
+    for (auto [B, T] : {std::pair{3, 37}, {6, 40}}) {
+      std::vector<int32_t> tok(B * T), tgt(B * T), tok2(B * T);
+      for (int i = 0; i < B * T; ++i) {
+        tok[i] = (i * 7 + 3) % 300, tgt[i] = (i * 11 + 1) % 300, tok2[i] = (i * 13 + 5) % 300;
+      }
+      for (int i = 0; i < B * T; i += 9) tgt[i] = -1;
+      const size_t n = m.num_params();
+      for (MatmulPrecision prec : {MatmulPrecision::kFp32, MatmulPrecision::kBf16}) {
+        m.set_matmul_precision(prec);
+        // one thread: two micro-steps, overwrite then accumulate
+        Activations one(cfg, B, T);
+        std::vector<float> want(n, NAN);
+        const float loss_a = m.forward(one, tok.data(), tgt.data());
+        m.backward(one, want.data(), 0.6f, Model::GradMode::kOverwrite);
+        const float loss_b = m.forward(one, tok2.data(), tgt.data());  // another batch
+        m.backward(one, want.data(), 0.4f, Model::GradMode::kAccumulate);
+        for (int W : {2, 3, 4}) {
+          Activations shared(cfg, B, T, W);
+          std::vector<float> got(n, NAN);
+          std::vector<float> losses(2 * W);
+          SpinBarrier barrier(W);
+          std::vector<std::thread> threads;
+          for (int k = 0; k < W; ++k) {
+            threads.emplace_back([&, k] {
+              const Workers w{k, W, &barrier};
+              losses[2 * k] = m.forward(shared, tok.data(), tgt.data(), w);
+              m.backward(shared, got.data(), 0.6f, Model::GradMode::kOverwrite, w);
+              losses[2 * k + 1] = m.forward(shared, tok2.data(), tgt.data(), w);
+              m.backward(shared, got.data(), 0.4f, Model::GradMode::kAccumulate, w);
+            });
+          }
+          for (auto& t : threads) t.join();
+          for (int k = 0; k < W; ++k) {
+            EXPECT_EQ(losses[2 * k], loss_a) << "W " << W << " worker " << k;
+            EXPECT_EQ(losses[2 * k + 1], loss_b) << "W " << W << " worker " << k;
+          }
+          size_t differ = 0;
+          for (size_t i = 0; i < n; ++i)
+            differ += std::memcmp(&got[i], &want[i], sizeof(float)) != 0;
+          EXPECT_EQ(differ, 0u) << "W " << W << ", precision " << int(prec) << ", rows " << B * T
+                                << ": " << differ << " of " << n << " gradient elements differ";
         }
-        for (auto& t : threads) t.join();
-        for (int k = 0; k < W; ++k) {
-          EXPECT_EQ(losses[2 * k], loss_a) << "W " << W << " worker " << k;
-          EXPECT_EQ(losses[2 * k + 1], loss_b) << "W " << W << " worker " << k;
-        }
-        size_t differ = 0;
-        for (size_t i = 0; i < n; ++i) differ += std::memcmp(&got[i], &want[i], sizeof(float)) != 0;
-        EXPECT_EQ(differ, 0u) << "W " << W << ", precision " << int(prec) << ", rows " << B * T
-                              << ": " << differ << " of " << n << " gradient elements differ";
       }
     }
   }

@@ -1,5 +1,6 @@
-// PyTorch parity: skein's GPT against the fixture written by tests/reference/gpt_reference.py
-// (float64 PyTorch on the same float32 weights and tokens). Every tensor is compared on its own:
+// PyTorch parity: skein's models against the fixtures written by tests/reference/gpt_reference.py
+// (float64 PyTorch on the same float32 weights and tokens): GPT-2's blocks, and Llama's (RMSNorm,
+// rotary, SwiGLU, grouped-query attention, untied output). Every tensor is compared on its own:
 // max |a - b| / (max |b| + tiny) <= 1e-5.
 #include <gtest/gtest.h>
 
@@ -19,7 +20,6 @@ namespace skein {
 namespace {
 
 constexpr double kTol = 1e-5;
-constexpr const char* kFixture = "tests/reference/gpt_parity.bin";
 
 struct Record {
   std::vector<int> shape;
@@ -66,15 +66,27 @@ std::map<std::string, Record> load_fixture(const char* path) {
   return out;
 }
 
-class ParityTest : public ::testing::Test {
+// the fixture's file
+class ParityTest : public ::testing::TestWithParam<const char*> {
  protected:
   void SetUp() override {
-    fx_ = load_fixture(kFixture);
+    fx_ = load_fixture(GetParam());
     ASSERT_TRUE(fx_.count("config"));
     const auto& c = fx_["config"].i;
     cfg_ = {c[0], c[1], c[2], c[3], c[4]};
     B_ = c[5];
     T_ = c[6];
+    if (c.size() > 7) {  // Llama: [NKV, F, tied], and [rope_theta, norm_eps]
+      ASSERT_EQ(c.size(), 10u);
+      cfg_ = llama_blocks(cfg_);
+      cfg_.n_kv_head = c[7];
+      cfg_.ffn_dim = c[8];
+      cfg_.tied = c[9] != 0;
+      const auto& k = rec("llama_constants").f;
+      ASSERT_EQ(k.size(), 2u);
+      cfg_.rope_theta = k[0];
+      cfg_.norm_eps = k[1];
+    }
     model_ = std::make_unique<Model>(cfg_);
     for (const auto& t : model_->tensors()) {
       const Record& r = rec("param/" + t.name);
@@ -123,7 +135,7 @@ class ParityTest : public ::testing::Test {
   std::vector<float> initial_;
 };
 
-TEST_F(ParityTest, LogitsLossAndGradients) {
+TEST_P(ParityTest, LogitsLossAndGradients) {
   Activations acts(cfg_, B_, T_);
   std::vector<float> grads(model_->num_params(), 0.0f);
   const float loss = model_->forward(acts, rec("tokens").i.data(), rec("targets").i.data());
@@ -137,7 +149,7 @@ TEST_F(ParityTest, LogitsLossAndGradients) {
   expect_tensors_match(grads.data(), "grad/");
 }
 
-TEST_F(ParityTest, TwoAdamWSteps) {
+TEST_P(ParityTest, TwoAdamWSteps) {
   const auto& hp = rec("adamw_hyper").f;
   AdamWHyper h{hp[0], hp[1], hp[2], hp[3], hp[4]};
   Activations acts(cfg_, B_, T_);
@@ -153,7 +165,7 @@ TEST_F(ParityTest, TwoAdamWSteps) {
   expect_tensors_match(model_->params(), "adamw/");
 }
 
-TEST_F(ParityTest, TwoSgdSteps) {
+TEST_P(ParityTest, TwoSgdSteps) {
   const auto& hp = rec("sgd_hyper").f;
   SgdHyper h{hp[0], hp[1], hp[2] != 0.0f, hp[3]};
   Activations acts(cfg_, B_, T_);
@@ -170,7 +182,7 @@ TEST_F(ParityTest, TwoSgdSteps) {
 // The comparisons above can fail: every optimizer result moved each tensor well beyond the
 // tolerance, so an update that is skipped or applied to the wrong tensor is caught, and every
 // gradient tensor is non-zero.
-TEST_F(ParityTest, FixtureIsDiscriminating) {
+TEST_P(ParityTest, FixtureIsDiscriminating) {
   for (const auto& t : model_->tensors()) {
     std::vector<float> before(initial_.begin() + t.offset, initial_.begin() + t.offset + t.size);
     EXPECT_GT(testing::rel_error(before, rec("adamw/" + t.name).f), 100 * kTol) << t.name;
@@ -179,6 +191,13 @@ TEST_F(ParityTest, FixtureIsDiscriminating) {
     EXPECT_GT(testing::rel_error(zero, rec("grad/" + t.name).f), 0.5) << t.name;
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Models, ParityTest,
+                         ::testing::Values("tests/reference/gpt_parity.bin",
+                                           "tests/reference/llama_parity.bin"),
+                         [](const ::testing::TestParamInfo<const char*>& info) {
+                           return std::string(info.index == 0 ? "Gpt2" : "Llama");
+                         });
 
 }  // namespace
 }  // namespace skein

@@ -150,6 +150,32 @@ TEST(Trainer, ThreadsSharingAReplicaGiveTheSameBits) {
   EXPECT_TRUE(bit_equal(one.losses, r.losses));
 }
 
+// Llama's blocks (grouped-query heads, rotary, SwiGLU, untied output) through the trainer: with
+// R fixed, 1 thread, 2 threads and 2 threads sharing each replica give the same bits, and the
+// loss falls.
+TEST(Trainer, LlamaBlocksAnyThreadLayoutSameBits) {
+  GptConfig cfg = llama_blocks({32, 16, 2, 4, 32});
+  cfg.n_kv_head = 2;
+  cfg.ffn_dim = 48;
+  cfg.tied = false;
+  TrainerOptions o = base_options();
+  o.replicas = 2;
+  o.threads = 1;
+  const RunResult one = train(o, 20, 1, cfg);
+  EXPECT_LT(one.losses.back(), 0.7f * one.losses.front());
+  for (auto [threads, W] : {std::pair{2, 1}, {2, 2}, {4, 2}}) {
+    o.threads = threads;
+    o.threads_per_replica = W;
+    const RunResult r = train(o, 20, 1, cfg);
+    const std::string what =
+        std::to_string(threads) + " threads, " + std::to_string(W) + " per replica";
+    EXPECT_TRUE(bit_equal(one.params, r.params)) << what;
+    EXPECT_TRUE(bit_equal(one.m, r.m)) << what;
+    EXPECT_TRUE(bit_equal(one.v, r.v)) << what;
+    EXPECT_TRUE(bit_equal(one.losses, r.losses)) << what;
+  }
+}
+
 TEST(Trainer, SgdTeamsAgreeToo) {
   TrainerOptions o = base_options();
   o.optimizer = OptimizerKind::kSgd;
@@ -442,9 +468,9 @@ TEST(Trainer, RanksThatOwnNoBlocksGiveTheBitsOfOneProcess) {
     OptimizerKind kind;
   };
   const OptimizerKind adamw = OptimizerKind::kAdamW, sgd = OptimizerKind::kSgd;
-  for (const Case c : {Case{one_block(), 2, 1, 2, 1, adamw}, Case{one_block(), 2, 2, 4, 2, adamw},
-                       Case{one_block(), 3, 1, 3, 1, adamw}, Case{one_block(), 2, 1, 2, 1, sgd},
-                       Case{tiny(), 4, 1, 4, 1, adamw}}) {
+  for (const Case& c : {Case{one_block(), 2, 1, 2, 1, adamw}, Case{one_block(), 2, 2, 4, 2, adamw},
+                        Case{one_block(), 3, 1, 3, 1, adamw}, Case{one_block(), 2, 1, 2, 1, sgd},
+                        Case{tiny(), 4, 1, 4, 1, adamw}}) {
     const size_t blocks =
         (Model::num_params_for(c.cfg) + Trainer::kBlockFloats - 1) / Trainer::kBlockFloats;
     ASSERT_LT(blocks, size_t(c.P)) << "the case this test is about: a rank owns no block";
@@ -519,7 +545,11 @@ TEST(Trainer, StateScattersAndGathersThroughEmptyRanges) {
 // the ranges tile the parameters.
 // The memory estimate that train checks before allocating equals what the trainer holds.
 TEST(Trainer, MemoryEstimateEqualsWhatTheTrainerAllocates) {
-  for (const GptConfig cfg : {tiny(), GptConfig{300, 24, 3, 4, 96}}) {
+  GptConfig llama = llama_blocks({300, 24, 3, 4, 96});
+  llama.n_kv_head = 1;
+  llama.ffn_dim = 200;
+  llama.tied = false;
+  for (const GptConfig& cfg : {tiny(), GptConfig{300, 24, 3, 4, 96}, llama}) {
     for (auto [threads, W] : {std::pair{1, 1}, {3, 1}, {4, 2}, {3, 3}}) {
       for (OptimizerKind kind : {OptimizerKind::kAdamW, OptimizerKind::kSgd}) {
         TrainerOptions o = base_options();
