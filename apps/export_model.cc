@@ -17,6 +17,7 @@
 #include "engine/config.h"
 #include "engine/export.h"
 #include "engine/import.h"
+#include "engine/safetensors.h"
 #include "engine/training_run.h"  // the exit codes
 
 namespace {
@@ -33,11 +34,14 @@ elsewhere"). Every file is written to a temporary name and renamed into place wh
   --checkpoint PATH  a checkpoint folder (RUN/checkpoints/step_NNNNNNNN), or a run folder, which
                      means its newest checkpoint that verifies
   --format F         hf:   a Hugging Face folder PATH (created if missing): model.safetensors and
-                           config.json for transformers' GPT2LMHeadModel, and, with a GPT-2
-                           tokenizer, its vocab.json and merges.txt
+                           config.json for transformers' GPT2LMHeadModel (LlamaForCausalLM
+                           for model.arch: LLAMA), and, with a GPT-2 tokenizer, its vocab.json
+                           and merges.txt
                      llmc: an llm.c model file PATH: version 3 (f32) for train_gpt2.c and
                            train_gpt2cu PRECISION=FP32, version 5 (bf16) for train_gpt2cu
-                     gguf: a GGUF file PATH for llama.cpp (architecture gpt2, tokenizer inside)
+                           (GPT-2 models only)
+                     gguf: a GGUF file PATH for llama.cpp (architecture gpt2, or llama for
+                           model.arch: LLAMA; tokenizer inside)
   --out PATH         the folder (hf) or file (llmc, gguf) to write; existing files are replaced
   --dtype D          f32 (default), f16 or bf16, rounded to nearest even (llmc: f32 or bf16)
   --tokenizer FILE   the tokenizer.bin of the model's data (default: tokenizer.bin in the data.dir
@@ -128,6 +132,13 @@ long tensors_in(const std::string& format, const std::string& path) {
     std::memcpy(&n, h + 8, 8);
     return static_cast<long>(n);
   }
+  if (format == "hf") {  // the safetensors header's entries (GPT-2's or Llama's names)
+    skein::StatusOr<skein::MappedFile> f = skein::MappedFile::open(path);
+    if (!f.ok()) return -1;
+    skein::StatusOr<skein::SafetensorsHeader> h =
+        skein::parse_safetensors(f->data(), f->size(), path);
+    return h.ok() ? static_cast<long>(h->tensors.size()) : -1;
+  }
   skein::StatusOr<skein::PretrainedWeights> w = skein::PretrainedWeights::open(path);
   return w.ok() ? static_cast<long>(w->tensors().size()) : -1;
 }
@@ -192,11 +203,17 @@ int main(int argc, char** argv) {
   auto loaded = skein::load_checkpoint(ckpt, model, {{"param/", model.params()}});
   if (!loaded.ok()) return fail(skein::kExitBadInput, loaded.status().message());
   const skein::GptConfig& c = model.config();
+  const bool llama = c.arch == skein::Arch::kLlama;
   size_t params = 0;
   for (const skein::TensorView& t : model.tensors()) params += t.size;
-  std::printf("checkpoint: %s (step %ld; V %d, T %d, L %d, NH %d, C %d: %zu parameters)\n",
-              ckpt.c_str(), long(manifest->step()), c.vocab_size, c.seq_len, c.n_layer, c.n_head,
-              c.d_model, params);
+  std::printf("checkpoint: %s (step %ld; %s, V %d, T %d, L %d, NH %d, C %d: %zu parameters)\n",
+              ckpt.c_str(), long(manifest->step()), llama ? "Llama" : "GPT-2", c.vocab_size,
+              c.seq_len, c.n_layer, c.n_head, c.d_model, params);
+  if (llama && format == "llmc")
+    return fail(skein::kExitBadInput,
+                "llm.c's model file holds GPT-2 models only, and this one is of the Llama family "
+                "(model.arch: LLAMA)\nHINT: --format gguf runs it in llama.cpp, --format hf in "
+                "transformers (LlamaForCausalLM)");
 
   // the tokenizer: given, or the data's, as recorded in the checkpoint's config
   std::optional<skein::Tokenizer> tok;
@@ -266,9 +283,10 @@ int main(int argc, char** argv) {
 
   const std::string main_file =
       format == "hf" ? (fs::path(out) / "model.safetensors").string() : out;
-  const char* what = format == "hf"     ? "Hugging Face GPT2LMHeadModel"
-                     : format == "llmc" ? "llm.c model file"
-                                        : "GGUF (llama.cpp)";
+  const char* what =
+      format == "hf" ? (llama ? "Hugging Face LlamaForCausalLM" : "Hugging Face GPT2LMHeadModel")
+      : format == "llmc" ? "llm.c model file"
+                         : "GGUF (llama.cpp)";
   std::printf("wrote %s: %s, %s, %s, %ld tensors\n", main_file.c_str(), what,
               skein::export_dtype_name(*dtype), size_text(fs::file_size(main_file, ec)).c_str(),
               tensors_in(format, main_file));

@@ -18,6 +18,13 @@
 //                      merge "left right" per line in rank order, each token written in GPT-2's
 //                      byte characters (bytes_to_unicode), as data/gpt2_vocab.h reads them.
 //
+// A Llama-family model's folder is LlamaForCausalLM's: model.embed_tokens.weight (V,C),
+// model.layers.N.{input_layernorm, post_attention_layernorm}.weight (C),
+// model.layers.N.self_attn.{q,k,v,o}_proj.weight (q: NH*HS x C; k, v: NKV*HS x C), cut out of
+// skein's fused qkv rows (the same rotary layout: Hugging Face's halves), model.layers.N.mlp.
+// {gate,up}_proj.weight (F,C) cut out of gate_up, down_proj.weight (C,F), model.norm.weight,
+// lm_head.weight when untied; all [out, in]. config.json is LlamaConfig's (model_type "llama").
+//
 // llm.c model file: 256 x int32 header (magic 20240326, version 3 fp32 / 5 bf16, maxT = seq_len,
 // V, L, NH, C, Vp = V rounded up to a multiple of 128), then the 16 arrays in llm.c's order, each
 // kind's layers one after another; wte's rows V..Vp-1 are zero.
@@ -184,6 +191,33 @@ std::string hf_config_json(const Model& model, const Tokenizer* tok, ExportDtype
                                                          : "bfloat16";
   ordered_json eot = nullptr;  // byte and BPE tokenizers have no <|endoftext|>
   if (tok && tok->eot_id() >= 0) eot = tok->eot_id();
+  if (c.arch == Arch::kLlama) {
+    const ordered_json j = {
+        {"architectures", ordered_json::array({"LlamaForCausalLM"})},
+        {"model_type", "llama"},
+        {"vocab_size", c.vocab_size},
+        {"max_position_embeddings", c.seq_len},
+        {"hidden_size", c.d_model},
+        {"intermediate_size", c.ffn()},
+        {"num_hidden_layers", c.n_layer},
+        {"num_attention_heads", c.n_head},
+        {"num_key_value_heads", c.kv_heads()},
+        {"head_dim", c.head_size()},
+        {"hidden_act", "silu"},
+        {"rms_norm_eps", c.norm_eps},
+        {"rope_theta", c.rope_theta},
+        {"rope_scaling", nullptr},
+        {"attention_bias", false},
+        {"mlp_bias", false},
+        {"attention_dropout", 0.0},
+        {"tie_word_embeddings", c.tied},
+        {"bos_token_id", eot},
+        {"eos_token_id", eot},
+        {"torch_dtype", torch_dtype},
+        {"use_cache", true},
+    };
+    return j.dump(2) + "\n";
+  }
   const ordered_json j = {
       {"architectures", ordered_json::array({"GPT2LMHeadModel"})},
       {"model_type", "gpt2"},
@@ -216,19 +250,65 @@ std::string hf_name(const std::string& name) {
   return "transformer." + (name == "wte" || name == "wpe" ? name + ".weight" : name);
 }
 
+// One tensor of model.safetensors: rows x cols floats of the model from data on, stored
+// transposed (Conv1D's [in, out]) or as they are.
+struct HfTensor {
+  std::string name;
+  const float* data;
+  size_t rows, cols;
+  bool transposed = false;
+};
+
+std::vector<HfTensor> gpt2_hf_tensors(const Model& model) {
+  std::vector<HfTensor> out;
+  for (const TensorView& t : model.tensors()) {
+    const size_t rows = t.shape[0], cols = t.shape.size() > 1 ? t.shape[1] : 1;
+    out.push_back({hf_name(t.name), model.params() + t.offset, rows, cols, is_conv1d(t.name)});
+  }
+  return out;
+}
+
+// LlamaForCausalLM's (see the file comment): rows of skein's fused matrices are contiguous.
+std::vector<HfTensor> llama_hf_tensors(const Model& model) {
+  const GptConfig& c = model.config();
+  const size_t C = c.d_model, KV = size_t(c.kv_heads()) * c.head_size(), F = c.ffn();
+  const float* p = model.params();
+  std::vector<HfTensor> out;
+  out.push_back({"model.embed_tokens.weight", p + model.wte_offset(), size_t(c.vocab_size), C});
+  for (int l = 0; l < c.n_layer; ++l) {
+    const Model::LayerOffsets& o = model.layer(l);
+    const std::string b = "model.layers." + std::to_string(l) + ".";
+    out.push_back({b + "input_layernorm.weight", p + o.ln1w, C, 1});
+    out.push_back({b + "self_attn.q_proj.weight", p + o.qkvw, C, C});
+    out.push_back({b + "self_attn.k_proj.weight", p + o.qkvw + C * C, KV, C});
+    out.push_back({b + "self_attn.v_proj.weight", p + o.qkvw + (C + KV) * C, KV, C});
+    out.push_back({b + "self_attn.o_proj.weight", p + o.projw, C, C});
+    out.push_back({b + "post_attention_layernorm.weight", p + o.ln2w, C, 1});
+    out.push_back({b + "mlp.gate_proj.weight", p + o.fcw, F, C});
+    out.push_back({b + "mlp.up_proj.weight", p + o.fcw + F * C, F, C});
+    out.push_back({b + "mlp.down_proj.weight", p + o.fcprojw, C, F});
+  }
+  out.push_back({"model.norm.weight", p + model.lnfw_offset(), C, 1});
+  if (!c.tied)
+    out.push_back({"lm_head.weight", p + model.lm_head_offset(), size_t(c.vocab_size), C});
+  return out;
+}
+
 Status write_safetensors(AtomicFile& f, const Model& model, ExportDtype dtype) {
   const char* st_dtype = dtype == ExportDtype::kF32   ? "F32"
                          : dtype == ExportDtype::kF16 ? "F16"
                                                       : "BF16";
+  const std::vector<HfTensor> tensors =
+      model.config().arch == Arch::kLlama ? llama_hf_tensors(model) : gpt2_hf_tensors(model);
   ordered_json h = ordered_json::object();
   h["__metadata__"] = {{"format", "pt"}};
   uint64_t offset = 0;
-  for (const TensorView& t : model.tensors()) {
-    std::vector<int> shape = t.shape;
-    if (is_conv1d(t.name)) std::swap(shape[0], shape[1]);
-    const uint64_t bytes = uint64_t(t.size) * dtype_bytes(dtype);
-    h[hf_name(t.name)] = {
-        {"dtype", st_dtype}, {"shape", shape}, {"data_offsets", {offset, offset + bytes}}};
+  for (const HfTensor& t : tensors) {
+    std::vector<size_t> shape = {t.rows, t.cols};
+    if (t.cols == 1) shape = {t.rows};
+    if (t.transposed) std::swap(shape[0], shape[1]);
+    const uint64_t bytes = uint64_t(t.rows * t.cols) * dtype_bytes(dtype);
+    h[t.name] = {{"dtype", st_dtype}, {"shape", shape}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
   }
   std::string header = h.dump();
@@ -238,12 +318,11 @@ Status write_safetensors(AtomicFile& f, const Model& model, ExportDtype dtype) {
   SKEIN_RETURN_IF_ERROR(f.write(n, 8));
   SKEIN_RETURN_IF_ERROR(f.write(header.data(), header.size()));
   TensorWriter w(f, dtype);
-  for (const TensorView& t : model.tensors()) {
-    const float* v = model.params() + t.offset;
-    if (is_conv1d(t.name)) {
-      SKEIN_RETURN_IF_ERROR(w.put_transposed(v, size_t(t.shape[0]), size_t(t.shape[1])));
+  for (const HfTensor& t : tensors) {
+    if (t.transposed) {
+      SKEIN_RETURN_IF_ERROR(w.put_transposed(t.data, t.rows, t.cols));
     } else {
-      SKEIN_RETURN_IF_ERROR(w.put(v, t.size));
+      SKEIN_RETURN_IF_ERROR(w.put(t.data, t.rows * t.cols));
     }
   }
   return w.flush();
@@ -308,10 +387,6 @@ uint16_t f32_to_bf16_rne(float x) {
 }
 
 Status check_exportable(const Model& model, ExportDtype dtype) {
-  if (model.config().arch != Arch::kGpt2)
-    return Status::error(
-        "the model is of the Llama family (model.arch: LLAMA), and its export (GGUF llama, "
-        "Hugging Face LlamaForCausalLM) is not written yet: only GPT-2 models export today");
   for (const TensorView& t : model.tensors()) {
     const float* v = model.params() + t.offset;
     for (size_t i = 0; i < t.size; ++i) {
@@ -390,6 +465,10 @@ Status export_hf(const Model& model, const Tokenizer* tokenizer, ExportDtype dty
 }
 
 Status export_llmc(const Model& model, ExportDtype dtype, const std::string& path) {
+  if (model.config().arch != Arch::kGpt2)
+    return Status::error(
+        "llm.c's model file (gpt2_124M.bin) holds GPT-2 models only, and this one is of the Llama "
+        "family\nHINT: --format gguf runs it in llama.cpp");
   if (dtype == ExportDtype::kF16)
     return Status::error(
         "llm.c has no float16 model file (version 3 is fp32, version 5 bf16)\nHINT: export "

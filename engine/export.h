@@ -1,10 +1,12 @@
-// Weights out: a trained model in the formats other programs read.
+// Weights out: a trained model in the formats other programs read. GPT-2 models go to all three;
+// Llama-family models to Hugging Face (LlamaForCausalLM) and GGUF (llm.c refuses them).
 //   - Hugging Face: a folder with model.safetensors (GPT2LMHeadModel's names and layout: Conv1D
 //     weights stored [in, out], no lm_head tensor, the embedding being tied) + config.json, and
 //     the tokenizer's files when there is a GPT-2 tokenizer (vocab.json + merges.txt);
 //   - llm.c: its model file, version 3 (fp32) or 5 (bf16), vocabulary padded to a multiple of 128
 //     with zero rows;
-//   - GGUF version 3 for llama.cpp, architecture gpt2, with the tokenizer in tokenizer.ggml.*.
+//   - GGUF version 3 for llama.cpp, architecture gpt2 or llama, with the tokenizer in
+//     tokenizer.ggml.*.
 // Every output is written as checkpoints are (data/file_util.h: temporary name, fsync, rename):
 // a failure (unwritable path, full disk) leaves nothing half-written and says why.
 #pragma once
@@ -29,9 +31,8 @@ StatusOr<ExportDtype> parse_export_dtype(const std::string& name);
 uint16_t f32_to_f16_rne(float x);
 uint16_t f32_to_bf16_rne(float x);
 
-// Whether the model can be exported (the GPT-2 family only, for now) and every parameter written
-// in dtype: finite, and (f16, bf16) within its range once rounded. The error names the tensor,
-// the element and its value. Every export checks this first.
+// Whether every parameter can be written in dtype: finite, and (f16, bf16) within its range once
+// rounded. The error names the tensor, the element and its value. Every export checks this first.
 Status check_exportable(const Model& model, ExportDtype dtype);
 
 // Hugging Face folder out_dir (created if missing; files replaced one by one, each atomically).

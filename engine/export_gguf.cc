@@ -1,5 +1,6 @@
 // GGUF out (engine/export.h): version 3, little endian, alignment 32, for llama.cpp's "gpt2"
-// architecture, with the tokenizer in tokenizer.ggml.* as llama.cpp's own converter
+// architecture (GPT-2 models) or its "llama" architecture (Llama-family models: llama_tensors
+// below), with the tokenizer in tokenizer.ggml.* as llama.cpp's own converter
 // (convert_hf_to_gguf.py) writes GPT-2.
 //
 // File layout: "GGUF", uint32 version 3, uint64 tensor count, uint64 metadata count; the metadata
@@ -182,15 +183,36 @@ GgufVocab gguf_vocab(const Tokenizer& tok) {
   return v;
 }
 
-// One tensor of the file: where its floats are in the model and how it is stored.
+// One tensor of the file: its floats (in the model, or a rearranged copy of some of them) and how
+// it is stored.
 struct GgufTensor {
   std::string name;
-  const TensorView* view = nullptr;
-  std::vector<uint64_t> ne;  // skein's shape reversed
+  const float* data = nullptr;  // count floats: the model's, or owned's
+  size_t count = 0;
+  std::vector<float> owned;
+  std::vector<uint64_t> ne;  // the floats' [rows, columns] (PyTorch's order) reversed
   uint32_t type = kGgmlF32;
   uint64_t offset = 0;  // from the start of the data section
   uint64_t bytes = 0;
 };
+
+// Rows [row0, row0 + rows) of a matrix of `in` columns, as a copy; with head_size > 0 the rows of
+// each head of head_size are reordered from Hugging Face's rotary layout (channel i pairs with
+// i + head_size/2) to the interleaved one of Meta's checkpoints and llama.cpp's "llama" graph
+// (pairs 2i, 2i+1): row 2i + j of a head is its row j * head_size/2 + i. Scores q.k are the same
+// in either layout, since q and k rows are reordered alike.
+std::vector<float> matrix_rows(const float* w, int in, int row0, int rows, int head_size) {
+  std::vector<float> out(size_t(rows) * in);
+  for (int r = 0; r < rows; ++r) {
+    int src = r;
+    if (head_size > 0) {
+      const int h = r / head_size, k = r % head_size, half = head_size / 2;
+      src = h * head_size + (k % 2) * half + k / 2;
+    }
+    std::copy_n(w + size_t(row0 + src) * in, in, out.data() + size_t(r) * in);
+  }
+  return out;
+}
 
 // skein's tensor name -> llama.cpp's (MODEL_ARCH.GPT2 in gguf-py's constants).
 std::string gguf_name(const std::string& skein) {
@@ -241,6 +263,68 @@ Status write_floats(AtomicFile& f, const float* p, size_t n, uint32_t type) {
   return Status();
 }
 
+// GPT-2: every tensor as it is, named as llama.cpp's "gpt2" graph names them.
+std::vector<GgufTensor> gpt2_tensors(const Model& model, uint32_t matrix_type) {
+  std::vector<GgufTensor> out;
+  for (const TensorView& t : model.tensors()) {
+    GgufTensor g;
+    g.name = gguf_name(t.name);
+    g.data = model.params() + t.offset;
+    g.count = t.size;
+    g.ne.assign(t.shape.rbegin(), t.shape.rend());
+    g.type = t.shape.size() >= 2 ? matrix_type : kGgmlF32;
+    out.push_back(std::move(g));
+  }
+  return out;
+}
+
+// Llama, as llama.cpp's "llama" graph (MODEL_ARCH.LLAMA) names and lays them out: q, k and v
+// apart, q and k in the interleaved rotary layout (matrix_rows), gate and up apart; output.weight
+// only when untied (llama.cpp then uses token_embd.weight).
+std::vector<GgufTensor> llama_tensors(const Model& model, uint32_t matrix_type) {
+  const GptConfig& c = model.config();
+  const int C = c.d_model, HS = c.head_size(), KV = c.kv_heads() * HS, F = c.ffn();
+  const float* p = model.params();
+  std::vector<GgufTensor> out;
+  const auto whole = [&](std::string name, size_t offset, int rows, int cols) {
+    GgufTensor g;
+    g.name = std::move(name);
+    g.data = p + offset;
+    g.count = size_t(rows) * cols;
+    g.ne = rows == 1 ? std::vector<uint64_t>{uint64_t(cols)}
+                     : std::vector<uint64_t>{uint64_t(cols), uint64_t(rows)};
+    g.type = rows == 1 ? kGgmlF32 : matrix_type;
+    out.push_back(std::move(g));
+  };
+  const auto part = [&](std::string name, size_t offset, int row0, int rows, int head_size) {
+    GgufTensor g;
+    g.name = std::move(name);
+    g.owned = matrix_rows(p + offset, C, row0, rows, head_size);
+    g.data = g.owned.data();
+    g.count = g.owned.size();
+    g.ne = {uint64_t(C), uint64_t(rows)};
+    g.type = matrix_type;
+    out.push_back(std::move(g));
+  };
+  whole("token_embd.weight", model.wte_offset(), c.vocab_size, C);
+  for (int l = 0; l < c.n_layer; ++l) {
+    const Model::LayerOffsets& o = model.layer(l);
+    const std::string b = "blk." + std::to_string(l) + ".";
+    whole(b + "attn_norm.weight", o.ln1w, 1, C);
+    part(b + "attn_q.weight", o.qkvw, 0, C, HS);
+    part(b + "attn_k.weight", o.qkvw, C, KV, HS);
+    part(b + "attn_v.weight", o.qkvw, C + KV, KV, 0);
+    whole(b + "attn_output.weight", o.projw, C, C);
+    whole(b + "ffn_norm.weight", o.ln2w, 1, C);
+    part(b + "ffn_gate.weight", o.fcw, 0, F, 0);
+    part(b + "ffn_up.weight", o.fcw, F, F, 0);
+    whole(b + "ffn_down.weight", o.fcprojw, C, F);
+  }
+  whole("output_norm.weight", model.lnfw_offset(), 1, C);
+  if (!c.tied) whole("output.weight", model.lm_head_offset(), c.vocab_size, C);
+  return out;
+}
+
 }  // namespace
 
 Status check_gguf_tokenizer(const Tokenizer& tokenizer, int model_vocab) {
@@ -274,16 +358,26 @@ Status export_gguf(const Model& model, const Tokenizer& tokenizer, ExportDtype d
                                                           : kFileTypeBf16;
 
   Metadata md;
-  md.str("general.architecture", "gpt2");
+  const bool llama = cfg.arch == Arch::kLlama;
+  const std::string a = llama ? "llama" : "gpt2";
+  md.str("general.architecture", a);
   md.str("general.name", "skein");
   md.u32("general.alignment", kGgufAlignment);
   md.u32("general.file_type", file_type);
-  md.u32("gpt2.context_length", static_cast<uint32_t>(cfg.seq_len));
-  md.u32("gpt2.embedding_length", static_cast<uint32_t>(cfg.d_model));
-  md.u32("gpt2.feed_forward_length", static_cast<uint32_t>(4 * cfg.d_model));
-  md.u32("gpt2.block_count", static_cast<uint32_t>(cfg.n_layer));
-  md.u32("gpt2.attention.head_count", static_cast<uint32_t>(cfg.n_head));
-  md.f32("gpt2.attention.layer_norm_epsilon", static_cast<float>(kLayerNormEps));
+  md.u32(a + ".context_length", static_cast<uint32_t>(cfg.seq_len));
+  md.u32(a + ".embedding_length", static_cast<uint32_t>(cfg.d_model));
+  md.u32(a + ".feed_forward_length", static_cast<uint32_t>(cfg.ffn()));
+  md.u32(a + ".block_count", static_cast<uint32_t>(cfg.n_layer));
+  md.u32(a + ".attention.head_count", static_cast<uint32_t>(cfg.n_head));
+  if (llama) {
+    md.u32("llama.attention.head_count_kv", static_cast<uint32_t>(cfg.kv_heads()));
+    md.f32("llama.attention.layer_norm_rms_epsilon", static_cast<float>(cfg.norm_eps));
+    md.u32("llama.rope.dimension_count", static_cast<uint32_t>(cfg.head_size()));
+    md.f32("llama.rope.freq_base", static_cast<float>(cfg.rope_theta));
+    md.u32("llama.vocab_size", static_cast<uint32_t>(cfg.vocab_size));
+  } else {
+    md.f32("gpt2.attention.layer_norm_epsilon", static_cast<float>(kLayerNormEps));
+  }
   md.str("tokenizer.ggml.model", "gpt2");
   md.str("tokenizer.ggml.pre", "gpt-2");
   md.str_array("tokenizer.ggml.tokens", vocab.tokens);
@@ -293,18 +387,13 @@ Status export_gguf(const Model& model, const Tokenizer& tokenizer, ExportDtype d
   md.u32("tokenizer.ggml.eos_token_id", vocab.eos);
   md.boolean("tokenizer.ggml.add_bos_token", false);
 
-  std::vector<GgufTensor> tensors;
+  std::vector<GgufTensor> tensors = cfg.arch == Arch::kLlama ? llama_tensors(model, matrix_type)
+                                                             : gpt2_tensors(model, matrix_type);
   uint64_t data_bytes = 0;
-  for (const TensorView& t : model.tensors()) {
-    GgufTensor g;
-    g.name = gguf_name(t.name);
-    g.view = &t;
-    g.ne.assign(t.shape.rbegin(), t.shape.rend());
-    g.type = t.shape.size() >= 2 ? matrix_type : kGgmlF32;
+  for (GgufTensor& g : tensors) {
     g.offset = data_bytes;
-    g.bytes = t.size * (g.type == kGgmlF32 ? 4 : 2);
+    g.bytes = g.count * (g.type == kGgmlF32 ? 4 : 2);
     data_bytes = align_up(data_bytes + g.bytes);
-    tensors.push_back(std::move(g));
   }
 
   Bytes head;
@@ -328,8 +417,7 @@ Status export_gguf(const Model& model, const Tokenizer& tokenizer, ExportDtype d
   const uint64_t data_start = file->size();
   for (const GgufTensor& g : tensors) {
     SKEIN_CHECK(file->size() == data_start + g.offset);
-    SKEIN_RETURN_IF_ERROR(
-        fail(write_floats(*file, model.params() + g.view->offset, g.view->size, g.type)));
+    SKEIN_RETURN_IF_ERROR(fail(write_floats(*file, g.data, g.count, g.type)));
     SKEIN_RETURN_IF_ERROR(fail(write_padding(*file)));
   }
   return fail(file->commit());

@@ -1,8 +1,9 @@
 // export_logits DIR: what tests/reference/export_hf_check.py compares with PyTorch. A GPT with
-// random weights (GPT-2-like: LayerNorm weights near 1, the rest N(0, 0.2^2)) exported with
+// random weights (GPT-2-like: norm weights near 1, the rest N(0, 0.2^2)) exported with
 // export_hf in f32, f16 and bf16 (DIR/f32, DIR/f16, DIR/bf16), and DIR/logits.bin: skein's
 // logits of that model on B sequences of T tokens, little endian:
 //   int32 B, T, V; B x T int32 tokens; B x T x V float32 logits.
+// The same for a Llama-family model (grouped-query heads, untied output) in DIR/llama/.
 // Exit code 0 when written, 1 on an error (printed).
 #include <cstdio>
 #include <fstream>
@@ -14,25 +15,22 @@
 #include "engine/export.h"
 #include "engine/model.h"
 
-int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: export_logits DIR\n");
-    return 1;
-  }
-  const std::string dir = argv[1];
-  const skein::GptConfig cfg = {61, 11, 2, 4, 32};  // V, T, L, NH, C
+namespace {
+
+// Exports a model of cfg with random weights into dir/{f32,f16,bf16} and writes dir/logits.bin.
+bool write_case(const skein::GptConfig& cfg, const std::string& dir, uint64_t seed) {
   const int B = 3, T = cfg.seq_len;
   skein::Model model(cfg);
-  skein::Rng rng(20260101);
+  skein::Rng rng(seed);
   for (const skein::TensorView& t : model.tensors()) {
     float* p = model.params() + t.offset;
-    const bool ln_weight = t.name.find("ln_") != std::string::npos && t.name.ends_with(".weight");
+    const bool norm_weight = t.shape.size() == 1 && t.name.ends_with(".weight");
     for (size_t i = 0; i < t.size; ++i)
-      p[i] = static_cast<float>(ln_weight ? 1.0 + 0.1 * rng.normal() : 0.2 * rng.normal());
+      p[i] = static_cast<float>(norm_weight ? 1.0 + 0.1 * rng.normal() : 0.2 * rng.normal());
   }
   if (skein::Status s = skein::make_dirs(dir); !s.ok()) {
     std::fprintf(stderr, "error: %s\n", s.message().c_str());
-    return 1;
+    return false;
   }
   for (skein::ExportDtype d :
        {skein::ExportDtype::kF32, skein::ExportDtype::kF16, skein::ExportDtype::kBf16}) {
@@ -40,7 +38,7 @@ int main(int argc, char** argv) {
         skein::export_hf(model, nullptr, d, dir + "/" + skein::export_dtype_name(d));
     if (!s.ok()) {
       std::fprintf(stderr, "error: %s\n", s.message().c_str());
-      return 1;
+      return false;
     }
   }
   std::vector<int32_t> tokens(size_t(B) * T), targets(tokens.size(), -1);
@@ -56,8 +54,27 @@ int main(int argc, char** argv) {
             std::streamsize(tokens.size() * size_t(cfg.vocab_size) * 4));
   if (!out) {
     std::fprintf(stderr, "error: writing %s/logits.bin failed\n", dir.c_str());
-    return 1;
+    return false;
   }
   std::printf("wrote %s/{f32,f16,bf16}/ and %s/logits.bin\n", dir.c_str(), dir.c_str());
-  return 0;
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: export_logits DIR\n");
+    return 1;
+  }
+  const std::string dir = argv[1];
+  skein::GptConfig llama = skein::llama_blocks({61, 11, 2, 4, 32});  // V, T, L, NH, C
+  llama.n_kv_head = 2;
+  llama.ffn_dim = 48;
+  llama.tied = false;
+  llama.rope_theta = 100;  // every pair turns by a sizeable angle within T
+  return write_case({61, 11, 2, 4, 32}, dir, 20260101) &&
+                 write_case(llama, dir + "/llama", 20261201)
+             ? 0
+             : 1;
 }

@@ -10,6 +10,9 @@ little-endian header length, JSON header, raw little-endian data) and its config
   - the f32 weights in tests/reference/gpt_reference.py's GPT (float64) give skein's logits within
     max|a - b| / max|b| <= 1e-5;
   - the f16 and bf16 files hold exactly PyTorch's .half() and .bfloat16() of the f32 weights.
+The same for the Llama-family model it writes (LlamaForCausalLM's names, q/k/v and gate/up apart,
+config.json's model_type llama and its fields), run in the reference's Llama (Hugging Face's
+rotary layout and grouped-query heads).
 Exit code 0 when every check passes, 1 otherwise (each failure printed).
 
     /usr/bin/python3 tests/reference/export_hf_check.py build/tests/export_logits
@@ -24,7 +27,7 @@ import tempfile
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gpt_reference import GPT  # noqa: E402  (skein's architecture in PyTorch, written once)
+from gpt_reference import GPT, Llama  # noqa: E402  (skein's models in PyTorch, written once)
 
 CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
@@ -35,6 +38,7 @@ def check(ok, what):
     if not ok:
         failures.append(what)
         print("FAIL:", what)
+    return ok
 
 
 def read_safetensors(path):
@@ -70,56 +74,99 @@ def reference_state(tensors):
     return state
 
 
-def main(binary):
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([binary, tmp], check=True, stdout=subprocess.DEVNULL)
-        with open(os.path.join(tmp, "logits.bin"), "rb") as f:
-            raw = f.read()
-        B, T, V = struct.unpack("<3i", raw[:12])
-        tokens = torch.frombuffer(bytearray(raw[12 : 12 + 4 * B * T]), dtype=torch.int32)
-        tokens = tokens.reshape(B, T).long()
-        skein_logits = torch.frombuffer(bytearray(raw[12 + 4 * B * T :]), dtype=torch.float32)
-        skein_logits = skein_logits.reshape(B, T, V).double()
+def read_logits(folder):
+    with open(os.path.join(folder, "logits.bin"), "rb") as f:
+        raw = f.read()
+    B, T, V = struct.unpack("<3i", raw[:12])
+    tokens = torch.frombuffer(bytearray(raw[12 : 12 + 4 * B * T]), dtype=torch.int32)
+    tokens = tokens.reshape(B, T).long()
+    logits = torch.frombuffer(bytearray(raw[12 + 4 * B * T :]), dtype=torch.float32)
+    return B, T, V, tokens, logits.reshape(B, T, V).double()
 
-        config = json.load(open(os.path.join(tmp, "f32", "config.json")))
-        for key, want in [("model_type", "gpt2"), ("architectures", ["GPT2LMHeadModel"]),
-                          ("activation_function", "gelu_new"), ("layer_norm_epsilon", 1e-5),
-                          ("tie_word_embeddings", True), ("vocab_size", V)]:
-            check(config.get(key) == want, f"config.json: {key} is {config.get(key)!r}, not {want!r}")
+
+def llama_state(tensors, config):
+    """LlamaForCausalLM's names -> gpt_reference.Llama's (skein's: q, k, v stacked into qkv_proj,
+    gate and up into gate_up_proj, no "model." prefix)."""
+    state = {}
+    for name, t in tensors.items():
+        check(name.startswith("model.") or name == "lm_head.weight", f"{name}: no model. prefix")
+        state[name[len("model."):] if name.startswith("model.") else name] = t
+    for l in range(config["num_hidden_layers"]):
+        a, m = f"layers.{l}.self_attn.", f"layers.{l}.mlp."
+        parts = [state.pop(a + p + "_proj.weight", None) for p in "qkv"]
+        if check(all(p is not None for p in parts), f"layer {l}: q_proj, k_proj or v_proj missing"):
+            state[a + "qkv_proj.weight"] = torch.cat(parts, dim=0)
+        parts = [state.pop(m + p + "_proj.weight", None) for p in ("gate", "up")]
+        if check(all(p is not None for p in parts), f"layer {l}: gate_proj or up_proj missing"):
+            state[m + "gate_up_proj.weight"] = torch.cat(parts, dim=0)
+    return state
+
+
+def check_model(folder, llama):
+    B, T, V, tokens, skein_logits = read_logits(folder)
+    config = json.load(open(os.path.join(folder, "f32", "config.json")))
+    if llama:
+        wants = [("model_type", "llama"), ("architectures", ["LlamaForCausalLM"]),
+                 ("hidden_act", "silu"), ("tie_word_embeddings", False), ("vocab_size", V),
+                 ("attention_bias", False), ("mlp_bias", False), ("rope_scaling", None),
+                 ("head_dim", config["hidden_size"] // config["num_attention_heads"])]
+        check(config["max_position_embeddings"] >= T, "config.json: max_position_embeddings")
+    else:
+        wants = [("model_type", "gpt2"), ("architectures", ["GPT2LMHeadModel"]),
+                 ("activation_function", "gelu_new"), ("layer_norm_epsilon", 1e-5),
+                 ("tie_word_embeddings", True), ("vocab_size", V)]
         check(config["n_positions"] == config["n_ctx"] >= T, "config.json: n_positions, n_ctx")
         # the reference uses what config.json states: nn.LayerNorm's default eps and tanh GELU
         check(torch.nn.LayerNorm(4).eps == config["layer_norm_epsilon"], "LayerNorm eps")
+    for key, want in wants:
+        check(config.get(key) == want, f"config.json: {key} is {config.get(key)!r}, not {want!r}")
 
-        f32 = read_safetensors(os.path.join(tmp, "f32", "model.safetensors"))
+    f32 = read_safetensors(os.path.join(folder, "f32", "model.safetensors"))
+    if llama:
+        check("lm_head.weight" in f32, "lm_head.weight is missing (the output is untied)")
+        state = llama_state(f32, config)
+        model = Llama(V, config["max_position_embeddings"], config["num_hidden_layers"],
+                      config["num_attention_heads"], config["num_key_value_heads"],
+                      config["hidden_size"], config["intermediate_size"], config["rope_theta"],
+                      config["rms_norm_eps"], tied=config["tie_word_embeddings"])
+    else:
         check("lm_head.weight" not in f32, "lm_head.weight is stored (it is tied to wte)")
         state = reference_state(f32)
         model = GPT(V, config["n_positions"], config["n_layer"], config["n_head"], config["n_embd"])
-        expected_names = set(dict(model.named_parameters()))
-        check(set(state) == expected_names,
-              f"tensor names: extra {sorted(set(state) - expected_names)}, "
-              f"missing {sorted(expected_names - set(state))}")
-        model = model.double()
-        model.load_state_dict({k: v.double() for k, v in state.items()}, strict=True)
-        with torch.no_grad():
-            logits, _ = model(tokens, torch.zeros_like(tokens))
-        rel = ((logits - skein_logits).abs().max() / logits.abs().max()).item()
-        check(rel <= 1e-5, f"logits: max|a-b|/max|b| = {rel:.3g} > 1e-5")
-        print(f"logits of the exported f32 model (B {B}, T {T}, V {V}) vs skein's: {rel:.3g}")
+    expected_names = set(dict(model.named_parameters()))
+    check(set(state) == expected_names,
+          f"tensor names: extra {sorted(set(state) - expected_names)}, "
+          f"missing {sorted(expected_names - set(state))}")
+    model = model.double()
+    model.load_state_dict({k: v.double() for k, v in state.items()}, strict=True)
+    with torch.no_grad():
+        logits, _ = model(tokens, torch.zeros_like(tokens))
+    rel = ((logits - skein_logits).abs().max() / logits.abs().max()).item()
+    check(rel <= 1e-5, f"logits: max|a-b|/max|b| = {rel:.3g} > 1e-5")
+    kind = "Llama" if llama else "GPT-2"
+    print(f"logits of the exported f32 {kind} model (B {B}, T {T}, V {V}) vs skein's: {rel:.3g}")
 
-        for name, dtype, convert in [("f16", torch.float16, torch.Tensor.half),
-                                     ("bf16", torch.bfloat16, torch.Tensor.bfloat16)]:
-            low = read_safetensors(os.path.join(tmp, name, "model.safetensors"))
-            check(set(low) == set(f32), f"{name}: other tensor names than f32's")
-            cfg = json.load(open(os.path.join(tmp, name, "config.json")))
-            check(cfg.get("torch_dtype") == {"f16": "float16", "bf16": "bfloat16"}[name],
-                  f"{name}: torch_dtype {cfg.get('torch_dtype')}")
-            for k in f32:
-                want = convert(f32[k])
-                got = low.get(k)
-                check(got is not None and got.dtype == dtype and
-                      torch.equal(got.view(torch.int16), want.view(torch.int16)),
-                      f"{name}: {k} is not PyTorch's rounding of the f32 weights")
-            print(f"{name}: every tensor is PyTorch's rounding of the f32 weights")
+    for name, dtype, convert in [("f16", torch.float16, torch.Tensor.half),
+                                 ("bf16", torch.bfloat16, torch.Tensor.bfloat16)]:
+        low = read_safetensors(os.path.join(folder, name, "model.safetensors"))
+        check(set(low) == set(f32), f"{name}: other tensor names than f32's")
+        cfg = json.load(open(os.path.join(folder, name, "config.json")))
+        check(cfg.get("torch_dtype") == {"f16": "float16", "bf16": "bfloat16"}[name],
+              f"{name}: torch_dtype {cfg.get('torch_dtype')}")
+        for k in f32:
+            want = convert(f32[k])
+            got = low.get(k)
+            check(got is not None and got.dtype == dtype and
+                  torch.equal(got.view(torch.int16), want.view(torch.int16)),
+                  f"{name}: {k} is not PyTorch's rounding of the f32 weights")
+        print(f"{kind} {name}: every tensor is PyTorch's rounding of the f32 weights")
+
+
+def main(binary):
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([binary, tmp], check=True, stdout=subprocess.DEVNULL)
+        check_model(tmp, llama=False)
+        check_model(os.path.join(tmp, "llama"), llama=True)
     if failures:
         print(f"{len(failures)} check(s) failed")
         return 1

@@ -7,10 +7,12 @@
 //       exported from, SAMPLE.txt what `sample --temperature 0` printed for REF's prompt.
 // For each file:
 //   (d) @huggingface/gguf reads the header, the metadata (values and types) and the tensor
-//       table back, and they are what a GPT-2 of REF's shape and tokenizer must have (computed
-//       here, independently of export_gguf.cc): names, ne, ggml types, aligned non-overlapping
-//       offsets, every token's spelling and type, the merges; the tensor data holds skein's
-//       parameters (f32 bit for bit, f16 / bf16 within half a unit in the last place);
+//       table back, and they are what a GPT-2 (or, with REF's config.arch "llama", a Llama) of
+//       REF's shape and tokenizer must have (computed here, independently of export_gguf.cc):
+//       names, ne, ggml types, aligned non-overlapping offsets, every token's spelling and type,
+//       the merges; the tensor data holds skein's parameters (f32 bit for bit, f16 / bf16 within
+//       half a unit in the last place), a Llama's q, k, v and gate, up cut out of skein's fused
+//       matrices, q and k rows in llama.cpp's interleaved rotary order;
 //   (a) llama.cpp's tokenization of every case equals skein's;
 //   (b) llama.cpp's greedy continuation of REF's prompt equals skein's ids, and its bytes equal
 //       what sample printed (they may part only at a near-tie that the dtype can flip);
@@ -93,7 +95,45 @@ const firstDiff = (a, b) => {
 
 // What the file must hold for REF's model and tokenizer; tokens and merges of GPT-2 come from
 // OpenAI's encoder.json + vocab.bpe (the files prepare_data read).
+// source: skein's tensor and, for a part of it, its first row, row count and the head size
+// whose rows turn from Hugging Face's rotary layout (i pairs with i + HS/2) to the interleaved
+// one (2i, 2i+1), as llama.cpp's converter permutes q and k.
+function expectedLlamaTensors(cfg, dtype) {
+  const C = cfg.d_model, HS = C / cfg.n_head, KV = cfg.n_kv_head * HS, F = cfg.ffn_dim, t = [];
+  const add = (name, ne, source) =>
+    t.push({ name, ne, type: ne.length > 1 ? GGML_TYPE[dtype] : 0, source });
+  add('token_embd.weight', [C, cfg.vocab_size], { name: 'embed_tokens.weight' });
+  for (let l = 0; l < cfg.n_layer; ++l) {
+    const b = `blk.${l}.`, s = `layers.${l}.`;
+    const qkv = s + 'self_attn.qkv_proj.weight', gu = s + 'mlp.gate_up_proj.weight';
+    add(b + 'attn_norm.weight', [C], { name: s + 'input_layernorm.weight' });
+    add(b + 'attn_q.weight', [C, C], { name: qkv, row0: 0, rows: C, turn: HS });
+    add(b + 'attn_k.weight', [C, KV], { name: qkv, row0: C, rows: KV, turn: HS });
+    add(b + 'attn_v.weight', [C, KV], { name: qkv, row0: C + KV, rows: KV, turn: 0 });
+    add(b + 'attn_output.weight', [C, C], { name: s + 'self_attn.o_proj.weight' });
+    add(b + 'ffn_norm.weight', [C], { name: s + 'post_attention_layernorm.weight' });
+    add(b + 'ffn_gate.weight', [C, F], { name: gu, row0: 0, rows: F, turn: 0 });
+    add(b + 'ffn_up.weight', [C, F], { name: gu, row0: F, rows: F, turn: 0 });
+    add(b + 'ffn_down.weight', [F, C], { name: s + 'mlp.down_proj.weight' });
+  }
+  add('output_norm.weight', [C], { name: 'norm.weight' });
+  if (!cfg.tied) add('output.weight', [C, cfg.vocab_size], { name: 'lm_head.weight' });
+  return t;
+}
+
+// skein's value of element j of a part of a matrix of C columns (source as above)
+function partValue(src, values, C, j) {
+  const r = Math.floor(j / C), c = j % C;
+  let row = r;
+  if (src.turn) {
+    const h = Math.floor(r / src.turn), k = r % src.turn;
+    row = h * src.turn + (k % 2) * (src.turn / 2) + Math.floor(k / 2);
+  }
+  return values[(src.row0 + row) * C + c];
+}
+
 function expectedTensors(cfg, dtype) {
+  if (cfg.arch === 'llama') return expectedLlamaTensors(cfg, dtype);
   const C = cfg.d_model, t = [];
   const add = (name, ne) => t.push({ name, ne, type: ne.length > 1 ? GGML_TYPE[dtype] : 0 });
   add('token_embd.weight', [C, cfg.vocab_size]);
@@ -174,16 +214,23 @@ async function checkMetadata(ggufLib, file, dtype, ref, nodeDir) {
   check(num(md.version) === 3, `${file}: GGUF version ${md.version}, expected 3`);
   const vocab = expectedVocab(ref, nodeDir);
   // key: [value, GGUF value type (4 uint32, 6 float32, 7 bool, 8 string)]
+  const llama = cfg.arch === 'llama', a = llama ? 'llama' : 'gpt2';
   const want = {
-    'general.architecture': ['gpt2', 8],
+    'general.architecture': [a, 8],
     'general.alignment': [ALIGNMENT, 4],
     'general.file_type': [FILE_TYPE[dtype], 4],
-    'gpt2.context_length': [cfg.seq_len, 4],
-    'gpt2.embedding_length': [cfg.d_model, 4],
-    'gpt2.feed_forward_length': [4 * cfg.d_model, 4],
-    'gpt2.block_count': [cfg.n_layer, 4],
-    'gpt2.attention.head_count': [cfg.n_head, 4],
-    'gpt2.attention.layer_norm_epsilon': [Math.fround(1e-5), 6],
+    [a + '.context_length']: [cfg.seq_len, 4],
+    [a + '.embedding_length']: [cfg.d_model, 4],
+    [a + '.feed_forward_length']: [llama ? cfg.ffn_dim : 4 * cfg.d_model, 4],
+    [a + '.block_count']: [cfg.n_layer, 4],
+    [a + '.attention.head_count']: [cfg.n_head, 4],
+    ...(llama ? {
+      'llama.attention.head_count_kv': [cfg.n_kv_head, 4],
+      'llama.attention.layer_norm_rms_epsilon': [Math.fround(cfg.norm_eps), 6],
+      'llama.rope.dimension_count': [cfg.d_model / cfg.n_head, 4],
+      'llama.rope.freq_base': [Math.fround(cfg.rope_theta), 6],
+      'llama.vocab_size': [cfg.vocab_size, 4],
+    } : { 'gpt2.attention.layer_norm_epsilon': [Math.fround(1e-5), 6] }),
     'tokenizer.ggml.model': ['gpt2', 8],
     'tokenizer.ggml.pre': ['gpt-2', 8],
     'tokenizer.ggml.bos_token_id': [vocab.eos, 4],
@@ -215,8 +262,8 @@ async function checkMetadata(ggufLib, file, dtype, ref, nodeDir) {
   check(num(md.tensor_count) === tensorInfos.length, `${file}: tensor_count`);
 
   const expected = expectedTensors(cfg, dtype);
-  check(tensorInfos.length === expected.length,
-    `${file}: ${tensorInfos.length} tensors, expected ${expected.length} (no output.weight: tied)`);
+  check(tensorInfos.length === expected.length, `${file}: ${tensorInfos.length} tensors, ` +
+    `expected ${expected.length} (output.weight only when untied)`);
   check(num(tensorDataOffset) % ALIGNMENT === 0, `${file}: data section at ${tensorDataOffset}`);
   const size = fs.statSync(file).size;
   let end = 0;
@@ -244,19 +291,28 @@ async function checkMetadata(ggufLib, file, dtype, ref, nodeDir) {
   };
   const f32 = new DataView(new ArrayBuffer(4));
   const bf16 = (h) => (f32.setUint32(0, h << 16), f32.getFloat32(0));
-  for (let i = 0; i < Math.min(expected.length, ref.tensors.length); ++i) {
-    const t = tensorInfos.find((x) => x.name === expected[i].name), want = ref.tensors[i];
-    if (!t) continue;
+  const close = (t, y, x) => t.dtype === 0 ? y === x
+    : Math.abs(y - x) <= Math.max(Math.abs(x) * (t.dtype === 1 ? 2 ** -11 : 2 ** -8), 2 ** -25);
+  for (let i = 0; i < expected.length; ++i) {
+    const e = expected[i], t = tensorInfos.find((x) => x.name === e.name);
+    // GPT-2's tensors are skein's, in skein's order; a Llama's name their source
+    const want = e.source ? ref.tensors.find((x) => x.name === e.source.name) : ref.tensors[i];
+    if (!t || !check(want, `${file}: skein has no tensor for ${e.name}`)) continue;
     const base = num(tensorDataOffset) + num(t.offset);
     const n = t.shape.map(num).reduce((a, b) => a * b, 1);
     const at = (j) => t.dtype === 0 ? view.getFloat32(base + 4 * j, true)
       : (t.dtype === 1 ? half : bf16)(view.getUint16(base + 2 * j, true));
     let bad = 0, sum = 0;
+    if (e.source?.rows !== undefined) {  // a part of a fused matrix: every value, from skein's
+      if (!check(want.values, `${file}: skein's ${want.name} came without its values`)) continue;
+      const C = num(t.shape[0]);
+      for (let j = 0; j < n; ++j) if (!close(t, at(j), partValue(e.source, want.values, C, j))) bad++;
+      check(bad === 0, `${file}: ${t.name} (rows ${e.source.row0}.. of skein's ${want.name}): ` +
+        `${bad} of ${n} values differ`);
+      continue;
+    }
     want.samples.forEach((x, k) => {
-      const y = at(k * want.stride);
-      const ok = t.dtype === 0 ? y === x
-        : Math.abs(y - x) <= Math.max(Math.abs(x) * (t.dtype === 1 ? 2 ** -11 : 2 ** -8), 2 ** -25);
-      if (!ok) bad++;
+      if (!close(t, at(k * want.stride), x)) bad++;
     });
     if (t.dtype === 0) for (let j = 0; j < n; ++j) sum += at(j);
     check(bad === 0 && (t.dtype !== 0 || sum === want.sum), `${file}: ${t.name} (skein's ` +

