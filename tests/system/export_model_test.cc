@@ -103,8 +103,9 @@ TEST_F(ExportModelTest, HfOfARunFolderIsItsNewestCheckpoint) {
   ASSERT_EQ(export_model({"--checkpoint", run_dir(), "--format", "hf", "--out", out}, &log), 0)
       << log;
   expect_exported_params(out, "safetensors, F32");
-  EXPECT_NE(log.find("checkpoint: " + checkpoint() + " (step 2; V 256, T 16, L 1, NH 2, C 16"),
-            std::string::npos)
+  EXPECT_NE(
+      log.find("checkpoint: " + checkpoint() + " (step 2; GPT-2, V 256, T 16, L 1, NH 2, C 16"),
+      std::string::npos)
       << log;
   EXPECT_NE(log.find("tokenizer: " + path("data") + "/tokenizer.bin (byte, 256 tokens)"),
             std::string::npos)
@@ -118,6 +119,41 @@ TEST_F(ExportModelTest, HfOfARunFolderIsItsNewestCheckpoint) {
   EXPECT_NE(log.find(", 16 tensors\n"), std::string::npos) << log;  // 2 + 12 x 1 layer + 2
   EXPECT_NE(log.find("wrote " + out + "/config.json: "), std::string::npos) << log;
   EXPECT_EQ(files_in(out), (std::set<std::string>{"config.json", "model.safetensors"}));
+}
+
+// A Llama-family run: hf writes LlamaForCausalLM's tensors (q, k, v, gate, up apart), gguf the
+// llama architecture's; llm.c's format holds GPT-2 only, so llmc is bad input (exit code 2) and
+// writes nothing.
+TEST_F(ExportModelTest, LlamaGoesToHfAndGgufNotLlmc) {
+  std::ofstream(path("llama.textproto"))
+      << "model { arch: LLAMA vocab_size: 256 seq_len: 16 n_layer: 1 n_head: 2 n_kv_head: 1 "
+      << "d_model: 16 tie_embeddings: false }\n"
+      << "data { dir: \"" << path("data") << "\" loader_threads: 1 }\n"
+      << "run { batch_size: 2 replicas: 1 threads: 1 steps: 1 eval_every: 0 eval_batches: 1 "
+      << "out_dir: \"" << path("llama_run") << "\" }\n";
+  ASSERT_EQ(run({kTrain, "--config", path("llama.textproto")}, path("llama_train.log")), 0)
+      << read_file(path("llama_train.log"));
+  std::string log;
+  const std::string hf = path("llama_hf");
+  ASSERT_EQ(export_model({"--checkpoint", path("llama_run"), "--format", "hf", "--out", hf}, &log),
+            0)
+      << log;
+  EXPECT_NE(log.find("(step 1; Llama, V 256, T 16, L 1, NH 2, C 16"), std::string::npos) << log;
+  EXPECT_NE(log.find("Hugging Face LlamaForCausalLM, f32, "), std::string::npos) << log;
+  // embed, 2 norms, q, k, v, o, gate, up, down, final norm, lm_head
+  EXPECT_NE(log.find(", 12 tensors\n"), std::string::npos) << log;
+  const std::string gguf = path("llama.gguf");
+  ASSERT_EQ(
+      export_model({"--checkpoint", path("llama_run"), "--format", "gguf", "--out", gguf}, &log), 0)
+      << log;
+  EXPECT_NE(log.find("GGUF (llama.cpp), f32, "), std::string::npos) << log;
+  EXPECT_NE(log.find(", 12 tensors\n"), std::string::npos) << log;
+  const std::string llmc = path("llama.bin");
+  EXPECT_EQ(
+      export_model({"--checkpoint", path("llama_run"), "--format", "llmc", "--out", llmc}, &log), 2)
+      << log;
+  EXPECT_NE(log.find("llm.c's model file holds GPT-2 models only"), std::string::npos) << log;
+  EXPECT_FALSE(fs::exists(llmc));
 }
 
 TEST_F(ExportModelTest, LlmcOfACheckpointFolder) {
