@@ -12,9 +12,11 @@ void swiglu_forward_rows(F* __restrict out, const F* __restrict inp, long N, int
     const F* g = inp + r * 2 * Fd;
     const F* u = g + Fd;
     F* o = out + r * Fd;
+    // g u / (1 + e^-g): with -fno-trapping-math, GCC 12 compiles g * (1 / (1 + e^-g)) * u into
+    // a loop 11x slower on Sapphire Rapids (7.5 vs 0.68 ms for 512 x 1536), this form not
     for (int i = 0; i < Fd; ++i) {
-      const F s = F(1) / (F(1) + exp_of(-g[i]));  // as backward computes it
-      o[i] = g[i] * s * u[i];
+      const F x = g[i], e = exp_of(-x);
+      o[i] = x * u[i] / (F(1) + e);
     }
   }
 }
