@@ -309,10 +309,6 @@ Status validate_arch(const proto::ModelConfig& m) {
                            "d_model GELU MLP, LayerNorm with epsilon 1e-5 and a tied output)");
     return Status();
   }
-  if (!m.init_from().empty())
-    return field_error("model.init_from", m.init_from(),
-                       "starting a LLAMA model from pretrained weights is not supported yet; "
-                       "leave it unset to train from a random initialisation");
   if (m.has_n_kv_head() && (m.n_kv_head() <= 0 || m.n_head() % m.n_kv_head() != 0))
     return field_error("model.n_kv_head", std::to_string(m.n_kv_head()),
                        "must be positive and divide model.n_head = " + std::to_string(m.n_head()));

@@ -271,8 +271,9 @@ Status PretrainedWeights::check_values() const {
   for (const SourceTensor& t : tensors_) SKEIN_RETURN_IF_ERROR(check_tensor(path_, t));
   for (const SourceTensor& head : tied_) {
     SKEIN_RETURN_IF_ERROR(check_tensor(path_, head));
-    const SourceTensor& wte = tensors_.front();
-    SKEIN_CHECK(wte.name == "wte" && head.file_shape.size() == 2);
+    const SourceTensor& wte = tensors_.front();  // the token embedding
+    SKEIN_CHECK((wte.name == "wte" || wte.name == "embed_tokens.weight") &&
+                head.file_shape.size() == 2);
     const size_t C = size_t(shape_.d_model), V = size_t(shape_.vocab_size);
     std::vector<float> a(C), b(C);
     for (size_t r = 0; r < V; ++r) {
@@ -284,9 +285,10 @@ Status PretrainedWeights::check_values() const {
             path_ + ": " + head.file_name + " differs from " + wte.file_name + " (at [" +
             std::to_string(r) + ", " + std::to_string(c) + "]: " + std::to_string(b[c]) + " vs " +
             std::to_string(a[c]) +
-            "): skein's GPT ties its output layer to the token embedding, so it cannot take a "
-            "model with a separate lm_head\nHINT: GPT-2's own weights are tied; this one was "
-            "trained or edited with an untied head");
+            "): config.json ties the output layer to the token embedding (GPT-2's always "
+            "does), so a separate lm_head must equal it\nHINT: GPT-2's own weights are tied; this "
+            "one was trained or edited with an untied head" +
+            (shape_.arch == Arch::kLlama ? " (for a Llama: set tie_word_embeddings false)" : ""));
       }
     }
   }
@@ -295,15 +297,21 @@ Status PretrainedWeights::check_values() const {
 
 Status PretrainedWeights::load_into(Model& model) const {
   const GptConfig& c = model.config();
-  if (c.vocab_size != shape_.vocab_size || c.n_layer != shape_.n_layer ||
+  const bool llama = shape_.arch == Arch::kLlama;
+  const bool family = c.arch == shape_.arch &&
+                      (!llama || (c.kv_heads() == shape_.n_kv_head && c.ffn() == shape_.ffn_dim &&
+                                  c.tied == shape_.tied && c.rope_theta == shape_.rope_theta &&
+                                  c.norm_eps == shape_.norm_eps));
+  if (!family || c.vocab_size != shape_.vocab_size || c.n_layer != shape_.n_layer ||
       c.n_head != shape_.n_head || c.d_model != shape_.d_model || c.seq_len > shape_.n_ctx)
-    return Status::error(path_ + ": the model's shape (V " + std::to_string(c.vocab_size) + ", T " +
-                         std::to_string(c.seq_len) + ", L " + std::to_string(c.n_layer) + ", NH " +
-                         std::to_string(c.n_head) + ", C " + std::to_string(c.d_model) +
-                         ") is not the file's (V " + std::to_string(shape_.vocab_size) +
-                         ", at most T " + std::to_string(shape_.n_ctx) + ", L " +
-                         std::to_string(shape_.n_layer) + ", NH " + std::to_string(shape_.n_head) +
-                         ", C " + std::to_string(shape_.d_model) + ")");
+    return Status::error(
+        path_ + ": the model's shape (" + (c.arch == Arch::kLlama ? "Llama" : "GPT-2") + ", V " +
+        std::to_string(c.vocab_size) + ", T " + std::to_string(c.seq_len) + ", L " +
+        std::to_string(c.n_layer) + ", NH " + std::to_string(c.n_head) + ", C " +
+        std::to_string(c.d_model) + ") is not the file's (" + (llama ? "Llama" : "GPT-2") + ", V " +
+        std::to_string(shape_.vocab_size) + ", at most T " + std::to_string(shape_.n_ctx) + ", L " +
+        std::to_string(shape_.n_layer) + ", NH " + std::to_string(shape_.n_head) + ", C " +
+        std::to_string(shape_.d_model) + ")");
   std::memset(model.params(), 0, model.num_params() * sizeof(float));  // and the padding
   std::vector<float> row;
   for (const SourceTensor& t : tensors_) {
@@ -320,6 +328,15 @@ Status PretrainedWeights::load_into(Model& model) const {
         decode(t.type, t.data + i * out * bytes, out, row.data());
         for (size_t o = 0; o < out; ++o) dst[o * in + i] = row[o];
       }
+    } else if (t.row0 >= 0) {
+      // rows [row0, row0 + the file's rows) of skein's tensor, the same layout
+      const size_t cols = size_t(v.shape.back()), part = elements(t.file_shape);
+      SKEIN_CHECK(t.file_shape.back() == v.shape.back() && size_t(t.row0) * cols + part <= v.size);
+      dst += size_t(t.row0) * cols;
+      decode(t.type, t.data, part, dst);
+      for (size_t i = 0; i < part; ++i)
+        if (!std::isfinite(dst[i])) return non_finite_error(path_, t, i, dst[i]);
+      continue;
     } else {
       // the same layout; wpe (and llm.c's padded wte) may have more rows than the model uses
       SKEIN_CHECK(t.file_shape.back() == v.shape.back() && elements(t.file_shape) >= v.size);
@@ -348,10 +365,32 @@ Status apply_pretrained_shape(const PretrainedWeights& w, proto::ModelConfig* m)
   compare("n_layer", m->has_n_layer(), m->n_layer(), s.n_layer, "layers");
   compare("n_head", m->has_n_head(), m->n_head(), s.n_head, "heads");
   compare("d_model", m->has_d_model(), m->d_model(), s.d_model, "channels");
+  const bool llama = s.arch == Arch::kLlama;
+  const proto::ModelConfig::Arch arch =
+      llama ? proto::ModelConfig::LLAMA : proto::ModelConfig::GPT2;
+  if (m->has_arch() && m->arch() != arch)
+    bad.push_back(std::string("model.arch = ") + proto::ModelConfig::Arch_Name(m->arch()) +
+                  ", but the weights are a " + (llama ? "Llama (LLAMA)" : "GPT-2 (GPT2)"));
+  if (llama) {
+    compare("n_kv_head", m->has_n_kv_head(), m->n_kv_head(), s.n_kv_head, "key/value heads");
+    compare("ffn_dim", m->has_ffn_dim(), m->ffn_dim(), s.ffn_dim, "MLP channels");
+    const auto differs = [&](const char* field, bool set, double value, double file) {
+      if (set && value != file)
+        bad.push_back(std::string("model.") + field + " = " + std::to_string(value) +
+                      ", but the weights' config.json has " + std::to_string(file));
+    };
+    differs("rope_theta", m->has_rope_theta(), m->rope_theta(), s.rope_theta);
+    differs("norm_eps", m->has_norm_eps(), m->norm_eps(), s.norm_eps);
+    if (m->has_tie_embeddings() && m->tie_embeddings() != s.tied)
+      bad.push_back(std::string("model.tie_embeddings = ") +
+                    (m->tie_embeddings() ? "true" : "false") + ", but the weights' are " +
+                    (s.tied ? "tied" : "untied"));
+  }
   if (m->has_seq_len() && m->seq_len() > s.n_ctx)
-    bad.push_back("model.seq_len = " + std::to_string(m->seq_len()) +
-                  " is longer than the weights' context, " + std::to_string(s.n_ctx) +
-                  " positions (the rows of their wpe)");
+    bad.push_back(
+        "model.seq_len = " + std::to_string(m->seq_len()) +
+        " is longer than the weights' context, " + std::to_string(s.n_ctx) +
+        (llama ? " positions (max_position_embeddings)" : " positions (the rows of their wpe)"));
   if (!bad.empty()) {
     std::string msg = "model.init_from = \"" + m->init_from() + "\" (" + w.path() + ", " +
                       w.format() + "): the config states another shape than the weights:";
@@ -367,7 +406,27 @@ Status apply_pretrained_shape(const PretrainedWeights& w, proto::ModelConfig* m)
   m->set_n_head(s.n_head);
   m->set_d_model(s.d_model);
   if (!m->has_seq_len()) m->set_seq_len(s.n_ctx);
+  if (llama) {
+    m->set_arch(proto::ModelConfig::LLAMA);
+    m->set_n_kv_head(s.n_kv_head);
+    m->set_ffn_dim(s.ffn_dim);
+    m->set_rope_theta(s.rope_theta);
+    m->set_norm_eps(s.norm_eps);
+    m->set_tie_embeddings(s.tied);
+  }
   return Status();
+}
+
+GptConfig pretrained_model_config(const PretrainedShape& s, int seq_len) {
+  GptConfig c{s.vocab_size, seq_len, s.n_layer, s.n_head, s.d_model};
+  if (s.arch != Arch::kLlama) return c;
+  c = llama_blocks(c);
+  c.n_kv_head = s.n_kv_head;
+  c.ffn_dim = s.ffn_dim;
+  c.rope_theta = s.rope_theta;
+  c.norm_eps = s.norm_eps;
+  c.tied = s.tied;
+  return c;
 }
 
 proto::InitSource init_source_record(const PretrainedWeights& w) {

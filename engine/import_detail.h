@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -21,5 +22,12 @@ struct Gpt2Tensor {
   std::vector<int64_t> shape;
 };
 std::vector<Gpt2Tensor> gpt2_tensors(const PretrainedShape& s);
+
+// config.json parsed, refusing nesting deeper than 16 levels (no config.json is; a hostile file
+// could exhaust the stack of anything that recurses over the document); an error names cpath.
+StatusOr<nlohmann::json> parse_config_json(const std::string& text, const std::string& cpath);
+
+// The wire type of a safetensors tensor: F32, F16 or BF16, else an error naming it.
+StatusOr<WireType> wire_type(const SafetensorsTensor& t, const std::string& path);
 
 }  // namespace skein::import_detail

@@ -44,44 +44,20 @@ bool is_mask_buffer(const std::string& name) {
   return rest == ".attn.bias" || rest == ".attn.masked_bias";
 }
 
-StatusOr<WireType> wire_type(const SafetensorsTensor& t, const std::string& path) {
-  if (t.dtype == "F32") return WireType::kF32;
-  if (t.dtype == "F16") return WireType::kF16;
-  if (t.dtype == "BF16") return WireType::kBF16;
-  return Status::error(path + ": tensor " + t.name + " has dtype " + t.dtype +
-                       ", which skein does not read (F32, F16 or BF16)\nHINT: convert the "
-                       "model, e.g. model.float() or model.half(), and save it again");
-}
-
 // config.json's shape, checked: GPT-2's architecture, with numbers skein can build.
 StatusOr<PretrainedShape> read_config(const std::string& text, const std::string& cpath) {
-  // config.json nests a few levels (task_specific_params, id2label); deeper values are dropped
-  // while parsing and refused, so that no recursion over the document (dump(), for a message)
-  // can exhaust the stack on a hostile file.
-  constexpr int kMaxDepth = 16;
-  bool too_deep = false;
-  const json::parser_callback_t shallow = [&](int depth, json::parse_event_t, json&) {
-    if (depth <= kMaxDepth) return true;
-    too_deep = true;
-    return false;
-  };
-  json j;
-  try {
-    j = json::parse(text, shallow);
-  } catch (const json::exception& e) {
-    return Status::error(cpath + " is not valid JSON: " + e.what());
-  }
-  if (too_deep)
-    return Status::error(cpath + ": JSON nested deeper than " + std::to_string(kMaxDepth) +
-                         " levels, which no config.json is");
+  StatusOr<json> parsed = import_detail::parse_config_json(text, cpath);
+  if (!parsed.ok()) return parsed.status();
+  const json& j = *parsed;
   if (!j.is_object()) return Status::error(cpath + " is not a JSON object");
   auto fail = [&](const std::string& what) {
     return Status::error(cpath + ": " + what +
                          "\nHINT: skein reads GPT-2 models (model_type \"gpt2\") as "
-                         "transformers' GPT2Config writes them");
+                         "transformers' GPT2Config writes them, and Llama-family models "
+                         "(model_type \"llama\") as LlamaConfig does");
   };
   if (j.contains("model_type") && j["model_type"] != "gpt2")
-    return fail("model_type is " + j["model_type"].dump() + ", not \"gpt2\"");
+    return fail("model_type is " + j["model_type"].dump() + ", not \"gpt2\" or \"llama\"");
   PretrainedShape s;
   struct Field {
     const char* key;
@@ -133,10 +109,52 @@ StatusOr<PretrainedShape> read_config(const std::string& text, const std::string
 
 }  // namespace
 
+namespace import_detail {
+
+StatusOr<json> parse_config_json(const std::string& text, const std::string& cpath) {
+  // config.json nests a few levels (task_specific_params, id2label); deeper values are dropped
+  // while parsing and refused, so that no recursion over the document (dump(), for a message)
+  // can exhaust the stack on a hostile file.
+  constexpr int kMaxDepth = 16;
+  bool too_deep = false;
+  const json::parser_callback_t shallow = [&](int depth, json::parse_event_t, json&) {
+    if (depth <= kMaxDepth) return true;
+    too_deep = true;
+    return false;
+  };
+  json j;
+  try {
+    j = json::parse(text, shallow);
+  } catch (const json::exception& e) {
+    return Status::error(cpath + " is not valid JSON: " + e.what());
+  }
+  if (too_deep)
+    return Status::error(cpath + ": JSON nested deeper than " + std::to_string(kMaxDepth) +
+                         " levels, which no config.json is");
+  if (!j.is_object()) return Status::error(cpath + " is not a JSON object");
+  return j;
+}
+
+StatusOr<WireType> wire_type(const SafetensorsTensor& t, const std::string& path) {
+  if (t.dtype == "F32") return WireType::kF32;
+  if (t.dtype == "F16") return WireType::kF16;
+  if (t.dtype == "BF16") return WireType::kBF16;
+  return Status::error(path + ": tensor " + t.name + " has dtype " + t.dtype +
+                       ", which skein does not read (F32, F16 or BF16)\nHINT: convert the "
+                       "model, e.g. model.float() or model.half(), and save it again");
+}
+
+}  // namespace import_detail
+
 StatusOr<PretrainedWeights> PretrainedWeights::from_safetensors(const uint8_t* data, size_t n,
                                                                 const std::string& config_json,
                                                                 const std::string& path,
                                                                 const std::string& config_path) {
+  {  // a Llama's config.json goes to its own reader
+    StatusOr<json> j = import_detail::parse_config_json(config_json, config_path);
+    if (j.ok() && j->contains("model_type") && (*j)["model_type"] == "llama")
+      return from_llama_safetensors(data, n, config_json, path, config_path);
+  }
   StatusOr<PretrainedShape> shape = read_config(config_json, config_path);
   if (!shape.ok()) return shape.status();
   StatusOr<SafetensorsHeader> h = parse_safetensors(data, n, path);
@@ -160,7 +178,7 @@ StatusOr<PretrainedWeights> PretrainedWeights::from_safetensors(const uint8_t* d
     const std::string bare = prefixed ? t.name.substr(12) : t.name;
     if (is_mask_buffer(bare)) continue;
     if (bare == "lm_head.weight" && !prefixed) {
-      StatusOr<WireType> type = wire_type(t, path);
+      StatusOr<WireType> type = import_detail::wire_type(t, path);
       if (!type.ok()) return type.status();
       const std::vector<int64_t> want = {s.vocab_size, s.d_model};
       if (t.shape != want)
@@ -185,7 +203,7 @@ StatusOr<PretrainedWeights> PretrainedWeights::from_safetensors(const uint8_t* d
     if (found.count(name))
       return Status::error(path + ": holds both " + found[name].file_name + " and " + t.name +
                            ": which one is meant is unclear");
-    StatusOr<WireType> type = wire_type(t, path);
+    StatusOr<WireType> type = import_detail::wire_type(t, path);
     if (!type.ok()) return type.status();
     std::vector<int64_t> want = e->second->shape;
     const bool conv = is_conv1d(name);

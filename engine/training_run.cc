@@ -266,7 +266,8 @@ class TrainingRun {
     }
     StatusOr<Tokenizer> tok = Tokenizer::load(tok_path);
     if (!tok.ok()) return fail(kExitBadInput, tok.status().message());
-    // Pretrained weights are GPT-2's: their rows of wte mean GPT-2's token ids, and no other's.
+    // Pretrained weights' embedding rows mean their tokenizer's ids: GPT-2's byte-level BPE (a
+    // Llama's vocab.json + merges.txt, read the same way), and no other kind.
     if (!cfg_.model().init_from().empty() && tok->kind() != Tokenizer::Kind::kGpt2)
       return fail(
           kExitBadInput,
@@ -275,8 +276,8 @@ class TrainingRun {
               " is of kind " + tok->kind_name() + " (vocabulary of " +
               std::to_string(tok->vocab_size()) +
               "), not gpt2\nHINT: tokenize the text again with prepare_data --tokenizer gpt2 "
-              "--tokenizer_files DIR (OpenAI's vocab.json + merges.txt, or encoder.json "
-              "+ vocab.bpe)");
+              "--tokenizer_files DIR (the model's vocab.json + merges.txt; for GPT-2 also "
+              "OpenAI's encoder.json + vocab.bpe)");
     if (tok->vocab_size() != gcfg_.vocab_size)
       return fail(kExitBadInput,
                   "config field model.vocab_size = " + std::to_string(gcfg_.vocab_size) +

@@ -82,9 +82,6 @@ const BadConfig kBad[] = {
      "rotary embeddings need an even head size, and d_model / n_head = 9"},
     {"zero norm eps", "model { arch: LLAMA norm_eps: 0 }", "model.norm_eps = 0"},
     {"rope base of one", "model { arch: LLAMA rope_theta: 1 }", "model.rope_theta = 1"},
-    {"Llama from weights", "model { arch: LLAMA init_from: \"m.safetensors\" }",
-     "model.init_from = m.safetensors: starting a LLAMA model from pretrained weights is not "
-     "supported yet"},
 };
 
 void PrintTo(const BadConfig& c, std::ostream* os) {

@@ -48,11 +48,11 @@ struct Record {
   std::vector<int32_t> i;
 };
 
-std::map<std::string, Record> load_expected() {
-  const std::string b = read_bytes(kDir + "/expected.bin");
+std::map<std::string, Record> load_expected(const std::string& file = "expected.bin") {
+  const std::string b = read_bytes(kDir + "/" + file);
   std::map<std::string, Record> out;
   if (b.size() < 12 || b.compare(0, 8, "SKEINFX1") != 0) {
-    ADD_FAILURE() << kDir << "/expected.bin: missing or bad magic (run from the repository root)";
+    ADD_FAILURE() << kDir << "/" << file << ": missing or bad magic (run from the repository root)";
     return out;
   }
   size_t at = 8;
@@ -82,7 +82,7 @@ std::map<std::string, Record> load_expected() {
     at += 4 * n;
     out[name] = std::move(rec);
   }
-  EXPECT_EQ(out.size(), count) << "expected.bin is truncated";
+  EXPECT_EQ(out.size(), count) << file << " is truncated";
   return out;
 }
 
@@ -205,6 +205,68 @@ TEST(Import, EveryFixtureMatchesPyTorchLogitsLossAndGradients) {
           "grads max abs %.2e rel %.2e\n",
           path.c_str(), seq_len, loss_rel, dl.abs, dl.rel, worst.abs, worst.rel);
     }
+  }
+}
+
+// Llama (tests/reference/llama_import_reference.py): LlamaForCausalLM's files in F32 (with the
+// "model." prefix and the old rotary_emb.inv_freq buffers) and BF16 (without either) import into
+// the same parameters, through the config as train takes them (arch, heads, F, tying and the
+// constants from config.json), and give PyTorch's logits, loss and gradients within 1e-5.
+TEST(Import, LlamaFixturesMatchPyTorchLogitsLossAndGradients) {
+  auto fx = load_expected("llama_expected.bin");
+  ASSERT_TRUE(fx.count("config") && fx.count("llama_constants"));
+  const auto& c = fx["config"].i;
+  const auto& k = fx["llama_constants"].f;
+  const int B = c[5], T = c[6];
+  std::vector<float> first;
+  for (const char* folder : {"llama_f32", "llama_bf16"}) {
+    const std::string path = kDir + "/" + folder;
+    StatusOr<PretrainedWeights> w = PretrainedWeights::open(path);
+    ASSERT_TRUE(w.ok()) << w.status().message();
+    const PretrainedShape& s = w->shape();
+    EXPECT_EQ(s.arch, Arch::kLlama);
+    EXPECT_EQ(s.vocab_size, c[0]);
+    EXPECT_EQ(s.n_ctx, c[1]);
+    EXPECT_EQ(s.n_layer, c[2]);
+    EXPECT_EQ(s.n_head, c[3]);
+    EXPECT_EQ(s.d_model, c[4]);
+    EXPECT_EQ(s.n_kv_head, c[7]);
+    EXPECT_EQ(s.ffn_dim, c[8]);
+    EXPECT_EQ(s.tied, c[9] != 0);
+    EXPECT_EQ(float(s.rope_theta), k[0]);
+    EXPECT_EQ(float(s.norm_eps), k[1]);
+    ASSERT_TRUE(w->check_values().ok()) << w->check_values().message();
+    proto::ModelConfig m;
+    m.set_init_from(path);
+    ASSERT_TRUE(apply_pretrained_shape(*w, &m).ok());
+    EXPECT_EQ(m.arch(), proto::ModelConfig::LLAMA);
+    const GptConfig cfg = gpt_config(m);
+    Model model(cfg);
+    ASSERT_TRUE(w->load_into(model).ok()) << path;
+    if (first.empty())
+      first.assign(model.params(), model.params() + model.num_params());
+    else
+      EXPECT_EQ(0, std::memcmp(first.data(), model.params(), first.size() * 4)) << path;
+    Activations acts(cfg, B, T);
+    std::vector<float> grads(model.num_params(), 0.0f);
+    const float loss = model.forward(acts, fx["tokens"].i.data(), fx["targets"].i.data());
+    const Diff dl = diff(model.logits(acts), fx["logits"].f);
+    model.backward(acts, grads.data());
+    const double loss_rel = std::abs(double(loss) - fx["loss"].f[0]) / std::abs(fx["loss"].f[0]);
+    EXPECT_LE(loss_rel, kTol) << path;
+    EXPECT_LE(dl.rel, kTol) << path << ": logits";
+    Diff worst;
+    for (const TensorView& t : model.tensors()) {
+      ASSERT_TRUE(fx.count("grad/" + t.name)) << t.name;
+      const Diff d = diff(grads.data() + t.offset, fx["grad/" + t.name].f);
+      EXPECT_LE(d.rel, kTol) << path << ": grad " << t.name;
+      worst.abs = std::max(worst.abs, d.abs);
+      worst.rel = std::max(worst.rel, d.rel);
+    }
+    std::printf(
+        "parity %-40s: loss rel %.2e | logits max abs %.2e rel %.2e | grads max abs "
+        "%.2e rel %.2e\n",
+        path.c_str(), loss_rel, dl.abs, dl.rel, worst.abs, worst.rel);
   }
 }
 
@@ -518,7 +580,7 @@ TEST_F(ImportErrors, AnUntiedLmHeadIsRefused) {
   const std::string e = import_error(
       write_hf(header_.dump(), put_float(data_, element("lm_head.weight", 13), 0.5f), config_));
   EXPECT_HAS(e, "lm_head.weight differs from transformer.wte.weight (at [1, 1]");
-  EXPECT_HAS(e, "ties its output layer to the token embedding");
+  EXPECT_HAS(e, "ties the output layer to the token embedding");
   json h = header_;
   h["lm_head.weight"]["shape"] = {12, 53};
   EXPECT_HAS(error_of_header(h), "tensor lm_head.weight has shape [12, 53]");
@@ -557,7 +619,9 @@ TEST_F(ImportErrors, ConfigJsonThatIsNotGpt2) {
       {"n_positions", 0, "n_positions is 0, not an integer in 1.."},
       {"layer_norm_epsilon", 1e-6, "layer_norm_epsilon is 1e-06, but skein's LayerNorm uses"},
       {"activation_function", "relu", "activation_function is \"relu\""},
-      {"model_type", "llama", "model_type is \"llama\", not \"gpt2\""},
+      {"model_type", "mistral", "model_type is \"mistral\", not \"gpt2\" or \"llama\""},
+      // a Llama's config.json is read as LlamaConfig's: GPT-2's keys are not its
+      {"model_type", "llama", "config.json: no \"max_position_embeddings\""},
       {"n_inner", 24, "n_inner is 24, but skein's MLP is 4 x n_embd = 48 wide"},
       {"tie_word_embeddings", false, "tie_word_embeddings is false"},
       {"scale_attn_by_inverse_layer_idx", true, "scale_attn_by_inverse_layer_idx is true"},
@@ -579,6 +643,50 @@ TEST_F(ImportErrors, ConfigJsonThatIsNotGpt2) {
   EXPECT_HAS(import_error(folder), "config.json is not valid JSON");
   fs::remove(folder + "/config.json");
   EXPECT_HAS(import_error(folder), "model.safetensors: no config.json next to it");
+}
+
+// A Llama's config.json and tensors, each broken in one way (from llama_f32).
+TEST_F(ImportErrors, LlamaConfigAndTensors) {
+  const std::string st = read_bytes(kDir + "/llama_f32/model.safetensors");
+  uint64_t n = 0;
+  std::memcpy(&n, st.data(), 8);
+  const json header = json::parse(st.substr(8, n));
+  const std::string data = st.substr(8 + n);
+  const json config = json::parse(read_bytes(kDir + "/llama_f32/config.json"));
+  EXPECT_EQ(import_error(write_hf(header.dump(), data, config)), "");
+  struct Case {
+    const char* key;
+    json value;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"rope_scaling", json{{"rope_type", "llama3"}, {"factor", 8.0}},
+       "rope_scaling is {\"factor\":8.0,\"rope_type\":\"llama3\"}, which skein does not apply"},
+      {"hidden_act", "gelu", "hidden_act is \"gelu\", but skein's SwiGLU uses \"silu\""},
+      {"attention_bias", true, "attention_bias is true, but skein's Llama has no biases"},
+      {"num_key_value_heads", 3, "num_key_value_heads = 3 does not divide num_attention_heads = 4"},
+      {"num_key_value_heads", 1,
+       "tensor model.layers.0.self_attn.k_proj.weight has shape [12, 24], "
+       "but this model needs [6, 24]"},
+      {"head_dim", 8, "head_dim is 8, but skein's heads are hidden_size / num_attention_heads = 6"},
+      {"intermediate_size", 0, "intermediate_size is 0, not an integer in 1.."},
+      {"rms_norm_eps", -1, "rms_norm_eps is -1, not a positive number"},
+      {"tie_word_embeddings", true, "lm_head.weight differs from model.embed_tokens.weight"},
+  };
+  for (const Case& c : cases) {
+    json cfg = config;
+    cfg[c.key] = c.value;
+    EXPECT_HAS(import_error(write_hf(header.dump(), data, cfg)), c.message);
+  }
+  json h = header;
+  h.erase("model.layers.1.mlp.up_proj.weight");
+  EXPECT_HAS(import_error(write_hf(h.dump(), data, config)),
+             "has no tensor layers.1.mlp.up_proj.weight (nor model.layers.1.mlp.up_proj.weight)");
+  h = header;
+  h["model.norm.bias"] = h["model.norm.weight"];  // renamed: a part skein's Llama has not
+  h.erase("model.norm.weight");
+  EXPECT_HAS(import_error(write_hf(h.dump(), data, config)),
+             "tensor model.norm.bias has no place in a Llama of this shape");
 }
 
 TEST_F(ImportErrors, PathsThatHoldNoModel) {

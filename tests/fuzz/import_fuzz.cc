@@ -1,5 +1,6 @@
 // Fuzzes the pretrained-weights readers on bytes (engine/import.h): safetensors with its
-// config.json, and llm.c's model file; then the value checks and the copy into a Model.
+// config.json (GPT-2's or a Llama's), and llm.c's model file; then the value checks and the copy
+// into a Model.
 // Input: a byte F, then
 //   F even (safetensors): uint16 LE config.json length, config.json, the .safetensors file.
 //          With F & 2 the file's header length is clamped to the bytes that follow it, so that
@@ -47,7 +48,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!w->check_values().ok()) return 0;
   // Every tensor is in the file, whole, so the model is no bigger than the input allows.
   const skein::PretrainedShape& s = w->shape();
-  const skein::GptConfig cfg{s.vocab_size, std::min(s.n_ctx, 64), s.n_layer, s.n_head, s.d_model};
+  const skein::GptConfig cfg = skein::pretrained_model_config(s, std::min(s.n_ctx, 64));
   if (skein::Model::num_params_for(cfg) > (size_t(1) << 24)) std::abort();  // a reader bug
   skein::Model model(cfg);
   if (!w->load_into(model).ok()) std::abort();  // checked values must load

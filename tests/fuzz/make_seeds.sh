@@ -98,7 +98,7 @@ PY
 python3 - tests/reference/import "$out/import" <<'PY'
 import struct, sys
 src, out = sys.argv[1], sys.argv[2]
-for name, flag in (('hf_f16', 0), ('hf_f32', 2)):
+for name, flag in (('hf_f16', 0), ('hf_f32', 2), ('llama_bf16', 0), ('llama_f32', 2)):
     cfg = open(f'{src}/{name}/config.json', 'rb').read()
     st = open(f'{src}/{name}/model.safetensors', 'rb').read()
     open(f'{out}/{name}', 'wb').write(bytes([flag]) + struct.pack('<H', len(cfg)) + cfg + st)
