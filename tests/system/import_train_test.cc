@@ -101,6 +101,42 @@ TEST_F(InitFromTest, TrainingStartsFromTheImportedWeightsAndRecordsThem) {
   EXPECT_EQ(m->config().model().seq_len(), 9);  // the file's context, as none was set
 }
 
+// A Llama-family model's files: the config (no model block) becomes arch LLAMA with the file's
+// heads, F, tying and constants, and with lr 0 one step leaves the imported weights as they are.
+TEST_F(InitFromTest, ALlamaStartsFromItsImportedWeights) {
+  const fs::path data = root_ / "llama_data";
+  fs::create_directories(data);
+  Rng rng(8);
+  std::vector<uint16_t> train_tokens(4000), val(400);
+  for (auto& t : train_tokens) t = static_cast<uint16_t>(rng.below(57));  // V of the fixture
+  for (auto& t : val) t = static_cast<uint16_t>(rng.below(57));
+  ASSERT_TRUE(write_shard((data / "train_000000.bin").string(), train_tokens).ok());
+  ASSERT_TRUE(write_shard((data / "val_000000.bin").string(), val).ok());
+  const std::string dir = out("llama_lr0"), src = kFixtures + "/llama_f32";
+  ASSERT_EQ(train({"--init_from", src, "--out", dir, "--set", "run.steps=1", "--set",
+                   "optimizer.lr=0", "--set", "data.dir=" + data.string()},
+                  dir + ".log"),
+            0)
+      << read_file(dir + ".log");
+  const std::string log = read_file(dir + ".log");
+  EXPECT_NE(log.find("(safetensors (Llama), F32, crc32c"), std::string::npos) << log;
+  StatusOr<PretrainedWeights> w = PretrainedWeights::open(src);
+  ASSERT_TRUE(w.ok());
+  const GptConfig cfg = pretrained_model_config(w->shape(), w->shape().n_ctx);
+  Model imported(cfg), trained(cfg);
+  ASSERT_TRUE(w->load_into(imported).ok());
+  StatusOr<proto::CheckpointManifest> m =
+      load_checkpoint(step_dir(dir, 1), trained, {{"param/", trained.params()}});
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  EXPECT_EQ(0, std::memcmp(imported.params(), trained.params(), imported.num_params() * 4));
+  const proto::ModelConfig& mc = m->config().model();
+  EXPECT_EQ(mc.arch(), proto::ModelConfig::LLAMA);
+  EXPECT_EQ(mc.n_kv_head(), 2);
+  EXPECT_EQ(mc.ffn_dim(), 40);
+  EXPECT_FALSE(mc.tie_embeddings());
+  EXPECT_EQ(mc.rope_theta(), 100.0);
+}
+
 // Train 4 steps, or 2 then resume for 2: the same bits. The resumed process says that it does
 // not read the weights again, and its checkpoint still records where step 0 came from.
 TEST_F(InitFromTest, ResumeTakesTheCheckpointNotTheFile) {
