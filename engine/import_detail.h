@@ -30,4 +30,13 @@ StatusOr<nlohmann::json> parse_config_json(const std::string& text, const std::s
 // The wire type of a safetensors tensor: F32, F16 or BF16, else an error naming it.
 StatusOr<WireType> wire_type(const SafetensorsTensor& t, const std::string& path);
 
+// The error for tensors that a safetensors file lacks (missing: their names without the prefix
+// that the file may add), a model of `family` ("GPT-2", "Llama") of config_shape having them.
+Status missing_tensors(const std::string& path, const std::vector<std::string>& missing,
+                       const std::string& prefix, const std::string& family,
+                       const std::string& config_shape);
+
+// "F16", or "F32+F16" for a file of several dtypes (in name order).
+std::string dtypes_text(const std::set<std::string>& dtypes);
+
 }  // namespace skein::import_detail

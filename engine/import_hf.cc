@@ -144,6 +144,23 @@ StatusOr<WireType> wire_type(const SafetensorsTensor& t, const std::string& path
                        "model, e.g. model.float() or model.half(), and save it again");
 }
 
+Status missing_tensors(const std::string& path, const std::vector<std::string>& missing,
+                       const std::string& prefix, const std::string& family,
+                       const std::string& config_shape) {
+  std::string msg = path + ": has no tensor " + missing[0] + " (nor " + prefix + missing[0] + ")";
+  if (missing.size() > 1)
+    msg += ", nor " + std::to_string(missing.size() - 1) + " other" +
+           (missing.size() > 2 ? "s" : "") + " that a " + family + " of this shape has";
+  return Status::error(msg + config_shape +
+                       "\nHINT: the file is incomplete, or config.json is another model's");
+}
+
+std::string dtypes_text(const std::set<std::string>& dtypes) {
+  std::string out;
+  for (const std::string& d : dtypes) out += (out.empty() ? "" : "+") + d;
+  return out;
+}
+
 }  // namespace import_detail
 
 StatusOr<PretrainedWeights> PretrainedWeights::from_safetensors(const uint8_t* data, size_t n,
@@ -228,20 +245,9 @@ StatusOr<PretrainedWeights> PretrainedWeights::from_safetensors(const uint8_t* d
     const std::string hf = e.name == "wte" || e.name == "wpe" ? e.name + ".weight" : e.name;
     missing.push_back(hf);
   }
-  if (!missing.empty()) {
-    std::string msg =
-        path + ": has no tensor " + missing[0] + " (nor transformer." + missing[0] + ")";
-    if (missing.size() > 1)
-      msg += ", nor " + std::to_string(missing.size() - 1) + " other" +
-             (missing.size() > 2 ? "s" : "") + " that a GPT-2 of this shape has";
-    return Status::error(msg + config_shape +
-                         "\nHINT: the file is incomplete, or config.json is another model's");
-  }
-  w.format_ = "safetensors, ";
-  for (const std::string& d : dtypes) {
-    if (d != *dtypes.begin()) w.format_ += "+";
-    w.format_ += d;
-  }
+  if (!missing.empty())
+    return import_detail::missing_tensors(path, missing, "transformer.", "GPT-2", config_shape);
+  w.format_ = "safetensors, " + import_detail::dtypes_text(dtypes);
   return w;
 }
 

@@ -203,19 +203,9 @@ StatusOr<PretrainedWeights> PretrainedWeights::from_llama_safetensors(
     else
       missing.push_back(e.file);
   }
-  if (!missing.empty()) {
-    std::string msg = path + ": has no tensor " + missing[0] + " (nor model." + missing[0] + ")";
-    if (missing.size() > 1)
-      msg += ", nor " + std::to_string(missing.size() - 1) + " other" +
-             (missing.size() > 2 ? "s" : "") + " that a Llama of this shape has";
-    return Status::error(msg + config_shape +
-                         "\nHINT: the file is incomplete, or config.json is another model's");
-  }
-  w.format_ = "safetensors (Llama), ";
-  for (const std::string& d : dtypes) {
-    if (d != *dtypes.begin()) w.format_ += "+";
-    w.format_ += d;
-  }
+  if (!missing.empty())
+    return import_detail::missing_tensors(path, missing, "model.", "Llama", config_shape);
+  w.format_ = "safetensors (Llama), " + import_detail::dtypes_text(dtypes);
   return w;
 }
 
