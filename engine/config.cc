@@ -312,8 +312,8 @@ Status validate_arch(const proto::ModelConfig& m) {
   if (m.has_n_kv_head() && (m.n_kv_head() <= 0 || m.n_head() % m.n_kv_head() != 0))
     return field_error("model.n_kv_head", std::to_string(m.n_kv_head()),
                        "must be positive and divide model.n_head = " + std::to_string(m.n_head()));
-  if (m.has_ffn_dim() && m.ffn_dim() <= 0)
-    return field_error("model.ffn_dim", std::to_string(m.ffn_dim()), "must be positive");
+  if (m.has_ffn_dim() && (m.ffn_dim() <= 0 || m.ffn_dim() > (1 << 20)))
+    return field_error("model.ffn_dim", std::to_string(m.ffn_dim()), "must be in 1..1048576");
   if (!(m.rope_theta() > 1))
     return field_error("model.rope_theta", std::to_string(m.rope_theta()), "must be > 1");
   if (!(m.norm_eps() > 0 && m.norm_eps() < 1))

@@ -255,7 +255,8 @@ std::string hf_name(const std::string& name) {
 struct HfTensor {
   std::string name;
   const float* data;
-  size_t rows, cols;
+  size_t rows, cols;  // a vector: rows elements, cols 1
+  bool matrix;
   bool transposed = false;
 };
 
@@ -263,7 +264,8 @@ std::vector<HfTensor> gpt2_hf_tensors(const Model& model) {
   std::vector<HfTensor> out;
   for (const TensorView& t : model.tensors()) {
     const size_t rows = t.shape[0], cols = t.shape.size() > 1 ? t.shape[1] : 1;
-    out.push_back({hf_name(t.name), model.params() + t.offset, rows, cols, is_conv1d(t.name)});
+    out.push_back({hf_name(t.name), model.params() + t.offset, rows, cols, t.shape.size() > 1,
+                   is_conv1d(t.name)});
   }
   return out;
 }
@@ -274,23 +276,24 @@ std::vector<HfTensor> llama_hf_tensors(const Model& model) {
   const size_t C = c.d_model, KV = size_t(c.kv_heads()) * c.head_size(), F = c.ffn();
   const float* p = model.params();
   std::vector<HfTensor> out;
-  out.push_back({"model.embed_tokens.weight", p + model.wte_offset(), size_t(c.vocab_size), C});
+  out.push_back(
+      {"model.embed_tokens.weight", p + model.wte_offset(), size_t(c.vocab_size), C, true});
   for (int l = 0; l < c.n_layer; ++l) {
     const Model::LayerOffsets& o = model.layer(l);
     const std::string b = "model.layers." + std::to_string(l) + ".";
-    out.push_back({b + "input_layernorm.weight", p + o.ln1w, C, 1});
-    out.push_back({b + "self_attn.q_proj.weight", p + o.qkvw, C, C});
-    out.push_back({b + "self_attn.k_proj.weight", p + o.qkvw + C * C, KV, C});
-    out.push_back({b + "self_attn.v_proj.weight", p + o.qkvw + (C + KV) * C, KV, C});
-    out.push_back({b + "self_attn.o_proj.weight", p + o.projw, C, C});
-    out.push_back({b + "post_attention_layernorm.weight", p + o.ln2w, C, 1});
-    out.push_back({b + "mlp.gate_proj.weight", p + o.fcw, F, C});
-    out.push_back({b + "mlp.up_proj.weight", p + o.fcw + F * C, F, C});
-    out.push_back({b + "mlp.down_proj.weight", p + o.fcprojw, C, F});
+    out.push_back({b + "input_layernorm.weight", p + o.ln1w, C, 1, false});
+    out.push_back({b + "self_attn.q_proj.weight", p + o.qkvw, C, C, true});
+    out.push_back({b + "self_attn.k_proj.weight", p + o.qkvw + C * C, KV, C, true});
+    out.push_back({b + "self_attn.v_proj.weight", p + o.qkvw + (C + KV) * C, KV, C, true});
+    out.push_back({b + "self_attn.o_proj.weight", p + o.projw, C, C, true});
+    out.push_back({b + "post_attention_layernorm.weight", p + o.ln2w, C, 1, false});
+    out.push_back({b + "mlp.gate_proj.weight", p + o.fcw, F, C, true});
+    out.push_back({b + "mlp.up_proj.weight", p + o.fcw + F * C, F, C, true});
+    out.push_back({b + "mlp.down_proj.weight", p + o.fcprojw, C, F, true});
   }
-  out.push_back({"model.norm.weight", p + model.lnfw_offset(), C, 1});
+  out.push_back({"model.norm.weight", p + model.lnfw_offset(), C, 1, false});
   if (!c.tied)
-    out.push_back({"lm_head.weight", p + model.lm_head_offset(), size_t(c.vocab_size), C});
+    out.push_back({"lm_head.weight", p + model.lm_head_offset(), size_t(c.vocab_size), C, true});
   return out;
 }
 
@@ -305,7 +308,7 @@ Status write_safetensors(AtomicFile& f, const Model& model, ExportDtype dtype) {
   uint64_t offset = 0;
   for (const HfTensor& t : tensors) {
     std::vector<size_t> shape = {t.rows, t.cols};
-    if (t.cols == 1) shape = {t.rows};
+    if (!t.matrix) shape = {t.rows};
     if (t.transposed) std::swap(shape[0], shape[1]);
     const uint64_t bytes = uint64_t(t.rows * t.cols) * dtype_bytes(dtype);
     h[t.name] = {{"dtype", st_dtype}, {"shape", shape}, {"data_offsets", {offset, offset + bytes}}};

@@ -286,14 +286,15 @@ std::vector<GgufTensor> llama_tensors(const Model& model, uint32_t matrix_type) 
   const int C = c.d_model, HS = c.head_size(), KV = c.kv_heads() * HS, F = c.ffn();
   const float* p = model.params();
   std::vector<GgufTensor> out;
+  // a matrix of rows x cols, or (rows 0) a vector of cols
   const auto whole = [&](std::string name, size_t offset, int rows, int cols) {
     GgufTensor g;
     g.name = std::move(name);
     g.data = p + offset;
-    g.count = size_t(rows) * cols;
-    g.ne = rows == 1 ? std::vector<uint64_t>{uint64_t(cols)}
+    g.count = size_t(std::max(rows, 1)) * cols;
+    g.ne = rows == 0 ? std::vector<uint64_t>{uint64_t(cols)}
                      : std::vector<uint64_t>{uint64_t(cols), uint64_t(rows)};
-    g.type = rows == 1 ? kGgmlF32 : matrix_type;
+    g.type = rows == 0 ? kGgmlF32 : matrix_type;
     out.push_back(std::move(g));
   };
   const auto part = [&](std::string name, size_t offset, int row0, int rows, int head_size) {
@@ -310,17 +311,17 @@ std::vector<GgufTensor> llama_tensors(const Model& model, uint32_t matrix_type) 
   for (int l = 0; l < c.n_layer; ++l) {
     const Model::LayerOffsets& o = model.layer(l);
     const std::string b = "blk." + std::to_string(l) + ".";
-    whole(b + "attn_norm.weight", o.ln1w, 1, C);
+    whole(b + "attn_norm.weight", o.ln1w, 0, C);
     part(b + "attn_q.weight", o.qkvw, 0, C, HS);
     part(b + "attn_k.weight", o.qkvw, C, KV, HS);
     part(b + "attn_v.weight", o.qkvw, C + KV, KV, 0);
     whole(b + "attn_output.weight", o.projw, C, C);
-    whole(b + "ffn_norm.weight", o.ln2w, 1, C);
+    whole(b + "ffn_norm.weight", o.ln2w, 0, C);
     part(b + "ffn_gate.weight", o.fcw, 0, F, 0);
     part(b + "ffn_up.weight", o.fcw, F, F, 0);
     whole(b + "ffn_down.weight", o.fcprojw, C, F);
   }
-  whole("output_norm.weight", model.lnfw_offset(), 1, C);
+  whole("output_norm.weight", model.lnfw_offset(), 0, C);
   if (!c.tied) whole("output.weight", model.lm_head_offset(), c.vocab_size, C);
   return out;
 }

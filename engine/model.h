@@ -64,8 +64,8 @@ GptConfig llama_blocks(GptConfig cfg);
 // 6 per weight of every product, and attention's 12 L C T (the PaLM paper's count).
 double training_flops_per_token(const GptConfig& cfg, int T);
 
-// The parameter count of the products (every matrix but a position embedding; the token
-// embedding once if tied).
+// The weights that the products multiply by: every block matrix and the output projection's
+// V x C (the embeddings are looked up, not multiplied; so an untied model's table is not here).
 double matmul_weights(const GptConfig& cfg);
 
 // How a tensor starts (Model::init): N(0, init_std), or all ones, or all zeros.

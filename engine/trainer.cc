@@ -379,9 +379,10 @@ Status check_fits_in_memory(const GptConfig& cfg, const TrainerOptions& opt, int
                NH = cfg.n_head, Bq = double(opt.batch_size) / R, G = double(opt.threads / W);
   const double QKV = cfg.qkv_width(), FC = cfg.fc_width(),
                wide = std::max({QKV, FC, double(cfg.ffn())});
+  // (the embedding table once more when the output projection is its own matrix)
   const double param_bytes =
-      4 * (matmul_weights(cfg) + (cfg.position == Position::kLearned ? T * C : 0) +
-           L * (QKV + FC + 6 * C) + 2 * C);
+      4 * (matmul_weights(cfg) + (cfg.tied ? 0 : V * C) +
+           (cfg.position == Position::kLearned ? T * C : 0) + L * (QKV + FC + 6 * C));
   double need = param_bytes * (1 + double(R) / P + 2) +
                 4 * G *
                     (L * Bq * T * (QKV + FC + 3 * C + 4 + 2 * NH) +
