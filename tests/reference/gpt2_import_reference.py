@@ -33,7 +33,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gpt_reference import GPT  # noqa: E402  (the model code lives there, written once)
+from gpt_reference import GPT, write_fixture  # noqa: E402  (the model code lives there)
 
 V, N_CTX, L, NH, C, B, T = 53, 9, 2, 3, 12, 3, 7
 VP = 64  # llm.c pads the vocabulary (to a multiple of 128 for GPT-2's 50257); 64 keeps it small
@@ -154,14 +154,7 @@ def write_expected(path, weights):
                ("targets", "i", targets), ("logits", "f", logits.detach()),
                ("loss", "f", loss.detach().reshape(1))]
     records += [("grad/" + n, "f", p.grad) for n, p in model.named_parameters()]
-    with open(path, "wb") as f:  # gpt_reference.py's fixture format
-        f.write(b"SKEINFX1" + struct.pack("<I", len(records)))
-        for name, kind, value in records:
-            t = torch.as_tensor(value).to(torch.int32 if kind == "i" else torch.float32)
-            f.write(struct.pack("<I", len(name)) + name.encode())
-            f.write(struct.pack("<II", 1 if kind == "i" else 0, t.dim()))
-            f.write(struct.pack("<%di" % t.dim(), *t.shape))
-            f.write(t.contiguous().numpy().astype("<i4" if kind == "i" else "<f4").tobytes())
+    write_fixture(path, records)  # gpt_reference.py's fixture format
     return loss.item()
 
 

@@ -207,6 +207,20 @@ def train_two_steps(model, opt, tokens, targets, max_norm):
     return loss
 
 
+def write_fixture(path, records):
+    """The fixture format above; records are (name, "i" or "f", value)."""
+    with open(path, "wb") as f:
+        f.write(b"SKEINFX1")
+        f.write(struct.pack("<I", len(records)))
+        for name, kind, value in records:
+            t = torch.as_tensor(value)
+            t = t.to(torch.int32 if kind == "i" else torch.float32).contiguous()
+            f.write(struct.pack("<I", len(name)) + name.encode())
+            f.write(struct.pack("<II", 1 if kind == "i" else 0, t.dim()))
+            f.write(struct.pack("<%di" % t.dim(), *t.shape))
+            f.write(t.numpy().astype("<i4" if kind == "i" else "<f4").tobytes())
+
+
 def main(path):
     torch.manual_seed(20240520)
     # Random float32 weights everywhere (biases and LayerNorm too), so every gradient is non-trivial.
@@ -257,16 +271,7 @@ def main(path):
                                        sgd["max_norm"]]))
     records += [("sgd/" + n, "f", p.detach()) for n, p in model.named_parameters()]
 
-    with open(path, "wb") as f:
-        f.write(b"SKEINFX1")
-        f.write(struct.pack("<I", len(records)))
-        for name, kind, value in records:
-            t = torch.as_tensor(value)
-            t = t.to(torch.int32 if kind == "i" else torch.float32).contiguous()
-            f.write(struct.pack("<I", len(name)) + name.encode())
-            f.write(struct.pack("<II", 1 if kind == "i" else 0, t.dim()))
-            f.write(struct.pack("<%di" % t.dim(), *t.shape))
-            f.write(t.numpy().astype("<i4" if kind == "i" else "<f4").tobytes())
+    write_fixture(path, records)
     print(f"wrote {path}: {len(records)} records, loss {loss.item():.6f}")
 
 

@@ -20,14 +20,13 @@ hold the same numbers.
 """
 import json
 import os
-import struct
 import sys
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gpt2_import_reference import write_safetensors  # noqa: E402
-from gpt_reference import Llama  # noqa: E402
+from gpt_reference import Llama, write_fixture  # noqa: E402
 
 V, N_CTX, L, NH, NKV, C, F, B, T = 57, 10, 2, 4, 2, 24, 40, 3, 8
 THETA, EPS = 100.0, 1e-5  # a small rotary base: every pair turns by a sizeable angle in T
@@ -107,14 +106,7 @@ def write_expected(path, weights):
                ("targets", "i", targets), ("logits", "f", logits.detach()),
                ("loss", "f", loss.detach().reshape(1))]
     records += [("grad/" + n, "f", p.grad) for n, p in model.named_parameters()]
-    with open(path, "wb") as f:  # gpt_reference.py's fixture format
-        f.write(b"SKEINFX1" + struct.pack("<I", len(records)))
-        for name, kind, value in records:
-            t = torch.as_tensor(value).to(torch.int32 if kind == "i" else torch.float32)
-            f.write(struct.pack("<I", len(name)) + name.encode())
-            f.write(struct.pack("<II", 1 if kind == "i" else 0, t.dim()))
-            f.write(struct.pack("<%di" % t.dim(), *t.shape))
-            f.write(t.contiguous().numpy().astype("<i4" if kind == "i" else "<f4").tobytes())
+    write_fixture(path, records)  # gpt_reference.py's fixture format
     return loss.item()
 
 
