@@ -254,13 +254,23 @@ std::pair<long, long> product_share(const Workers& w, bool exact, long n, long a
 }
 }  // namespace
 
+void Model::norm_rows(float* out, float* mean, float* rstd, const float* inp, size_t weight,
+                      size_t bias, long r0, int n) const {
+  const int C = cfg_.d_model;
+  const float* p = params_.data();
+  if (cfg_.norm == Norm::kLayerNorm)
+    layernorm_forward(out + r0 * C, mean + r0, rstd + r0, inp + r0 * C, p + weight, p + bias, n, C);
+  else
+    rmsnorm_forward(out + r0 * C, rstd + r0, inp + r0 * C, p + weight, n, C,
+                    static_cast<float>(cfg_.norm_eps));
+}
+
 float Model::forward(Activations& a, const int32_t* tokens, const int32_t* targets,
                      const Workers& w) const {
   const int B = a.B_, T = a.T_, C = cfg_.d_model, V = cfg_.vocab_size;
   const int BT = B * T, QKV = cfg_.qkv_width(), FC = cfg_.fc_width(), F = cfg_.ffn();
   const AttentionHeads heads{cfg_.n_head, cfg_.kv_heads(), cfg_.head_size()};
-  const bool layernorm = cfg_.norm == Norm::kLayerNorm, rotary = cfg_.position == Position::kRotary;
-  const float eps = static_cast<float>(cfg_.norm_eps);
+  const bool rotary = cfg_.position == Position::kRotary;
   const float* p = params_.data();
   const auto opt = [p](size_t offset) { return offset == kAbsent ? nullptr : p + offset; };
   const MatmulContext mm{precision_};
@@ -287,13 +297,7 @@ float Model::forward(Activations& a, const int32_t* tokens, const int32_t* targe
   };
   // this worker's rows of a norm: out = norm(inp), its statistics kept
   const auto norm = [&](float* out, float* mean, float* rstd, const float* inp, size_t weight,
-                        size_t bias) {
-    if (layernorm)
-      layernorm_forward(rows(out, C), rows(mean, 1), rows(rstd, 1), inp + r0 * C, p + weight,
-                        p + bias, nrows, C);
-    else
-      rmsnorm_forward(rows(out, C), rows(rstd, 1), inp + r0 * C, p + weight, nrows, C, eps);
-  };
+                        size_t bias) { norm_rows(out, mean, rstd, inp, weight, bias, r0, nrows); };
   std::copy(tokens + r0, tokens + r1, a.tokens_.data() + r0);
   std::copy(targets + r0, targets + r1, a.targets_.data() + r0);
   const int count = count_targets(targets, BT);
@@ -359,7 +363,6 @@ void Model::backward(Activations& a, float* g, float loss_scale, GradMode mode,
   const int BT = B * T, QKV = cfg_.qkv_width(), FC = cfg_.fc_width(), F = cfg_.ffn();
   const AttentionHeads heads{cfg_.n_head, cfg_.kv_heads(), cfg_.head_size()};
   const bool layernorm = cfg_.norm == Norm::kLayerNorm, rotary = cfg_.position == Position::kRotary;
-  const float eps = static_cast<float>(cfg_.norm_eps);
   const float* p = params_.data();
   const bool overwrite = mode == GradMode::kOverwrite;
   const MatmulContext mm{precision_};
@@ -406,11 +409,7 @@ void Model::backward(Activations& a, float* g, float loss_scale, GradMode mode,
   // (its statistics are written again too, with the values they hold)
   const auto norm_again = [&](float* out, float* mean, float* rstd, const float* inp, size_t weight,
                               size_t bias) {
-    if (layernorm)
-      layernorm_forward(rows(out, C), rows(mean, 1), rows(rstd, 1), inp + r0 * C, p + weight,
-                        p + bias, nrows, C);
-    else
-      rmsnorm_forward(rows(out, C), rows(rstd, 1), inp + r0 * C, p + weight, nrows, C, eps);
+    norm_rows(out, mean, rstd, inp, weight, bias, r0, nrows);
   };
   // one norm's backward: the input's gradient into dres_ by rows, the parameters' by channels
   auto norm_back = [&](size_t weight, size_t bias, const float* dout, const float* inp,

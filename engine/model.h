@@ -201,6 +201,10 @@ class Model {
   const float* rope_table() const { return rope_.data(); }
 
  private:
+  // Rows [r0, r0 + n) of the model's norm of inp (N, C) into out, their statistics into mean
+  // (LayerNorm only) and rstd; weight and bias are parameter offsets.
+  void norm_rows(float* out, float* mean, float* rstd, const float* inp, size_t weight, size_t bias,
+                 long r0, int n) const;
   size_t add(const std::string& name, std::vector<int> shape, bool decay, Init init,
              double init_std = 0);
   size_t add_if(bool present, const std::string& name, std::vector<int> shape, bool decay,
