@@ -30,15 +30,18 @@ options:
   --out DIR            output directory (created if missing)
   --tokenizer KIND     byte (vocabulary 256, the default), bpe (byte-level BPE learned
                        from these files) or gpt2 (OpenAI's GPT-2 BPE, vocabulary 50257,
-                       from --tokenizer_files; the ids are tiktoken's "gpt2" encoding)
+                       from --tokenizer_files; the ids are tiktoken's "gpt2" encoding; or
+                       another model's byte-level BPE from its tokenizer.json, e.g. SmolLM's)
   --vocab N            BPE vocabulary size, 257..65536 (default 1024)
   --bpe_pieces P       BPE: how text is cut into pieces before merging: gpt2 (GPT-2's
                        pattern, the default; llama.cpp tokenizes such a model's text exactly,
                        so it exports to GGUF; invalid UTF-8 becomes U+FFFD) or skein (the
                        first BPE tokenizers' byte classes; every byte string round-trips)
   --tokenizer_files DIR
-                       gpt2: a folder with Hugging Face's vocab.json + merges.txt (as in
-                       every GPT-2 repository on the Hub) or OpenAI's encoder.json + vocab.bpe
+                       gpt2: a folder with Hugging Face's tokenizer.json (used first when
+                       there: it says how text is cut), vocab.json + merges.txt (as in every
+                       GPT-2 repository on the Hub) or OpenAI's encoder.json + vocab.bpe; or
+                       the path of a tokenizer.json
   --doc_separator S    gpt2: where <|endoftext|> (id 50256) starts a document: file (before
                        each input file, the default), blank_line (also after every "\n\n",
                        as llm.c's tinyshakespeare.py) or none
@@ -226,6 +229,12 @@ int main(int argc, char** argv) {
         "<|endoftext|>\n",
         s.tokenizer_source.c_str(), static_cast<unsigned long long>(s.vocab_checksum),
         static_cast<long long>(s.documents));
+    std::printf("  text cut by %s, merged by %s\n",
+                s.gpt2_pieces == skein::Gpt2Pieces::kDigits
+                    ? "every digit alone, then GPT-2's pattern (SmolLM's pre-tokenizer)"
+                    : "GPT-2's pattern",
+                s.gpt2_rules == skein::Gpt2Rules::kMergeList ? "the merge list (Hugging Face's BPE)"
+                                                             : "tiktoken's rules");
   }
   if (s.invalid_utf8 > 0) {
     std::printf(

@@ -18,13 +18,14 @@ uint64_t bytes_hash(std::string_view s) {
 
 }  // namespace
 
-Gpt2Encoder::Gpt2Encoder(const Gpt2Vocab& v, Rules rules)
-    : rules_(rules),
+Gpt2Encoder::Gpt2Encoder(const Gpt2Vocab& v)
+    : rules_(v.rules),
+      pieces_(v.pieces),
       byte_ids_(v.byte_ids),
       pairs_(2 * v.tokens.size()),
       tokens_(v.tokens),
       by_hash_(v.tokens.size()) {
-  if (rules == Rules::kMergeList) {
+  if (rules_ == Gpt2Rules::kMergeList) {
     for (size_t r = 0; r < v.merges.size(); ++r) {
       const Gpt2Merge& m = v.merges[r];
       pairs_[uint64_t(uint32_t(m.left)) << 32 | uint32_t(m.right)] =
@@ -75,7 +76,7 @@ void Gpt2Encoder::encode_piece(const uint8_t* p, size_t n, std::vector<T>* out) 
     out->push_back(static_cast<T>(byte_ids_[p[0]]));
     return;
   }
-  if (rules_ == Rules::kTiktoken) {
+  if (rules_ == Gpt2Rules::kTiktoken) {
     const int32_t whole = find_token(std::string_view(reinterpret_cast<const char*>(p), n));
     if (whole >= 0) {
       out->push_back(static_cast<T>(whole));
@@ -175,7 +176,7 @@ template <typename T>
 size_t Gpt2Encoder::encode_chunk(const uint8_t* text, size_t n, size_t begin, size_t end,
                                  std::span<const size_t> doc_starts, int32_t separator,
                                  std::vector<T>* out) const {
-  Gpt2PieceMatcher matcher;
+  Gpt2PieceMatcher matcher(pieces_);
   std::string buf;
   size_t replaced = 0;
   size_t s = begin;

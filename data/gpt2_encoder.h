@@ -12,9 +12,10 @@
 // two gave the same ids on all text tried (tests/data/gpt2_js_test.sh compares them), and
 // every token encodes to itself by either rule; with other vocabularies they may differ.
 //
-// With Rules::kMergeList the encoder applies the listed merges only, by rule 3 with "the pair
-// is a listed merge" for "the joined bytes form a token", and no rule 2: Hugging Face's BPE and
-// llama.cpp's "gpt2" tokenizer model. skein's BPE tokenizers with GPT-2's pieces use it.
+// With Gpt2Rules::kMergeList the encoder applies the listed merges only, by rule 3 with "the
+// pair is a listed merge" for "the joined bytes form a token", and no rule 2: Hugging Face's BPE
+// and llama.cpp's "gpt2" tokenizer model. skein's BPE tokenizers with GPT-2's pieces and
+// vocabularies from tokenizer.json use it. The vocabulary's `pieces` picks the pattern of step 1.
 //
 // Pieces up to kSmallPiece bytes use the plain quadratic loop; longer ones a heap, which picks
 // the same pair (lowest rank, then leftmost) in O(n log n).
@@ -39,11 +40,9 @@ class Gpt2Encoder {
   static constexpr size_t kSmallPiece = 128;
   static constexpr size_t kChunkBytes = 1 << 16;  // unit of parallel work
 
-  enum class Rules { kTiktoken, kMergeList };
-
   // v must pass check_gpt2_vocab (kMergeList: except for the special tokens, which it needs none
-  // of; its merges' ranks and ids below 65536).
-  explicit Gpt2Encoder(const Gpt2Vocab& v, Rules rules = Rules::kTiktoken);
+  // of; its merges' ranks and ids below 65536). Its rules and pieces say how it encodes.
+  explicit Gpt2Encoder(const Gpt2Vocab& v);
 
   // Appends the tokens of text[0, end) to *out; bytes from end to n are look-ahead only, and
   // `end` must be n or a safe cut (gpt2_stable_prefix). Each position in doc_starts (ascending,
@@ -75,7 +74,8 @@ class Gpt2Encoder {
                       std::span<const size_t> doc_starts, int32_t separator,
                       std::vector<T>* out) const;
 
-  Rules rules_;
+  Gpt2Rules rules_;
+  Gpt2Pieces pieces_;
   std::array<int32_t, 256> byte_ids_{};
   FlatMap64<uint32_t> pairs_;  // (a << 32 | b) -> rank << 16 | id of the token bytes(a)+bytes(b)
   std::vector<std::string> tokens_;  // bytes by id

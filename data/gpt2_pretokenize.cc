@@ -15,14 +15,24 @@ constexpr char kPattern[] =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\p{White_Space}\p{L}\p{N}]+)"
     R"(|\p{White_Space}+(?!\P{White_Space})|\p{White_Space}+)";
 
-// The compiled pattern: compiled (and JIT-compiled) once, then only read, by any thread.
+// Gpt2Pieces::kDigits in one pattern. Hugging Face cuts the text at every \p{N} character
+// (Rust's char::is_numeric: Nd, Nl, No), keeps each alone, and matches GPT-2's pattern on each
+// stretch between them, where a stretch's end is the end of the text. Here: " ?\p{N}+" becomes
+// "\p{N}" (no other alternative can take or cross a digit: letters, the punctuation class and
+// white space all exclude \p{N}), and the look-ahead (?!\S) becomes (?![^\s\p{N}]), since a digit
+// after white space is where the stretch ends.
+constexpr char kDigitsPattern[] =
+    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+|\p{N}| ?[^\p{White_Space}\p{L}\p{N}]+)"
+    R"(|\p{White_Space}+(?![^\p{White_Space}\p{N}])|\p{White_Space}+)";
+
+// A compiled pattern: compiled (and JIT-compiled) once, then only read, by any thread.
 struct Pattern {
   pcre2_code* code = nullptr;
   bool jit = false;
-  Pattern() {
+  explicit Pattern(const char* text) {
     int error = 0;
     PCRE2_SIZE offset = 0;
-    code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(kPattern), PCRE2_ZERO_TERMINATED,
+    code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(text), PCRE2_ZERO_TERMINATED,
                          PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &error, &offset, nullptr);
     SKEIN_CHECK(code != nullptr, "GPT-2's pattern does not compile with this PCRE2");
     // Without JIT (a PCRE2 built without it, or no executable memory) the interpreter matches
@@ -31,9 +41,10 @@ struct Pattern {
   }
 };
 
-const Pattern& pattern() {
-  static const Pattern p;
-  return p;
+const Pattern& pattern(Gpt2Pieces pieces) {
+  static const Pattern gpt2(kPattern);
+  static const Pattern digits(kDigitsPattern);
+  return pieces == Gpt2Pieces::kDigits ? digits : gpt2;
 }
 
 // Raw-byte classes for the safe-cut rule; only ASCII is classified.
@@ -123,6 +134,9 @@ size_t sanitize_utf8(const uint8_t* text, size_t n, std::string* out) {
 // In each case the pieces before i depend on the bytes up to and including c only, and the
 // match after i starts at i, so it depends on nothing before i (the pattern has no look-behind).
 // A single space never ends a cut: " ?\p{L}+" joins it to the word after it.
+// With Gpt2Pieces::kDigits (kDigitsPattern) each case holds too: a digit is a piece alone, so it
+// ends at i; a letter, punctuation or white-space run stops before a digit as before; and a
+// white-space run before a digit is matched whole by its first alternative, ending at i.
 bool gpt2_safe_cut(const uint8_t* text, size_t i) {
   const Cls a = cls(text[i - 1]);
   const uint8_t c = text[i];
@@ -163,8 +177,9 @@ std::vector<size_t> gpt2_chunk_bounds(const uint8_t* text, size_t n, size_t end,
   return cuts;
 }
 
-Gpt2PieceMatcher::Gpt2PieceMatcher()
-    : match_data_(pcre2_match_data_create_from_pattern(pattern().code, nullptr)) {
+Gpt2PieceMatcher::Gpt2PieceMatcher(Gpt2Pieces pieces)
+    : pieces_(pieces),
+      match_data_(pcre2_match_data_create_from_pattern(pattern(pieces).code, nullptr)) {
   SKEIN_CHECK(match_data_ != nullptr, "out of memory for PCRE2 match data");
 }
 
@@ -173,7 +188,7 @@ Gpt2PieceMatcher::~Gpt2PieceMatcher() {
 }
 
 size_t Gpt2PieceMatcher::piece_end(const uint8_t* subject, size_t n, size_t at) {
-  const Pattern& p = pattern();
+  const Pattern& p = pattern(pieces_);
   auto* md = static_cast<pcre2_match_data*>(match_data_);
   int rc =
       p.jit ? pcre2_jit_match(p.code, subject, n, at, 0, md, nullptr) : PCRE2_ERROR_JIT_BADOPTION;
@@ -187,11 +202,11 @@ size_t Gpt2PieceMatcher::piece_end(const uint8_t* subject, size_t n, size_t at) 
   return ov[1];
 }
 
-std::vector<std::string> gpt2_pieces(const std::string& text) {
+std::vector<std::string> gpt2_pieces(const std::string& text, Gpt2Pieces pieces) {
   std::string clean;
   sanitize_utf8(reinterpret_cast<const uint8_t*>(text.data()), text.size(), &clean);
   const auto* p = reinterpret_cast<const uint8_t*>(clean.data());
-  Gpt2PieceMatcher m;
+  Gpt2PieceMatcher m(pieces);
   std::vector<std::string> out;
   for (size_t at = 0; at < clean.size();) {
     const size_t e = m.piece_end(p, clean.size(), at);

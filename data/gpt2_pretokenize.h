@@ -9,6 +9,11 @@
 // U+0085, so js-tiktoken and gpt-3-encoder cut text with those two characters differently.)
 // The contractions are lowercase only: "'S" is "'" and "S", as in GPT-2.
 //
+// Gpt2Pieces::kDigits (SmolLM's tokenizer.json: Sequence[Digits(individual_digits), ByteLevel])
+// first makes every \p{N} character a piece of its own, then cuts the text between with GPT-2's
+// pattern, each stretch ending where a digit starts: "a  12" is "a", "  ", "1", "2" where GPT-2
+// has "a", " ", " 12". llama.cpp calls this pre-tokenizer "smollm".
+//
 // Invalid UTF-8: the pattern works on Unicode text (tiktoken's encode takes a Python str), so
 // every ill-formed sequence of the input is first replaced by U+FFFD (EF BF BD), one per maximal
 // ill-formed subpart, exactly as Python's bytes.decode("utf-8", errors="replace") and the WHATWG
@@ -18,7 +23,8 @@
 // Cutting for threads and streaming: position i (0 < i < n) is a safe cut when the piece that
 // holds byte i-1 ends at i whatever follows byte i, and the U+FFFD replacement restarts at i.
 // safe_cut() decides that from bytes i-1 and i alone (see gpt2_pretokenize.cc for the proof),
-// so pieces found between safe cuts are the pieces of the whole text, for any chunking.
+// so pieces found between safe cuts are the pieces of the whole text, for any chunking. The
+// same cuts are safe for kDigits (the proof covers it).
 #pragma once
 
 #include <algorithm>
@@ -28,6 +34,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "data/gpt2_vocab.h"
 
 namespace skein {
 
@@ -50,7 +57,7 @@ std::vector<size_t> gpt2_chunk_bounds(const uint8_t* text, size_t n, size_t end,
 // shared (read-only), the match data is the matcher's own.
 class Gpt2PieceMatcher {
  public:
-  Gpt2PieceMatcher();
+  explicit Gpt2PieceMatcher(Gpt2Pieces pieces = Gpt2Pieces::kGpt2);
   ~Gpt2PieceMatcher();
   Gpt2PieceMatcher(const Gpt2PieceMatcher&) = delete;
   Gpt2PieceMatcher& operator=(const Gpt2PieceMatcher&) = delete;
@@ -60,6 +67,7 @@ class Gpt2PieceMatcher {
   size_t piece_end(const uint8_t* subject, size_t n, size_t at);
 
  private:
+  Gpt2Pieces pieces_;
   void* match_data_;  // pcre2_match_data_8, kept opaque so that pcre2.h stays out of headers
 };
 
@@ -85,7 +93,8 @@ size_t for_each_gpt2_piece(Gpt2PieceMatcher& matcher, std::string* scratch, cons
   return replaced;
 }
 
-// The pieces of a valid UTF-8 text, as strings (for tests and tools).
-std::vector<std::string> gpt2_pieces(const std::string& text);
+// The pieces of a text (after U+FFFD replacement), as strings (for tests and tools).
+std::vector<std::string> gpt2_pieces(const std::string& text,
+                                     Gpt2Pieces pieces = Gpt2Pieces::kGpt2);
 
 }  // namespace skein

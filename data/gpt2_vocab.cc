@@ -146,12 +146,14 @@ struct VocabSax {
 // Ids of all tokens, by their bytes.
 using TokenIds = std::unordered_map<std::string, int32_t>;
 
+constexpr char kVocabHint[] =
+    "use GPT-2's vocab.json (Hugging Face) or encoder.json (OpenAI) as published; the file may "
+    "be truncated or edited";
+
 Status parse_json(std::string_view json, const std::string& name, std::vector<std::string>* tokens,
-                  TokenIds* ids) {
+                  TokenIds* ids, const char* hint = kVocabHint) {
   auto bad = [&](const std::string& what) {
-    return Status::error(name + ": " + what +
-                         ". HINT: use GPT-2's vocab.json (Hugging Face) or encoder.json (OpenAI) "
-                         "as published; the file may be truncated or edited");
+    return Status::error(name + ": " + what + ". HINT: " + hint);
   };
   VocabSax sax;
   const bool ok = nlohmann::json::sax_parse(json.begin(), json.end(), &sax);
@@ -193,16 +195,18 @@ Status parse_json(std::string_view json, const std::string& name, std::vector<st
   return {};
 }
 
-std::string line_text(std::string_view merges, size_t begin, size_t end) {
-  return std::string(merges.substr(begin, std::min<size_t>(end - begin, 60)));
+// One merge as the file writes it ("left right"), and where it is, for messages.
+struct MergeEntry {
+  std::string_view text;
+  std::string where;  // "line N" (merges.txt) or "model.merges[K]" (tokenizer.json)
+};
+
+std::string cut_text(std::string_view s) {
+  return std::string(s.substr(0, std::min<size_t>(s.size(), 60)));
 }
 
-Status parse_merges(std::string_view merges, const std::string& name, const std::string& json_name,
-                    const TokenIds& ids, Gpt2Vocab* v) {
-  // made_at[id]: 0 for the single bytes, the line of the merge that makes the token, or -1.
-  std::vector<int64_t> made_at(v->tokens.size(), -1);
-  for (int b = 0; b < 256; ++b) made_at[v->byte_ids[b]] = 0;
-  std::string left, right, error;
+// The merges of merges.txt / vocab.bpe: one per line after an optional "#version" line.
+Status merge_lines(std::string_view merges, const std::string& name, std::vector<MergeEntry>* out) {
   size_t line = 0;
   for (size_t at = 0; at < merges.size();) {
     size_t nl = merges.find('\n', at);
@@ -212,22 +216,38 @@ Status parse_merges(std::string_view merges, const std::string& name, const std:
     ++line;
     const size_t begin = at;
     at = nl + 1;
-    auto bad = [&](const std::string& what) {
-      return Status::error(name + " line " + std::to_string(line) + ": " + what +
-                           ". HINT: use the merges file that belongs to " + json_name +
-                           " (merges.txt with vocab.json, vocab.bpe with encoder.json)");
-    };
     const std::string_view text = merges.substr(begin, end - begin);
     if (line == 1 && text.starts_with("#version")) continue;
     if (text.empty()) {
       if (at >= merges.size()) break;  // the newline at the end of the file
-      return bad("the line is empty, expected a merge \"left right\"");
+      return Status::error(name + " line " + std::to_string(line) +
+                           ": the line is empty, expected a merge \"left right\"");
     }
+    out->push_back({text, "line " + std::to_string(line)});
+  }
+  return {};
+}
+
+// Resolves the merges against the vocabulary (ids: by bytes) into v->merges, then sorts the
+// tokens that no merge makes: special when is_special(id) says so, an error otherwise.
+template <typename IsSpecial>
+Status add_merges(const std::vector<MergeEntry>& entries, const std::string& name,
+                  const std::string& json_name, const std::string& hint, const TokenIds& ids,
+                  IsSpecial is_special, const std::string& special_rule, Gpt2Vocab* v) {
+  // made_at[id]: 0 for the single bytes, 1 + the index of the merge that makes the token, or -1.
+  std::vector<int64_t> made_at(v->tokens.size(), -1);
+  for (int b = 0; b < 256; ++b) made_at[v->byte_ids[b]] = 0;
+  std::string left, right, error;
+  for (size_t e = 0; e < entries.size(); ++e) {
+    const std::string_view text = entries[e].text;
+    auto bad = [&](const std::string& what) {
+      return Status::error(name + " " + entries[e].where + ": " + what + ". HINT: " + hint);
+    };
+    if (text.empty()) return bad("the merge is empty, expected \"left right\"");
     const size_t space = text.find(' ');
     if (space == std::string_view::npos || space == 0 || space + 1 == text.size() ||
         text.find(' ', space + 1) != std::string_view::npos) {
-      return bad("expected two tokens separated by one space, found " +
-                 shown(line_text(merges, begin, end)));
+      return bad("expected two tokens separated by one space, found " + shown(cut_text(text)));
     }
     const std::string_view l = text.substr(0, space), r = text.substr(space + 1);
     if (!token_bytes(l, &left, &error)) return bad("token " + shown(l) + " " + error);
@@ -251,10 +271,10 @@ Status parse_merges(std::string_view merges, const std::string& name, const std:
                  json_name + " lacks");
     }
     if (made_at[it->second] >= 0) {
-      return bad("the merge makes " + shown(std::string(l) + std::string(r)) + ", which line " +
-                 std::to_string(made_at[it->second]) + " makes already");
+      return bad("the merge makes " + shown(std::string(l) + std::string(r)) + ", which " +
+                 entries[made_at[it->second] - 1].where + " makes already");
     }
-    made_at[it->second] = static_cast<int64_t>(line);
+    made_at[it->second] = static_cast<int64_t>(e) + 1;
     v->merges.push_back({operand[0], operand[1], it->second});
   }
   // The rest must be special tokens; an ordinary one means merges are missing.
@@ -262,8 +282,7 @@ Status parse_merges(std::string_view merges, const std::string& name, const std:
   int32_t first = -1;
   for (size_t id = 0; id < v->tokens.size(); ++id) {
     if (made_at[id] >= 0) continue;
-    const std::string& t = v->tokens[id];
-    if (t.size() >= 2 && t.front() == '<' && t.back() == '>') {
+    if (is_special(static_cast<int32_t>(id))) {
       v->specials.push_back(static_cast<int32_t>(id));
     } else if (unmade++ == 0) {
       first = static_cast<int32_t>(id);
@@ -272,12 +291,36 @@ Status parse_merges(std::string_view merges, const std::string& name, const std:
   if (unmade > 0) {
     return Status::error(json_name + " has " + std::to_string(unmade) +
                          " token(s) that no merge of " + name + " makes, the first id " +
-                         std::to_string(first) +
-                         " (only single bytes, merges and special tokens written <...> may be "
-                         "in the vocabulary). HINT: " +
-                         name + " (" + std::to_string(v->merges.size()) +
+                         std::to_string(first) + " (only single bytes, merges and " + special_rule +
+                         " may be in the vocabulary). HINT: " + name + " (" +
+                         std::to_string(v->merges.size()) +
                          " merges) may be truncated, or belongs to another vocabulary");
   }
+  return {};
+}
+
+// The single-byte tokens' ids (byte b is token bytes "b"), all 256 required.
+Status find_byte_ids(const TokenIds& ids, const std::string& json_name, Gpt2Vocab* v) {
+  for (int b = 0; b < 256; ++b) {
+    auto it = ids.find(std::string(1, static_cast<char>(b)));
+    if (it == ids.end()) {
+      const std::string ch = gpt2_spelling(std::string(1, static_cast<char>(b)));
+      return Status::error(json_name + ": the single-byte token of byte 0x" + hex(b, 2) + " (" +
+                           shown(ch) + ") is missing. HINT: a byte-level BPE has all 256");
+    }
+    v->byte_ids[b] = it->second;
+  }
+  return {};
+}
+
+Status find_eot(const TokenIds& ids, const std::string& json_name, Gpt2Vocab* v) {
+  auto eot = ids.find(kGpt2EndOfText);
+  if (eot == ids.end()) {
+    return Status::error(json_name + " has no token " + std::string(kGpt2EndOfText) +
+                         ", which separates documents. HINT: use GPT-2's vocabulary, or a "
+                         "byte-level BPE that has it (SmolLM's does)");
+  }
+  v->eot = eot->second;
   return {};
 }
 
@@ -332,34 +375,227 @@ StatusOr<Gpt2Vocab> parse_gpt2_vocab(std::string_view json, const std::string& j
   v.source = json_name + " + " + merges_name;
   TokenIds ids;
   SKEIN_RETURN_IF_ERROR(parse_json(json, json_name, &v.tokens, &ids));
-  for (int b = 0; b < 256; ++b) {
-    auto it = ids.find(std::string(1, static_cast<char>(b)));
-    if (it == ids.end()) {
-      const std::string ch = gpt2_spelling(std::string(1, static_cast<char>(b)));
-      return Status::error(json_name + ": the single-byte token of byte 0x" + hex(b, 2) + " (" +
-                           shown(ch) + ") is missing. HINT: every GPT-2 vocabulary has all 256");
+  SKEIN_RETURN_IF_ERROR(find_byte_ids(ids, json_name, &v));
+  std::vector<MergeEntry> entries;
+  SKEIN_RETURN_IF_ERROR(merge_lines(merges, merges_name, &entries));
+  const std::string hint = "use the merges file that belongs to " + json_name +
+                           " (merges.txt with vocab.json, vocab.bpe with encoder.json)";
+  auto written_special = [&](int32_t id) {
+    const std::string& t = v.tokens[id];
+    return t.size() >= 2 && t.front() == '<' && t.back() == '>';
+  };
+  SKEIN_RETURN_IF_ERROR(add_merges(entries, merges_name, json_name, hint, ids, written_special,
+                                   "special tokens written <...>", &v));
+  SKEIN_RETURN_IF_ERROR(find_eot(ids, json_name, &v));
+  SKEIN_RETURN_IF_ERROR(check_gpt2_vocab(v, v.source));
+  return v;
+}
+
+namespace {
+
+using nlohmann::json;
+
+constexpr char kTokenizerJsonHint[] =
+    "use the tokenizer.json of the model as published (a byte-level BPE such as GPT-2's or "
+    "SmolLM's); the file may be truncated or edited";
+
+// A JSON value for messages, cut when long.
+std::string json_text(const json& j) {
+  std::string s = j.dump();
+  return s.size() > 80 ? s.substr(0, 77) + "..." : s;
+}
+
+// True when obj has no `key`, or it is null or equals `want` (e.g. false or "").
+bool absent_or(const json& obj, const char* key, const json& want) {
+  auto it = obj.find(key);
+  return it == obj.end() || it->is_null() || *it == want;
+}
+
+// The ByteLevel pre-tokenizer that GPT-2's regex gives: use_regex true, no prefix space.
+Status check_byte_level(const json& p, const std::string& where) {
+  if (!absent_or(p, "add_prefix_space", false)) {
+    return Status::error(where + ": add_prefix_space is " + json_text(p["add_prefix_space"]) +
+                         "; skein reads byte-level BPE without a prefix space only (GPT-2's "
+                         "and SmolLM's are false)");
+  }
+  if (!absent_or(p, "use_regex", true)) {
+    return Status::error(where + ": use_regex is " + json_text(p["use_regex"]) +
+                         "; skein cuts text with GPT-2's pattern, which use_regex true means");
+  }
+  return {};
+}
+
+Status read_pre_tokenizer(const json& root, const std::string& name, Gpt2Pieces* pieces) {
+  const std::string where = name + " pre_tokenizer";
+  auto unsupported = [&](const json& p) {
+    return Status::error(where + " " + json_text(p) +
+                         " is not one skein reads. HINT: skein reads byte-level BPE cut by "
+                         "ByteLevel (GPT-2) or Sequence[Digits with individual_digits, "
+                         "ByteLevel] (SmolLM, StarCoder)");
+  };
+  auto it = root.find("pre_tokenizer");
+  if (it == root.end() || !it->is_object()) {
+    return Status::error(where + " is missing or not an object. HINT: " + kTokenizerJsonHint);
+  }
+  const json& p = *it;
+  const json type = p.value("type", json());
+  if (type == "ByteLevel") {
+    *pieces = Gpt2Pieces::kGpt2;
+    return check_byte_level(p, where);
+  }
+  if (type != "Sequence") return unsupported(p);
+  auto list = p.find("pretokenizers");
+  if (list == p.end() || !list->is_array() || list->size() != 2 || !(*list)[0].is_object() ||
+      !(*list)[1].is_object()) {
+    return unsupported(p);
+  }
+  const json& digits = (*list)[0];
+  if (digits.value("type", json()) != "Digits" ||
+      digits.value("individual_digits", json()) != true ||
+      (*list)[1].value("type", json()) != "ByteLevel") {
+    return unsupported(p);
+  }
+  *pieces = Gpt2Pieces::kDigits;
+  return check_byte_level((*list)[1], where + ".pretokenizers[1]");
+}
+
+// The model's settings that change what BPE makes, each required to be off.
+Status check_bpe_model(const json& model, const std::string& where) {
+  if (model.value("type", json()) != "BPE") {
+    return Status::error(where + ".type is " + json_text(model.value("type", json())) +
+                         ", expected \"BPE\". HINT: skein reads byte-level BPE tokenizers only");
+  }
+  struct Off {
+    const char* key;
+    json off;
+  };
+  for (const Off& o :
+       {Off{"dropout", json()}, Off{"byte_fallback", false}, Off{"ignore_merges", false},
+        Off{"continuing_subword_prefix", ""}, Off{"end_of_word_suffix", ""}}) {
+    if (!absent_or(model, o.key, o.off)) {
+      return Status::error(where + "." + o.key + " is " + json_text(model[o.key]) +
+                           ", which skein does not implement (expected " +
+                           (o.off.is_null() ? std::string("null") : o.off.dump()) + ")");
     }
-    v.byte_ids[b] = it->second;
   }
-  SKEIN_RETURN_IF_ERROR(parse_merges(merges, merges_name, json_name, ids, &v));
-  auto eot = ids.find(kGpt2EndOfText);
-  if (eot == ids.end()) {
-    return Status::error(json_name + " has no token " + std::string(kGpt2EndOfText) +
-                         ", which separates documents. HINT: use GPT-2's vocabulary");
+  return {};
+}
+
+}  // namespace
+
+StatusOr<Gpt2Vocab> parse_hf_tokenizer_json(std::string_view text, const std::string& name) {
+  auto bad = [&](const std::string& what) {
+    return Status::error(name + ": " + what + ". HINT: " + kTokenizerJsonHint);
+  };
+  const json root = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (root.is_discarded()) return bad("not valid JSON");
+  if (!root.is_object()) return bad("expected a JSON object");
+  if (auto n = root.find("normalizer"); n != root.end() && !n->is_null()) {
+    return Status::error(name + " normalizer " + json_text(*n) +
+                         ": skein reads tokenizers without a normalizer only (GPT-2's and "
+                         "SmolLM's have none)");
   }
-  v.eot = eot->second;
+  Gpt2Vocab v;
+  v.source = name;
+  v.rules = Gpt2Rules::kMergeList;
+  SKEIN_RETURN_IF_ERROR(read_pre_tokenizer(root, name, &v.pieces));
+  auto model_it = root.find("model");
+  if (model_it == root.end() || !model_it->is_object()) return bad("model is missing");
+  const json& model = *model_it;
+  SKEIN_RETURN_IF_ERROR(check_bpe_model(model, name + " model"));
+  auto vocab_it = model.find("vocab");
+  if (vocab_it == model.end() || !vocab_it->is_object()) return bad("model.vocab is missing");
+  json vocab = *vocab_it;
+
+  // Added tokens: written as text, not in byte characters; one missing from model.vocab joins it.
+  std::unordered_map<int64_t, std::string> spelled;  // id -> token in model.vocab's spelling
+  for (const auto& [token, id] : vocab.items()) {
+    if (id.is_number_integer()) spelled.emplace(id.get<int64_t>(), token);
+  }
+  std::unordered_set<int64_t> added;
+  if (auto a = root.find("added_tokens"); a != root.end() && !a->is_null()) {
+    if (!a->is_array()) return bad("added_tokens is not an array");
+    for (size_t k = 0; k < a->size(); ++k) {
+      const json& t = (*a)[k];
+      const std::string where = "added_tokens[" + std::to_string(k) + "]";
+      if (!t.is_object() || !t.contains("id") || !t["id"].is_number_integer() ||
+          !t.contains("content") || !t["content"].is_string()) {
+        return bad(where + " is not an object with an integer id and a string content");
+      }
+      const int64_t id = t["id"].get<int64_t>();
+      const std::string content = t["content"].get<std::string>();
+      if (content.empty()) return bad(where + " has an empty content");
+      const std::string spelling = gpt2_spelling(content);
+      auto [it, fresh] = spelled.emplace(id, spelling);
+      if (fresh) {
+        if (vocab.contains(spelling)) {
+          return bad(where + " " + shown(content) + " has id " + std::to_string(id) +
+                     ", model.vocab another");
+        }
+        vocab[spelling] = id;
+      } else if (it->second != spelling) {
+        return bad(where + " " + shown(content) + " has id " + std::to_string(id) +
+                   ", which model.vocab gives to " + shown(it->second));
+      }
+      added.insert(id);
+    }
+  }
+  TokenIds ids;
+  SKEIN_RETURN_IF_ERROR(
+      parse_json(vocab.dump(), name + " model.vocab", &v.tokens, &ids, kTokenizerJsonHint));
+  SKEIN_RETURN_IF_ERROR(find_byte_ids(ids, name + " model.vocab", &v));
+
+  auto merges_it = model.find("merges");
+  if (merges_it == model.end() || !merges_it->is_array()) return bad("model.merges is missing");
+  const json& merges = *merges_it;
+  std::vector<std::string> joined(merges.size());  // "left right", as merges.txt has them
+  std::vector<MergeEntry> entries(merges.size());
+  for (size_t k = 0; k < merges.size(); ++k) {
+    const json& m = merges[k];
+    entries[k].where = "model.merges[" + std::to_string(k) + "]";
+    if (m.is_string()) {
+      joined[k] = m.get<std::string>();
+    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
+      const std::string l = m[0].get<std::string>(), r = m[1].get<std::string>();
+      if (l.find(' ') != std::string::npos || r.find(' ') != std::string::npos) {
+        return bad("model.merges[" + std::to_string(k) + "] " + json_text(m) +
+                   " has a space in a token (byte-level tokens spell it \"\u0120\")");
+      }
+      joined[k] = l + " " + r;
+    } else {
+      return bad("model.merges[" + std::to_string(k) + "] is " + json_text(m) +
+                 ", expected \"left right\" or [\"left\", \"right\"]");
+    }
+    entries[k].text = joined[k];
+  }
+  auto is_added = [&](int32_t id) { return added.count(id) > 0; };
+  SKEIN_RETURN_IF_ERROR(add_merges(entries, name, name + " model.vocab", kTokenizerJsonHint, ids,
+                                   is_added, "added_tokens", &v));
+  SKEIN_RETURN_IF_ERROR(find_eot(ids, name, &v));
   SKEIN_RETURN_IF_ERROR(check_gpt2_vocab(v, v.source));
   return v;
 }
 
 StatusOr<Gpt2Vocab> read_gpt2_vocab_dir(const std::string& dir) {
   std::error_code ec;
+  auto read_tokenizer_json = [](const std::string& path) -> StatusOr<Gpt2Vocab> {
+    auto text = read_whole(path);
+    if (!text.ok()) return text.status();
+    return parse_hf_tokenizer_json(*text, path);
+  };
+  if (fs::is_regular_file(dir, ec) && dir.ends_with(".json")) return read_tokenizer_json(dir);
   if (!fs::is_directory(dir, ec)) {
-    return Status::error("GPT-2 tokenizer folder " + dir +
+    return Status::error("tokenizer folder " + dir +
                          " does not exist or is not a folder. HINT: --tokenizer_files DIR names a "
-                         "folder with vocab.json + merges.txt or encoder.json + vocab.bpe");
+                         "folder with tokenizer.json, vocab.json + merges.txt or encoder.json + "
+                         "vocab.bpe (or a tokenizer.json itself)");
   }
   const std::string base = dir.ends_with('/') ? dir : dir + "/";
+  // tokenizer.json says how the text is cut (GPT-2's pattern or digits alone); the other pairs
+  // do not, and mean GPT-2's.
+  if (fs::is_regular_file(base + "tokenizer.json", ec)) {
+    return read_tokenizer_json(base + "tokenizer.json");
+  }
   auto missing = [&](const char* a, const char* b) {
     std::vector<std::string> m;
     for (const char* f : {a, b}) {
@@ -377,9 +613,9 @@ StatusOr<Gpt2Vocab> read_gpt2_vocab_dir(const std::string& dir) {
         return m.size() == 2 ? m[0] + " and " + m[1] : m[0];
       };
       return Status::error(
-          "GPT-2 tokenizer folder " + dir +
-          " holds neither pair of tokenizer files: Hugging Face's vocab.json + merges.txt "
-          "(missing " +
+          "tokenizer folder " + dir +
+          " holds no tokenizer.json and neither pair of GPT-2's tokenizer files: Hugging "
+          "Face's vocab.json + merges.txt (missing " +
           list(hf) + ") or OpenAI's encoder.json + vocab.bpe (missing " + list(oa) +
           "). HINT: download both files of one pair, e.g. from a GPT-2 repository on the "
           "Hugging Face Hub, into " +
@@ -397,6 +633,12 @@ StatusOr<Gpt2Vocab> read_gpt2_vocab_dir(const std::string& dir) {
 
 Status check_gpt2_vocab(const Gpt2Vocab& v, const std::string& where) {
   auto bad = [&](const std::string& what) { return Status::error(where + ": " + what); };
+  if (v.pieces != Gpt2Pieces::kGpt2 && v.pieces != Gpt2Pieces::kDigits) {
+    return bad("pieces " + std::to_string(static_cast<int32_t>(v.pieces)) + ", expected 0 or 1");
+  }
+  if (v.rules != Gpt2Rules::kTiktoken && v.rules != Gpt2Rules::kMergeList) {
+    return bad("rules " + std::to_string(static_cast<int32_t>(v.rules)) + ", expected 0 or 1");
+  }
   const size_t n = v.tokens.size();
   if (n < 257 || n > 65536) {
     return bad(std::to_string(n) + " tokens, expected 257..65536 (256 bytes, " +
@@ -461,6 +703,11 @@ uint64_t gpt2_vocab_checksum(const Gpt2Vocab& v) {
   put32(&s, static_cast<uint32_t>(v.specials.size()));
   for (int32_t id : v.specials) put32(&s, id);
   put32(&s, v.eot);
+  // GPT-2's own files hash as they always did; another cut or merging is another vocabulary.
+  if (v.pieces != Gpt2Pieces::kGpt2 || v.rules != Gpt2Rules::kTiktoken) {
+    put32(&s, static_cast<uint32_t>(v.pieces));
+    put32(&s, static_cast<uint32_t>(v.rules));
+  }
   uint64_t h = 0xCBF29CE484222325ull;
   for (unsigned char c : s) h = (h ^ c) * 0x100000001B3ull;
   return h;

@@ -279,6 +279,8 @@ StatusOr<PrepareStats> prepare_corpus(const PrepareOptions& o, const ProgressFn&
     auto vocab = read_gpt2_vocab_dir(o.tokenizer_files);
     if (!vocab.ok()) return vocab.status();
     stats.tokenizer_source = vocab->source;
+    stats.gpt2_pieces = vocab->pieces;
+    stats.gpt2_rules = vocab->rules;
     auto t = Tokenizer::from_gpt2(std::move(*vocab));
     if (!t.ok()) return t.status();
     tokenizer = std::move(*t);

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "data/gpt2_vocab.h"
 
 namespace skein {
 
@@ -62,6 +63,8 @@ struct PrepareStats {
   std::string first_invalid_utf8_file;  // the first of them
   uint64_t vocab_checksum = 0;          // gpt2: of the vocabulary (gpt2_vocab_checksum)
   std::string tokenizer_source;         // gpt2: the files the vocabulary came from
+  Gpt2Pieces gpt2_pieces = Gpt2Pieces::kGpt2;   // gpt2: how its text is cut
+  Gpt2Rules gpt2_rules = Gpt2Rules::kTiktoken;  // gpt2: which pairs merge
   double count_seconds = 0, train_seconds = 0, encode_seconds = 0, write_seconds = 0;
   double total_seconds = 0;
 };

@@ -98,7 +98,8 @@ StatusOr<Tokenizer> Tokenizer::from_merges(std::vector<Merge> merges, BpePieces 
     for (size_t i = 0; i < t.merges_.size(); ++i) {
       v.merges.push_back({t.merges_[i].left, t.merges_[i].right, 256 + static_cast<int32_t>(i)});
     }
-    t.gpt2_ = std::make_shared<const Gpt2Encoder>(v, Gpt2Encoder::Rules::kMergeList);
+    v.rules = Gpt2Rules::kMergeList;
+    t.gpt2_ = std::make_shared<const Gpt2Encoder>(v);
   }
   return t;
 }
@@ -238,8 +239,9 @@ std::string Tokenizer::serialize() const {
   std::string bytes;
   if (gpt2_vocab_) {
     const Gpt2Vocab& v = *gpt2_vocab_;
+    const bool gpt2_own = v.pieces == Gpt2Pieces::kGpt2 && v.rules == Gpt2Rules::kTiktoken;
     put_le32(&bytes, kTokenizerMagic);
-    put_le32(&bytes, kTokenizerVersionGpt2);
+    put_le32(&bytes, gpt2_own ? kTokenizerVersionGpt2 : kTokenizerVersionHf);
     put_le32(&bytes, static_cast<int32_t>(kind_));
     put_le32(&bytes, vocab_size());
     put_le32(&bytes, static_cast<int32_t>(v.merges.size()));
@@ -258,6 +260,10 @@ std::string Tokenizer::serialize() const {
       bytes += v.tokens[id];
     }
     put_le32(&bytes, v.eot);
+    if (!gpt2_own) {
+      put_le32(&bytes, static_cast<int32_t>(v.pieces));
+      put_le32(&bytes, static_cast<int32_t>(v.rules));
+    }
   } else {
     const bool gpt2_pieces = pieces_ == BpePieces::kGpt2;
     put_le32(&bytes, kTokenizerMagic);
@@ -304,9 +310,11 @@ StatusOr<Tokenizer> Tokenizer::load(const std::string& path) {
                std::to_string(kTokenizerMagic) + " (not a skein tokenizer file)");
   }
   const int32_t version = get_le32(p + 4);
-  if (version == kTokenizerVersionGpt2) return load_gpt2(p, size, path);
+  if (version == kTokenizerVersionGpt2 || version == kTokenizerVersionHf) {
+    return load_gpt2(p, size, path);
+  }
   if (version != kTokenizerVersion && version != kTokenizerVersionBpeGpt2Pieces) {
-    return bad("version is " + std::to_string(version) + ", expected 1, 2 or 3");
+    return bad("version is " + std::to_string(version) + ", expected 1, 2, 3 or 4");
   }
   const int32_t kind = get_le32(p + 8), vocab = get_le32(p + 12), count = get_le32(p + 16);
   if (kind != 0 && kind != 1) return bad("unknown kind " + std::to_string(kind));
@@ -360,8 +368,10 @@ StatusOr<Tokenizer> Tokenizer::load_gpt2(const uint8_t* p, size_t size, const st
                 specials = get_le32(p + 20);
   const uint64_t checksum =
       uint64_t(uint32_t(get_le32(p + 24))) | uint64_t(uint32_t(get_le32(p + 28))) << 32;
+  const int32_t version = get_le32(p + 4);
   if (kind != static_cast<int32_t>(Kind::kGpt2)) {
-    return bad("kind " + std::to_string(kind) + " in a version 2 file, expected 2 (gpt2)");
+    return bad("kind " + std::to_string(kind) + " in a version " + std::to_string(version) +
+               " file, expected 2 (gpt2)");
   }
   if (vocab < 257 || vocab > kMaxVocabSize || merges < 0 || specials < 1 ||
       int64_t(merges) + specials + 256 != vocab) {
@@ -415,6 +425,15 @@ StatusOr<Tokenizer> Tokenizer::load_gpt2(const uint8_t* p, size_t size, const st
   if (at + 4 > body_end) return truncated();
   v.eot = get_le32(p + at);
   at += 4;
+  if (version == kTokenizerVersionHf) {
+    if (at + 8 > body_end) return truncated();
+    v.pieces = static_cast<Gpt2Pieces>(get_le32(p + at));
+    v.rules = static_cast<Gpt2Rules>(get_le32(p + at + 4));
+    at += 8;
+    if (v.pieces == Gpt2Pieces::kGpt2 && v.rules == Gpt2Rules::kTiktoken) {
+      return bad("a version 4 file with GPT-2's own pieces and rules (version 2 holds those)");
+    }
+  }
   if (at != body_end) {
     return bad("file is " + std::to_string(size) + " bytes, expected " + std::to_string(at + 8) +
                " (trailing bytes)");

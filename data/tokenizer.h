@@ -18,7 +18,10 @@
 //          (data/gpt2_encoder.h) after GPT-2's pre-tokenizer (data/gpt2_pretokenize.h). Invalid
 //          UTF-8 is replaced by U+FFFD first, so decode(encode(x)) == x for valid UTF-8 only.
 //          "<|endoftext|>" (id 50256) is never made from text; prepare_data puts it before each
-//          document (encode_prefix's doc_starts).
+//          document (encode_prefix's doc_starts). The same kind holds the byte-level BPEs of
+//          Hugging Face's tokenizer.json (SmolLM's, GPT-2's): encoded as Hugging Face's BPE
+//          does (the merge list), with GPT-2's pieces or with every digit alone, as the file
+//          says; their special tokens (added_tokens) are never made from text either.
 //
 // Saved as tokenizer.bin next to the shards, little endian. Byte tokenizers and BPE with skein's
 // pieces (version 1), BPE with GPT-2's pieces (version 3):
@@ -32,6 +35,9 @@
 //   int32 special count S, uint64 vocabulary checksum (gpt2_vocab_checksum), 256 x int32 id of
 //   each byte, M x (int32 left, int32 right, int32 result) in rank order, S x (int32 id, int32
 //   length, the bytes), int32 id of <|endoftext|>, uint64 FNV-1a hash of all the bytes before it.
+// A byte-level BPE from tokenizer.json (version 4, kind 2) is version 2's layout with two more
+// int32 before the hash: the pieces (Gpt2Pieces: 0 GPT-2's pattern, 1 digits alone) and the
+// rules (Gpt2Rules: 0 tiktoken's, 1 the merge list); GPT-2's own files stay version 2.
 // A run records the CRC-32C of this file, so a resume with another vocabulary is refused.
 #pragma once
 
@@ -52,6 +58,7 @@ inline constexpr int32_t kTokenizerMagic = 20240607;
 inline constexpr int32_t kTokenizerVersion = 1;               // byte and BPE files
 inline constexpr int32_t kTokenizerVersionGpt2 = 2;           // GPT-2 files
 inline constexpr int32_t kTokenizerVersionBpeGpt2Pieces = 3;  // BPE with GPT-2's pieces
+inline constexpr int32_t kTokenizerVersionHf = 4;             // GPT-2 kind, other pieces or rules
 
 // How a BPE tokenizer cuts text into pieces before merging (see above).
 enum class BpePieces : int32_t { kSkein = 0, kGpt2 = 1 };
@@ -87,6 +94,10 @@ class Tokenizer {
   const std::vector<Merge>& merges() const { return merges_; }
   // The id of <|endoftext|>, or -1 for tokenizers without one (byte, BPE).
   int32_t eot_id() const { return eot_; }
+  // GPT-2 kind: how text is cut and which pairs merge (GPT-2's own files: kGpt2, kTiktoken);
+  // kGpt2 and kMergeList for BPE with GPT-2's pieces.
+  Gpt2Pieces gpt2_pieces() const { return gpt2_vocab_ ? gpt2_vocab_->pieces : Gpt2Pieces::kGpt2; }
+  Gpt2Rules gpt2_rules() const { return gpt2_vocab_ ? gpt2_vocab_->rules : Gpt2Rules::kMergeList; }
   // GPT-2: gpt2_vocab_checksum of the vocabulary; 0 for the others.
   uint64_t vocab_checksum() const { return checksum_; }
   // The bytes that token id stands for (0 <= id < vocab_size()).

@@ -17,6 +17,11 @@
 //   vocab.json, merges.txt   GPT-2 tokenizers only: token -> id, and "#version: 0.2" then one
 //                      merge "left right" per line in rank order, each token written in GPT-2's
 //                      byte characters (bytes_to_unicode), as data/gpt2_vocab.h reads them.
+//   tokenizer.json     the same tokenizer for Hugging Face's tokenizers library (and
+//                      AutoTokenizer, which prefers it): the vocabulary and merges, the special
+//                      tokens as added tokens, and the pre-tokenizer that cuts as skein does
+//                      (ByteLevel, or Sequence[Digits(individual_digits), ByteLevel] for a
+//                      tokenizer that cuts every digit alone, as SmolLM's).
 //
 // A Llama-family model's folder is LlamaForCausalLM's: model.embed_tokens.weight (V,C),
 // model.layers.N.{input_layernorm, post_attention_layernorm}.weight (C),
@@ -36,6 +41,7 @@
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <unordered_map>
 #include <vector>
 
 #include "data/file_util.h"
@@ -181,6 +187,78 @@ std::string hf_merges_txt(const Tokenizer& tok) {
     s.append(gpt2_spelling(tok.token_bytes(m.right)));
     s.push_back('\n');
   }
+  return s;
+}
+
+// Hugging Face's tokenizer.json of the same tokenizer: its vocabulary and merges (as in
+// vocab.json and merges.txt), the special tokens as added tokens, and the pre-tokenizer that
+// cuts as skein does (ByteLevel, or Sequence[Digits, ByteLevel] for every digit alone).
+std::string hf_tokenizer_json(const Tokenizer& tok) {
+  const ordered_json byte_level = {{"type", "ByteLevel"},
+                                   {"add_prefix_space", false},
+                                   {"trim_offsets", true},
+                                   {"use_regex", true}};
+  ordered_json pre = byte_level;
+  if (tok.gpt2_pieces() == Gpt2Pieces::kDigits) {
+    pre = {{"type", "Sequence"},
+           {"pretokenizers",
+            ordered_json::array(
+                {ordered_json{{"type", "Digits"}, {"individual_digits", true}}, byte_level})}};
+  }
+  // the ids that neither are a byte nor a merge makes: the special tokens
+  std::vector<bool> made(tok.vocab_size(), false);
+  for (int id = 0; id < tok.vocab_size(); ++id) made[id] = tok.token_bytes(id).size() == 1;
+  std::unordered_map<std::string, int> by_bytes;
+  for (int id = 0; id < tok.vocab_size(); ++id) by_bytes.emplace(tok.token_bytes(id), id);
+  for (const Merge& m : tok.merges()) {
+    made[by_bytes.at(tok.token_bytes(m.left) + tok.token_bytes(m.right))] = true;
+  }
+  ordered_json added = ordered_json::array();
+  for (int id = 0; id < tok.vocab_size(); ++id) {
+    if (made[id]) continue;
+    added.push_back({{"id", id},
+                     {"content", tok.token_bytes(id)},
+                     {"single_word", false},
+                     {"lstrip", false},
+                     {"rstrip", false},
+                     {"normalized", false},
+                     {"special", true}});
+  }
+  std::string merges = "[";
+  for (const Merge& m : tok.merges()) {
+    if (merges.size() > 1) merges.push_back(',');
+    merges.append(ordered_json(gpt2_spelling(tok.token_bytes(m.left)) + " " +
+                               gpt2_spelling(tok.token_bytes(m.right)))
+                      .dump(-1, ' ', false));
+  }
+  merges.push_back(']');
+  // The head, then vocab and merges written by hand (see hf_vocab_json) in the model object.
+  const ordered_json head = {{"version", "1.0"},          {"truncation", nullptr},
+                             {"padding", nullptr},        {"added_tokens", added},
+                             {"normalizer", nullptr},     {"pre_tokenizer", pre},
+                             {"post_processor", nullptr}, {"decoder", byte_level}};
+  const ordered_json model = {{"type", "BPE"},
+                              {"dropout", nullptr},
+                              {"unk_token", nullptr},
+                              {"continuing_subword_prefix", nullptr},
+                              {"end_of_word_suffix", nullptr},
+                              {"fuse_unk", false},
+                              {"byte_fallback", false},
+                              {"ignore_merges", false}};
+  // (a special token that is not UTF-8, which no published tokenizer has, gets U+FFFD)
+  std::string s = head.dump(-1, ' ', false, ordered_json::error_handler_t::replace);
+  s.pop_back();  // the closing brace
+  std::string m = model.dump(-1, ' ', false);
+  m.pop_back();
+  std::string vocab = hf_vocab_json(tok);
+  vocab.pop_back();  // its newline
+  s.append(",\"model\":");
+  s.append(m);
+  s.append(",\"vocab\":");
+  s.append(vocab);
+  s.append(",\"merges\":");
+  s.append(merges);
+  s.append("}}\n");
   return s;
 }
 
@@ -453,6 +531,7 @@ Status export_hf(const Model& model, const Tokenizer* tokenizer, ExportDtype dty
     if (tokenizer && tokenizer->kind() == Tokenizer::Kind::kGpt2) {
       SKEIN_RETURN_IF_ERROR(add("vocab.json", hf_vocab_json(*tokenizer)));
       SKEIN_RETURN_IF_ERROR(add("merges.txt", hf_merges_txt(*tokenizer)));
+      SKEIN_RETURN_IF_ERROR(add("tokenizer.json", hf_tokenizer_json(*tokenizer)));
     }
     SKEIN_RETURN_IF_ERROR(add("config.json", hf_config_json(model, tokenizer, dtype)));
     StatusOr<AtomicFile> st = AtomicFile::create((dir / "model.safetensors").string());

@@ -2,7 +2,8 @@
 // Llama-family models to Hugging Face (LlamaForCausalLM) and GGUF (llm.c refuses them).
 //   - Hugging Face: a folder with model.safetensors (GPT2LMHeadModel's names and layout: Conv1D
 //     weights stored [in, out], no lm_head tensor, the embedding being tied) + config.json, and
-//     the tokenizer's files when there is a GPT-2 tokenizer (vocab.json + merges.txt);
+//     the tokenizer's files when there is a GPT-2 tokenizer (vocab.json + merges.txt +
+//     tokenizer.json);
 //   - llm.c: its model file, version 3 (fp32) or 5 (bf16), vocabulary padded to a multiple of 128
 //     with zero rows;
 //   - GGUF version 3 for llama.cpp, architecture gpt2 or llama, with the tokenizer in

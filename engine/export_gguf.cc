@@ -20,7 +20,9 @@
 // GPT-2's byte characters (a space is "Ġ"), a merge is "left right" in rank order, and the
 // pre-tokenizer is named by tokenizer.ggml.pre.
 //   - GPT-2: its vocabulary and merges, pre "gpt-2", <|endoftext|> as BOS and EOS (a control
-//     token), no BOS added to prompts.
+//     token), no BOS added to prompts. A byte-level BPE from tokenizer.json the same way, with
+//     pre "smollm" when it cuts every digit alone (SmolLM's); its other special tokens are
+//     control tokens too.
 //   - byte: the 256 single bytes, no merges (llama.cpp then emits one token per byte whatever
 //     its pre-tokenizer cuts), pre "gpt-2". There is no end-of-text token, yet llama.cpp always
 //     has an EOS (default id 11, a vertical tab): it is set to byte 0 (NUL), which text does not
@@ -380,7 +382,8 @@ Status export_gguf(const Model& model, const Tokenizer& tokenizer, ExportDtype d
     md.f32("gpt2.attention.layer_norm_epsilon", static_cast<float>(kLayerNormEps));
   }
   md.str("tokenizer.ggml.model", "gpt2");
-  md.str("tokenizer.ggml.pre", "gpt-2");
+  // llama.cpp's "smollm" cuts every \p{N} alone, then by GPT-2's pattern (data/gpt2_pretokenize.h)
+  md.str("tokenizer.ggml.pre", tokenizer.gpt2_pieces() == Gpt2Pieces::kDigits ? "smollm" : "gpt-2");
   md.str_array("tokenizer.ggml.tokens", vocab.tokens);
   md.i32_array("tokenizer.ggml.token_type", vocab.types);
   md.str_array("tokenizer.ggml.merges", vocab.merges);

