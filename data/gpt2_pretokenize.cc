@@ -157,7 +157,16 @@ bool gpt2_safe_cut(const uint8_t* text, size_t i) {
 
 size_t gpt2_stable_prefix(const uint8_t* text, size_t n) {
   for (size_t i = n; i-- > 1;) {
-    if (gpt2_safe_cut(text, i)) return i;
+    // The character at a cut must be whole in the buffer: with Gpt2Pieces::kDigits, how a white
+    // space run before it is cut depends on whether it is a digit, which its lead byte alone
+    // does not say (a lone lead byte would be seen as U+FFFD). A byte that cannot lead a valid
+    // sequence becomes U+FFFD whatever follows.
+    const uint8_t c = text[i];
+    const size_t len = c >= 0xF0 && c <= 0xF4   ? 4
+                       : c >= 0xE0 && c <= 0xEF ? 3
+                       : c >= 0xC2 && c <= 0xDF ? 2
+                                                : 1;
+    if (i + len <= n && gpt2_safe_cut(text, i)) return i;
   }
   return 0;
 }

@@ -45,8 +45,9 @@ size_t sanitize_utf8(const uint8_t* text, size_t n, std::string* out);
 // True when position i (0 < i, i < n) of the raw bytes is a safe cut (see above).
 bool gpt2_safe_cut(const uint8_t* text, size_t i);
 
-// For a text that may continue after text[0, n): the last safe cut, 0 if none. The pieces (and
-// the U+FFFD replacements) of text[0, p) are final whatever bytes follow.
+// For a text that may continue after text[0, n): the last safe cut whose character lies whole in
+// text[0, n), 0 if none. The pieces (and the U+FFFD replacements) of text[0, p) are final
+// whatever bytes follow.
 size_t gpt2_stable_prefix(const uint8_t* text, size_t n);
 
 // Cut points 0 = c_0 < c_1 < ... < c_k = end of text[0, end): each the first safe cut at or

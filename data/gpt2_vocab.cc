@@ -399,11 +399,18 @@ constexpr char kTokenizerJsonHint[] =
     "use the tokenizer.json of the model as published (a byte-level BPE such as GPT-2's or "
     "SmolLM's); the file may be truncated or edited";
 
-// A JSON value for messages, cut when long.
+// A JSON value for messages, cut when long (at a character's start).
 std::string json_text(const json& j) {
   std::string s = j.dump();
-  return s.size() > 80 ? s.substr(0, 77) + "..." : s;
+  if (s.size() <= 80) return s;
+  size_t cut = 77;
+  while (cut > 0 && (static_cast<uint8_t>(s[cut]) & 0xC0) == 0x80) --cut;
+  return s.substr(0, cut) + "...";
 }
+
+// Deeper than any tokenizer.json nests (4 levels for SmolLM's): copying and printing a JSON value
+// recurse, so a file nested thousands deep is refused before anything touches it.
+constexpr int kMaxJsonDepth = 64;
 
 // True when obj has no `key`, or it is null or equals `want` (e.g. false or "").
 bool absent_or(const json& obj, const char* key, const json& want) {
@@ -487,7 +494,16 @@ StatusOr<Gpt2Vocab> parse_hf_tokenizer_json(std::string_view text, const std::st
   auto bad = [&](const std::string& what) {
     return Status::error(name + ": " + what + ". HINT: " + kTokenizerJsonHint);
   };
-  const json root = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  bool too_deep = false;
+  const json::parser_callback_t depth_limit = [&](int depth, json::parse_event_t, json&) {
+    if (depth > kMaxJsonDepth) too_deep = true;
+    return depth <= kMaxJsonDepth;  // a deeper value is dropped, not built
+  };
+  const json root = json::parse(text.begin(), text.end(), depth_limit, /*allow_exceptions=*/false);
+  if (too_deep) {
+    return bad("the JSON nests deeper than " + std::to_string(kMaxJsonDepth) +
+               " levels, which no tokenizer.json does");
+  }
   if (root.is_discarded()) return bad("not valid JSON");
   if (!root.is_object()) return bad("expected a JSON object");
   if (auto n = root.find("normalizer"); n != root.end() && !n->is_null()) {

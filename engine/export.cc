@@ -163,12 +163,14 @@ void remove_created(const std::vector<fs::path>& created) {
 
 // One object from token to id, in id order. (Written entry by entry: ordered_json's inserts are
 // linear searches, quadratic over GPT-2's 50257 tokens.)
-std::string hf_vocab_json(const Tokenizer& tok) {
+// Ids with leave_out[id] set are not written.
+std::string hf_vocab_json(const Tokenizer& tok, const std::vector<bool>* leave_out = nullptr) {
   // push_back and append, not operator+ on literals: GCC 12 at -O3 reports a false -Wrestrict
   // (bug 105329) in std::string's concatenation of short strings.
   std::string s(1, '{');
   for (int id = 0; id < tok.vocab_size(); ++id) {
-    if (id) s.push_back(',');
+    if (leave_out && (*leave_out)[id]) continue;
+    if (s.size() > 1) s.push_back(',');
     s.append(ordered_json(gpt2_spelling(tok.token_bytes(id))).dump(-1, ' ', false));
     s.push_back(':');
     s.append(std::to_string(id));
@@ -214,8 +216,13 @@ std::string hf_tokenizer_json(const Tokenizer& tok) {
     made[by_bytes.at(tok.token_bytes(m.left) + tok.token_bytes(m.right))] = true;
   }
   ordered_json added = ordered_json::array();
+  // A special token whose text differs from its spelling in byte characters (one with a space,
+  // a control or a non-ASCII byte; GPT-2's and SmolLM's have none) is an added token only:
+  // Hugging Face matches an added token's content against model.vocab's keys.
+  std::vector<bool> raw_only(tok.vocab_size(), false);
   for (int id = 0; id < tok.vocab_size(); ++id) {
     if (made[id]) continue;
+    raw_only[id] = gpt2_spelling(tok.token_bytes(id)) != tok.token_bytes(id);
     added.push_back({{"id", id},
                      {"content", tok.token_bytes(id)},
                      {"single_word", false},
@@ -250,7 +257,7 @@ std::string hf_tokenizer_json(const Tokenizer& tok) {
   s.pop_back();  // the closing brace
   std::string m = model.dump(-1, ' ', false);
   m.pop_back();
-  std::string vocab = hf_vocab_json(tok);
+  std::string vocab = hf_vocab_json(tok, &raw_only);
   vocab.pop_back();  // its newline
   s.append(",\"model\":");
   s.append(m);

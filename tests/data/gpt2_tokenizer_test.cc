@@ -848,6 +848,27 @@ TEST(HfTokenizerJson, EncodeDoesNotDependOnThreadsOrBlocks) {
   }
 }
 
+// A white-space run before a non-ASCII digit is cut by whether that is a digit: streaming must
+// not cut where only the digit's lead byte is in the buffer (it would read as U+FFFD).
+TEST(HfTokenizerJson, StreamingNeverCutsBeforeHalfACharacter) {
+  const Tokenizer t = make_tj(trained(), true);
+  const std::string s = "a \n\u0663 b\t\n\u0663x \r\u00B2  \u2460\n\n\u216B end \n\u0663";
+  const auto whole = t.encode(s);
+  for (size_t block = 1; block <= s.size(); ++block) {
+    std::vector<uint16_t> streamed;
+    std::string buf;
+    for (size_t at = 0; at < s.size(); at += block) {
+      buf += s.substr(at, block);
+      const bool last = at + block >= s.size();
+      const size_t end = last ? buf.size() : t.stable_prefix(buf);
+      t.encode_prefix(buf, end, &streamed);
+      buf.erase(0, end);
+    }
+    ASSERT_TRUE(std::equal(whole.begin(), whole.end(), streamed.begin(), streamed.end()))
+        << "block " << block;
+  }
+}
+
 TEST(HfTokenizerJson, FolderWithTokenizerJsonUsesItAndTheFileItselfWorks) {
   TempDir dir;
   trained().write_hf(dir.path());  // vocab.json + merges.txt beside it, as on the Hub
@@ -930,6 +951,16 @@ TEST(HfTokenizerJson, BadFilesNameTheField) {
   expect(swap(R"({"!":0)", R"({"\u2603":0)"),
          "model.vocab: token \"\u2603\" holds the character U+2603");
   expect(swap(R"("model":{)", R"("x":{)"), "model is missing");
+  // nested deeper than any tokenizer.json: refused before anything copies or prints it
+  expect(
+      swap(R"("type":"BPE")", R"("type":)" + std::string(100000, '[') + std::string(100000, ']')),
+      "nests deeper than 64 levels");
+  // an added token that model.vocab lacks joins it, with its own id
+  auto extra = parse_tj(swap(R"("added_tokens":[)",
+                             R"("added_tokens":[{"id":261,"content":"<a b>","special":true},)"));
+  ASSERT_TRUE(extra.ok()) << extra.status().message();
+  EXPECT_EQ(extra->tokens.at(261), "<a b>");
+  EXPECT_EQ(extra->specials, (std::vector<int32_t>{260, 261}));
 }
 
 TEST(HfTokenizerJson, FileIsVersion4AndLoadsBack) {

@@ -298,8 +298,11 @@ TEST(ExportHf, DigitsAloneTokenizerJsonReadsBackAsTheSameTokenizer) {
   TempDir tmp;
   MiniGpt2 mini;
   mini.merges = {{" ", "t"}, {"h", "e"}, {" t", "he"}, {"1", "2"}, {" ", " "}};
-  StatusOr<Gpt2Vocab> vocab =
-      parse_hf_tokenizer_json(mini.tokenizer_json(true, true), "tokenizer.json");
+  // with a special token that has a space, which byte characters spell otherwise ("Ġ")
+  std::string text = mini.tokenizer_json(true, true);
+  const std::string list = R"("added_tokens":[)";
+  text.insert(text.find(list) + list.size(), R"({"id":262,"content":"<a b>","special":true},)");
+  StatusOr<Gpt2Vocab> vocab = parse_hf_tokenizer_json(text, "tokenizer.json");
   ASSERT_TRUE(vocab.ok()) << vocab.status().message();
   StatusOr<Tokenizer> tok = Tokenizer::from_gpt2(*vocab);
   ASSERT_TRUE(tok.ok()) << tok.status().message();
@@ -317,6 +320,9 @@ TEST(ExportHf, DigitsAloneTokenizerJsonReadsBackAsTheSameTokenizer) {
   EXPECT_EQ(j["pre_tokenizer"]["pretokenizers"][0]["type"], "Digits");
   EXPECT_EQ(j["added_tokens"][0]["content"], "<|endoftext|>");
   EXPECT_EQ(j["added_tokens"][0]["id"], tok->eot_id());
+  EXPECT_EQ(j["added_tokens"][1]["content"], "<a b>");  // an added token only
+  EXPECT_FALSE(j["model"]["vocab"].contains("<a\u0120b>"));
+  EXPECT_EQ(j["model"]["vocab"].size(), size_t(tok->vocab_size() - 1));
   EXPECT_EQ(j["model"]["merges"][3], "1 2");
 }
 

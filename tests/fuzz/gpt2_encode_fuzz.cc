@@ -5,6 +5,8 @@
 // start after every "\n\n", gives the tokens of the documents encoded one by one. The same
 // merges as a skein BPE with GPT-2's pieces (the merge-list rules): decode(encode(x)) is x with
 // U+FFFD, the ids equal a naive twin of llama.cpp's merge loop, and streaming changes nothing.
+// The same vocabulary cut with every digit alone (SmolLM's tokenizer.json): decode(encode(x)) is
+// x with U+FFFD, and streaming changes nothing.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -46,6 +48,46 @@ const skein::Tokenizer& tokenizer() {
     return std::move(*tok);
   }();
   return t;
+}
+
+// The same vocabulary cut as SmolLM's tokenizer.json cuts (every digit alone), merged by the
+// merge list.
+const skein::Tokenizer& digits_tokenizer() {
+  static const skein::Tokenizer t = [] {
+    skein::Gpt2Vocab v;
+    for (int b = 0; b < 256; ++b) v.byte_ids[b] = b;
+    for (int id = 0; id < tokenizer().vocab_size(); ++id)
+      v.tokens.push_back(tokenizer().token_bytes(id));
+    const auto& m = tokenizer().merges();
+    for (size_t i = 0; i < m.size(); ++i)
+      v.merges.push_back({m[i].left, m[i].right, 256 + int32_t(i)});
+    v.eot = tokenizer().eot_id();
+    v.specials = {v.eot};
+    v.pieces = skein::Gpt2Pieces::kDigits;
+    v.rules = skein::Gpt2Rules::kMergeList;
+    auto tok = skein::Tokenizer::from_gpt2(std::move(v));
+    if (!tok.ok()) __builtin_trap();
+    return std::move(*tok);
+  }();
+  return t;
+}
+
+// Streams text in blocks of `block` bytes cut by stable_prefix: the tokens of the whole text.
+void check_streaming(const skein::Tokenizer& t, const std::string& text, size_t block,
+                     const std::vector<int32_t>& whole) {
+  std::vector<uint16_t> streamed;
+  std::string buf;
+  for (size_t read = 0;;) {
+    const size_t take = std::min(block, text.size() - read);
+    buf += text.substr(read, take);
+    read += take;
+    const bool last = read == text.size();
+    const size_t end = last ? buf.size() : t.stable_prefix(buf);
+    t.encode_prefix(buf, end, &streamed);
+    buf.erase(0, end);
+    if (last) break;
+  }
+  if (!std::equal(whole.begin(), whole.end(), streamed.begin(), streamed.end())) __builtin_trap();
 }
 
 // The same merges (byte b is token b in both) in a BPE tokenizer with GPT-2's pieces.
@@ -151,20 +193,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto bpe_back = bpe.decode(bpe_ids);
   if (!bpe_back.ok() || *bpe_back != clean) __builtin_trap();
   if (bpe_ids != merge_list_twin(bpe, clean)) __builtin_trap();
-  streamed.clear();
-  buf.clear();
-  for (size_t read = 0;;) {
-    const size_t take = std::min(block, text.size() - read);
-    buf += text.substr(read, take);
-    read += take;
-    const bool last = read == text.size();
-    const size_t end = last ? buf.size() : bpe.stable_prefix(buf);
-    bpe.encode_prefix(buf, end, &streamed);
-    buf.erase(0, end);
-    if (last) break;
-  }
-  if (!std::equal(bpe_ids.begin(), bpe_ids.end(), streamed.begin(), streamed.end())) {
-    __builtin_trap();
-  }
+  check_streaming(bpe, text, block, bpe_ids);
+
+  const skein::Tokenizer& digits = digits_tokenizer();
+  const std::vector<int32_t> digit_ids = digits.encode(text);
+  auto digits_back = digits.decode(digit_ids);
+  if (!digits_back.ok() || *digits_back != clean) __builtin_trap();
+  check_streaming(digits, text, block, digit_ids);
   return 0;
 }

@@ -89,6 +89,8 @@ cp "$out/hf_tokenizer/digits" "$tmp/hfdigits/tokenizer.json"
 { printf '\x07'; head -c 600 "$tmp/corpus.txt"; } >"$out/gpt2_encode/corpus"
 printf '\x02don'"'"'t DON'"'"'T  \n\n\tx  y\xc3\xa9t\xc3\xa9 e\xcc\x81 12345 \xf0\x9f\x98\x80!!\n\n\n' \
   >"$out/gpt2_encode/tricky"
+printf '\x00a \n\xd9\xa3 b\t\n\xd9\xa3x \r\xc2\xb2  \xe2\x91\xa0\n\n end \n\xd9\xa3 12 3' \
+  >"$out/gpt2_encode/digits"
 printf '\x00ok \xc3( \xed\xa0\x80 \xff\xfe aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xe2\x80\xa8\xc2\x85 \xef\xbb\xbf' \
   >"$out/gpt2_encode/invalid"
 
