@@ -273,7 +273,9 @@ void fit_and_print(const std::vector<Result>& all) {
 //     B: summing one more replica's gradient buffer; O: the optimizer; s: serial time.
 // Then, labelled as a prediction, the best layout for 16, 64 and 128 cores on this config's
 // batch: every (G, W) with G dividing the batch (R = G), ranked by the model, and whether its
-// memory (Trainer::estimate_memory, exact) fits in this machine's.
+// memory (Trainer::estimate_memory, exact) fits in this machine's. A layout where the fitted
+// compute time A + D (W - 1) is <= 0 (D < 0 extrapolated too far, or noisy points) is left out,
+// and the output says so.
 void fit_layouts_and_predict(const std::vector<Result>& all, const proto::Config& cfg) {
   std::vector<std::vector<double>> xc, xr;
   std::vector<double> yc, yr;
@@ -313,10 +315,18 @@ void fit_layouts_and_predict(const std::vector<Result>& all, const proto::Config
       double mem;
     };
     std::vector<Layout> ls;
+    int broken = 0;  // layouts where the fitted line gives a group no compute time at all
     for (int W = 1; W <= K; ++W) {
       if (K % W) continue;
       const int G = K / W;
       if (batch % G) continue;  // R = G replicas must divide the batch
+      // A negative D (a group faster than its threads alone: shared packing, less memory
+      // traffic) is real for small W, but a line through it reaches zero at some W: past that
+      // the model says nothing.
+      if (A + D * (W - 1) <= 0) {
+        ++broken;
+        continue;
+      }
       TrainerOptions o;
       o.threads = K;
       o.threads_per_replica = W;
@@ -330,7 +340,16 @@ void fit_layouts_and_predict(const std::vector<Result>& all, const proto::Config
       ls.push_back({G, W, ms, mem});
     }
     if (ls.empty()) {
-      std::printf("  %3d cores: no layout (no divisor of %d cores divides the batch)\n", K, K);
+      if (broken)
+        std::printf(
+            "  %3d cores: no prediction: the fitted compute time A + D (W - 1) is <= 0 for "
+            "every layout %s\n",
+            K,
+            A <= 0 ? "(A <= 0: the measured points disagree; rerun with more --steps)"
+                   : "(D < 0: a group was faster here than separate replicas, and a "
+                     "straight line through that cannot be extrapolated this far)");
+      else
+        std::printf("  %3d cores: no layout (no divisor of %d cores divides the batch)\n", K, K);
       continue;
     }
     std::sort(ls.begin(), ls.end(), [](const Layout& a, const Layout& b) { return a.ms < b.ms; });
@@ -345,9 +364,11 @@ void fit_layouts_and_predict(const std::vector<Result>& all, const proto::Config
       std::printf("  %dx%d %.0f ms %.0f MiB%s", ls[i].G, ls[i].W, ls[i].ms, mib(ls[i].mem),
                   avail && ls[i].mem > double(avail) ? " (does not fit)" : "");
     if (best)
-      std::printf("  -> best that fits: %d groups x %d threads\n", best->G, best->W);
+      std::printf("  -> best that fits: %d groups x %d threads", best->G, best->W);
     else
-      std::printf("  -> none fits\n");
+      std::printf("  -> none fits");
+    if (broken) std::printf(" (%d wider layout(s) left out: A + D (W - 1) <= 0 there)", broken);
+    std::printf("\n");
   }
 }
 
