@@ -290,6 +290,18 @@ void register_all() {
             ->Unit(benchmark::kMicrosecond);
     }
   }
+  // GPT-2's lm_head with its vocabulary as it is (50257, one partial 32-column tile out of 1571)
+  // and padded as llm.c pads it (50304 = 393 x 128), side by side:
+  //   bench_kernels --benchmark_filter='linear_.*/gpt2.*/lm_head'
+  //     --benchmark_enable_random_interleaving=true --benchmark_repetitions=9
+  Shape padded = kShapes[1];
+  padded.name = "gpt2_v50304";
+  padded.V = 50304;
+  for (bool bwd : {false, true})
+    benchmark::RegisterBenchmark(
+        (std::string("linear_") + (bwd ? "backward" : "forward") + "/gpt2_v50304/lm_head").c_str(),
+        BM_linear, padded, kLinears[4], bwd)
+        ->Unit(benchmark::kMicrosecond);
 }
 
 }  // namespace
