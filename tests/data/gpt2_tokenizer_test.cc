@@ -124,6 +124,20 @@ std::string twin_text(uint64_t seed) {
   return s;
 }
 
+// The tokens of s fed in blocks of `block` bytes, each buffer encoded up to its stable prefix.
+std::vector<uint16_t> streamed_encode(const Tokenizer& t, const std::string& s, size_t block) {
+  std::vector<uint16_t> streamed;
+  std::string buf;
+  for (size_t at = 0; at < s.size(); at += block) {
+    buf += s.substr(at, block);
+    const bool last = at + block >= s.size();
+    const size_t end = last ? buf.size() : t.stable_prefix(buf);
+    t.encode_prefix(buf, end, &streamed);
+    buf.erase(0, end);
+  }
+  return streamed;
+}
+
 // A tokenizer file with its trailing FNV-1a hash made to match again.
 std::string fix_hash(std::string s) {
   uint64_t h = 0xCBF29CE484222325ull;
@@ -490,17 +504,20 @@ TEST(Gpt2TokenizerFile, BadFilesAreRefused) {
 
 // ---- skein's BPE with GPT-2's pieces (tokenizer.bin version 3) ----
 
-// llama.cpp's llm_tokenizer_bpe, in its naive form: GPT-2's pieces; in each, merge the leftmost
-// adjacent pair that is a listed merge of the lowest rank, one pair at a time, until none is.
-std::vector<int32_t> merge_list_encode(const Tokenizer& t, const std::string& text) {
+// Hugging Face's BPE (and llama.cpp's llm_tokenizer_bpe) on pieces, naively: from the bytes'
+// tokens, join the leftmost adjacent pair that is a listed merge of the lowest rank, until none
+// is.
+std::vector<int32_t> hf_twin_encode(const Tokenizer& t, const std::vector<std::string>& pieces) {
   std::map<std::pair<int32_t, int32_t>, int32_t> rank;
   for (size_t i = 0; i < t.merges().size(); ++i) {
     rank[{t.merges()[i].left, t.merges()[i].right}] = static_cast<int32_t>(i);
   }
+  std::map<std::string, int32_t> id_of;
+  for (int id = 0; id < t.vocab_size(); ++id) id_of[t.token_bytes(id)] = id;
   std::vector<int32_t> out;
-  for (const std::string& piece : gpt2_pieces(text)) {
+  for (const std::string& piece : pieces) {
     std::vector<int32_t> ids;
-    for (char c : piece) ids.push_back(static_cast<uint8_t>(c));
+    for (char c : piece) ids.push_back(id_of.at(std::string(1, c)));
     for (;;) {
       int32_t best = -1;
       size_t at = 0;
@@ -509,12 +526,17 @@ std::vector<int32_t> merge_list_encode(const Tokenizer& t, const std::string& te
         if (it != rank.end() && (best < 0 || it->second < best)) best = it->second, at = i;
       }
       if (best < 0) break;
-      ids[at] = 256 + best;
+      ids[at] = id_of.at(t.token_bytes(ids[at]) + t.token_bytes(ids[at + 1]));
       ids.erase(ids.begin() + at + 1);
     }
     out.insert(out.end(), ids.begin(), ids.end());
   }
   return out;
+}
+
+// llama.cpp's BPE on GPT-2's pieces: skein's BPE with GPT-2's pieces must give its ids.
+std::vector<int32_t> merge_list_encode(const Tokenizer& t, const std::string& text) {
+  return hf_twin_encode(t, gpt2_pieces(text));
 }
 
 const Tokenizer& gpt2_pieces_bpe() {
@@ -722,35 +744,6 @@ std::vector<std::string> digits_twin(const std::string& text) {
   return out;
 }
 
-// Hugging Face's BPE on those pieces, naively: from the bytes' tokens, join the leftmost adjacent
-// pair that is a listed merge of the lowest rank, until none is.
-std::vector<int32_t> hf_twin_encode(const Tokenizer& t, const std::vector<std::string>& pieces) {
-  std::map<std::pair<int32_t, int32_t>, int32_t> rank;
-  for (size_t i = 0; i < t.merges().size(); ++i) {
-    rank[{t.merges()[i].left, t.merges()[i].right}] = static_cast<int32_t>(i);
-  }
-  std::map<std::string, int32_t> id_of;
-  for (int id = 0; id < t.vocab_size(); ++id) id_of[t.token_bytes(id)] = id;
-  std::vector<int32_t> out;
-  for (const std::string& piece : pieces) {
-    std::vector<int32_t> ids;
-    for (char c : piece) ids.push_back(id_of.at(std::string(1, c)));
-    for (;;) {
-      int32_t best = -1;
-      size_t at = 0;
-      for (size_t i = 0; i + 1 < ids.size(); ++i) {
-        auto it = rank.find({ids[i], ids[i + 1]});
-        if (it != rank.end() && (best < 0 || it->second < best)) best = it->second, at = i;
-      }
-      if (best < 0) break;
-      ids[at] = id_of.at(t.token_bytes(ids[at]) + t.token_bytes(ids[at + 1]));
-      ids.erase(ids.begin() + at + 1);
-    }
-    out.insert(out.end(), ids.begin(), ids.end());
-  }
-  return out;
-}
-
 TEST(HfTokenizerJson, DigitsAloneCutAsHuggingFacesSequence) {
   const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
       {"a  12", {"a", "  ", "1", "2"}},
@@ -834,15 +827,7 @@ TEST(HfTokenizerJson, EncodeDoesNotDependOnThreadsOrBlocks) {
   omp_set_num_threads(omp_get_num_procs());
   EXPECT_EQ(one, three);
   for (size_t block : {4099, 65536 + 7}) {
-    std::vector<uint16_t> streamed;
-    std::string buf;
-    for (size_t at = 0; at < s.size(); at += block) {
-      buf += s.substr(at, block);
-      const bool last = at + block >= s.size();
-      const size_t end = last ? buf.size() : t.stable_prefix(buf);
-      t.encode_prefix(buf, end, &streamed);
-      buf.erase(0, end);
-    }
+    const std::vector<uint16_t> streamed = streamed_encode(t, s, block);
     EXPECT_TRUE(std::equal(one.begin(), one.end(), streamed.begin(), streamed.end()))
         << "block " << block;
   }
@@ -855,15 +840,7 @@ TEST(HfTokenizerJson, StreamingNeverCutsBeforeHalfACharacter) {
   const std::string s = "a \n\u0663 b\t\n\u0663x \r\u00B2  \u2460\n\n\u216B end \n\u0663";
   const auto whole = t.encode(s);
   for (size_t block = 1; block <= s.size(); ++block) {
-    std::vector<uint16_t> streamed;
-    std::string buf;
-    for (size_t at = 0; at < s.size(); at += block) {
-      buf += s.substr(at, block);
-      const bool last = at + block >= s.size();
-      const size_t end = last ? buf.size() : t.stable_prefix(buf);
-      t.encode_prefix(buf, end, &streamed);
-      buf.erase(0, end);
-    }
+    const std::vector<uint16_t> streamed = streamed_encode(t, s, block);
     ASSERT_TRUE(std::equal(whole.begin(), whole.end(), streamed.begin(), streamed.end()))
         << "block " << block;
   }
