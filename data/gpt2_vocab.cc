@@ -397,7 +397,8 @@ using nlohmann::json;
 
 constexpr char kTokenizerJsonHint[] =
     "use the tokenizer.json of the model as published (a byte-level BPE such as GPT-2's or "
-    "SmolLM's); the file may be truncated or edited";
+    "SmolLM's); the file may be truncated or edited (for vocab.json + merges.txt, name their "
+    "folder)";
 
 // A JSON value for messages, cut when long (at a character's start).
 std::string json_text(const json& j) {
