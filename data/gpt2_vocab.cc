@@ -150,17 +150,17 @@ constexpr char kVocabHint[] =
     "use GPT-2's vocab.json (Hugging Face) or encoder.json (OpenAI) as published; the file may "
     "be truncated or edited";
 
-Status parse_json(std::string_view json, const std::string& name, std::vector<std::string>* tokens,
-                  TokenIds* ids, const char* hint = kVocabHint) {
+// A vocabulary as its file writes it: each token (in GPT-2's byte characters) and its id.
+using VocabEntries = std::vector<std::pair<std::string, int64_t>>;
+
+// Checks the entries (ids 0..n-1, each once; every token of byte characters, not too long, and
+// none twice) and fills tokens (bytes by id) and ids (id by bytes).
+Status index_vocab(const VocabEntries& entries, const std::string& name, const char* hint,
+                   std::vector<std::string>* tokens, TokenIds* ids) {
   auto bad = [&](const std::string& what) {
     return Status::error(name + ": " + what + ". HINT: " + hint);
   };
-  VocabSax sax;
-  const bool ok = nlohmann::json::sax_parse(json.begin(), json.end(), &sax);
-  if (!ok || !sax.error.empty()) {
-    return bad(sax.error.empty() ? std::string("not valid JSON") : sax.error);
-  }
-  const size_t n = sax.entries.size();
+  const size_t n = entries.size();
   if (n == 0) return bad("the vocabulary is empty");
   if (n > 65536) {
     return bad("holds " + std::to_string(n) +
@@ -170,7 +170,7 @@ Status parse_json(std::string_view json, const std::string& name, std::vector<st
   std::vector<const std::string*> text_of(n, nullptr);
   ids->reserve(n);
   std::string bytes, error;
-  for (const auto& [text, id] : sax.entries) {
+  for (const auto& [text, id] : entries) {
     if (id < 0 || id >= static_cast<int64_t>(n)) {
       return bad("token " + shown(text) + " has id " + std::to_string(id) + ", but the " +
                  std::to_string(n) + " tokens need the ids 0.." + std::to_string(n - 1));
@@ -193,6 +193,19 @@ Status parse_json(std::string_view json, const std::string& name, std::vector<st
     (*tokens)[id] = bytes;
   }
   return {};
+}
+
+// vocab.json / encoder.json: one flat JSON object from token to id.
+Status parse_json(std::string_view json, const std::string& name, std::vector<std::string>* tokens,
+                  TokenIds* ids) {
+  VocabSax sax;
+  const bool ok = nlohmann::json::sax_parse(json.begin(), json.end(), &sax);
+  if (!ok || !sax.error.empty()) {
+    return Status::error(name + ": " +
+                         (sax.error.empty() ? std::string("not valid JSON") : sax.error) +
+                         ". HINT: " + kVocabHint);
+  }
+  return index_vocab(sax.entries, name, kVocabHint, tokens, ids);
 }
 
 // One merge as the file writes it ("left right"), and where it is, for messages.
@@ -522,13 +535,20 @@ StatusOr<Gpt2Vocab> parse_hf_tokenizer_json(std::string_view text, const std::st
   SKEIN_RETURN_IF_ERROR(check_bpe_model(model, name + " model"));
   auto vocab_it = model.find("vocab");
   if (vocab_it == model.end() || !vocab_it->is_object()) return bad("model.vocab is missing");
-  json vocab = *vocab_it;
-
-  // Added tokens: written as text, not in byte characters; one missing from model.vocab joins it.
+  const json& vocab = *vocab_it;
+  VocabEntries tokens;
+  tokens.reserve(vocab.size());
   std::unordered_map<int64_t, std::string> spelled;  // id -> token in model.vocab's spelling
   for (const auto& [token, id] : vocab.items()) {
-    if (id.is_number_integer()) spelled.emplace(id.get<int64_t>(), token);
+    if (!id.is_number_integer()) {
+      return bad("model.vocab: the id of token " + shown(token) + " is " + json_text(id) +
+                 ", expected an integer");
+    }
+    tokens.emplace_back(token, id.get<int64_t>());
+    spelled.emplace(id.get<int64_t>(), token);
   }
+
+  // Added tokens: written as text, not in byte characters; one missing from model.vocab joins it.
   std::unordered_set<int64_t> added;
   if (auto a = root.find("added_tokens"); a != root.end() && !a->is_null()) {
     if (!a->is_array()) return bad("added_tokens is not an array");
@@ -549,7 +569,7 @@ StatusOr<Gpt2Vocab> parse_hf_tokenizer_json(std::string_view text, const std::st
           return bad(where + " " + shown(content) + " has id " + std::to_string(id) +
                      ", model.vocab another");
         }
-        vocab[spelling] = id;
+        tokens.emplace_back(spelling, id);
       } else if (it->second != spelling) {
         return bad(where + " " + shown(content) + " has id " + std::to_string(id) +
                    ", which model.vocab gives to " + shown(it->second));
@@ -559,7 +579,7 @@ StatusOr<Gpt2Vocab> parse_hf_tokenizer_json(std::string_view text, const std::st
   }
   TokenIds ids;
   SKEIN_RETURN_IF_ERROR(
-      parse_json(vocab.dump(), name + " model.vocab", &v.tokens, &ids, kTokenizerJsonHint));
+      index_vocab(tokens, name + " model.vocab", kTokenizerJsonHint, &v.tokens, &ids));
   SKEIN_RETURN_IF_ERROR(find_byte_ids(ids, name + " model.vocab", &v));
 
   auto merges_it = model.find("merges");

@@ -92,6 +92,12 @@ class Tokenizer {
   int vocab_size() const { return static_cast<int>(vocab_.size()); }
   // BPE: the merges; GPT-2: the (left, right) of each merge in rank order.
   const std::vector<Merge>& merges() const { return merges_; }
+  // The special tokens' ids, ascending (<|endoftext|> among them): the tokens that are neither a
+  // byte nor made by a merge, never made from text. GPT-2 kind only; byte and BPE have none.
+  std::span<const int32_t> special_ids() const {
+    return gpt2_vocab_ ? std::span<const int32_t>(gpt2_vocab_->specials)
+                       : std::span<const int32_t>();
+  }
   // The id of <|endoftext|>, or -1 for tokenizers without one (byte, BPE).
   int32_t eot_id() const { return eot_; }
   // GPT-2 kind: how text is cut and which pairs merge (GPT-2's own files: kGpt2, kTiktoken);

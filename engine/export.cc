@@ -41,7 +41,6 @@
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
-#include <unordered_map>
 #include <vector>
 
 #include "data/file_util.h"
@@ -207,21 +206,12 @@ std::string hf_tokenizer_json(const Tokenizer& tok) {
             ordered_json::array(
                 {ordered_json{{"type", "Digits"}, {"individual_digits", true}}, byte_level})}};
   }
-  // the ids that neither are a byte nor a merge makes: the special tokens
-  std::vector<bool> made(tok.vocab_size(), false);
-  for (int id = 0; id < tok.vocab_size(); ++id) made[id] = tok.token_bytes(id).size() == 1;
-  std::unordered_map<std::string, int> by_bytes;
-  for (int id = 0; id < tok.vocab_size(); ++id) by_bytes.emplace(tok.token_bytes(id), id);
-  for (const Merge& m : tok.merges()) {
-    made[by_bytes.at(tok.token_bytes(m.left) + tok.token_bytes(m.right))] = true;
-  }
   ordered_json added = ordered_json::array();
   // A special token whose text differs from its spelling in byte characters (one with a space,
   // a control or a non-ASCII byte; GPT-2's and SmolLM's have none) is an added token only:
   // Hugging Face matches an added token's content against model.vocab's keys.
   std::vector<bool> raw_only(tok.vocab_size(), false);
-  for (int id = 0; id < tok.vocab_size(); ++id) {
-    if (made[id]) continue;
+  for (const int32_t id : tok.special_ids()) {
     raw_only[id] = gpt2_spelling(tok.token_bytes(id)) != tok.token_bytes(id);
     added.push_back({{"id", id},
                      {"content", tok.token_bytes(id)},

@@ -39,7 +39,6 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -157,26 +156,25 @@ struct GgufVocab {
   uint32_t bos = 0, eos = 0;
 };
 
-// One rule for every kind (GPT-2, skein's BPE, byte, whose first 256 tokens are the bytes and the
-// others one per merge): special tokens (<|endoftext|>) are the ones that are neither a byte nor
-// made by a merge; llama.cpp keeps their text as it is and never makes them from ordinary text.
-// skein's BPE and byte tokenizers have none.
+// One rule for every kind (GPT-2, skein's BPE, byte): special tokens (<|endoftext|>, and a
+// tokenizer.json's added tokens) are Tokenizer::special_ids(), the ones that are neither a byte
+// nor made by a merge; llama.cpp keeps their text as it is and never makes them from ordinary
+// text. skein's BPE and byte tokenizers have none.
 GgufVocab gguf_vocab(const Tokenizer& tok) {
   const int V = tok.vocab_size();
   GgufVocab v;
   v.tokens.reserve(V);
   v.types.reserve(V);
-  std::unordered_set<std::string> made;
   v.merges.reserve(tok.merges().size());
   for (const Merge& m : tok.merges()) {
-    const std::string& l = tok.token_bytes(m.left);
-    const std::string& r = tok.token_bytes(m.right);
-    made.insert(l + r);
-    v.merges.push_back(gpt2_spelling(l) + " " + gpt2_spelling(r));
+    v.merges.push_back(gpt2_spelling(tok.token_bytes(m.left)) + " " +
+                       gpt2_spelling(tok.token_bytes(m.right)));
   }
+  std::vector<bool> is_special(V, false);
+  for (const int32_t id : tok.special_ids()) is_special[id] = true;
   for (int id = 0; id < V; ++id) {
     const std::string& bytes = tok.token_bytes(id);
-    const bool special = id == tok.eot_id() || (bytes.size() > 1 && !made.count(bytes));
+    const bool special = is_special[id];
     v.tokens.push_back(special ? bytes : gpt2_spelling(bytes));
     v.types.push_back(special ? kTokenControl : kTokenNormal);
   }
