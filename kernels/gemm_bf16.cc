@@ -49,6 +49,10 @@ static_assert(kMR == 12 && kNR == 32, "the kernels and the packing are written f
 
 using gemm_detail::View;
 
+// How the full panels are packed: scalar code (any CPU), AVX2, or AVX-512 BF16 (for the vdpbf16ps
+// kernel only; see pack_a_panel_avx512bf16).
+enum Pack : int { kPackScalar, kPackAvx2, kPackAvx512Bf16 };
+
 uint32_t bf16_bits(float x) {
   const float r = round_to_bf16(x);
   uint32_t u;
@@ -155,12 +159,140 @@ SKEIN_AVX2 __attribute__((noinline)) int pack_b_panel_avx2(const View& b, int p0
   }
   return q;
 }
+
+// The AVX-512 BF16 parts of the packing (the vdpbf16ps kernel's; run_bf16 checks the CPU): the
+// same panels as the AVX2 parts, 16 pairs per vcvtne2ps2bf16. The instruction rounds to nearest
+// even and quiets NaN as round_to_bf16 does, but turns a subnormal input into a zero of its sign,
+// and vdpbf16ps does not read every subnormal bf16 as zero (on Zen 4 products differed when the
+// packing flushed: VectorAndScalarPackingGiveTheSameBits), so any group of 16 with a subnormal is
+// rounded in integer arithmetic instead, exactly as round_to_bf16. Each packs the whole 16-pair
+// groups it can and hands the rest of the panel to the AVX2 part.
+#define SKEIN_AVX512BF16_PACK __attribute__((target("avx2,fma,avx512f,avx512bw,avx512bf16")))
+
+// The lanes of v that hold a subnormal (exponent 0, mantissa not 0).
+SKEIN_AVX512BF16_PACK inline __mmask16 subnormal_lanes(__m512 v) {
+  const __m512i u = _mm512_castps_si512(v);
+  return _mm512_mask_test_epi32_mask(~_mm512_test_epi32_mask(u, _mm512_set1_epi32(0x7f800000)), u,
+                                     _mm512_set1_epi32(0x007fffff));
+}
+
+// round_to_bf16 of 16 floats, in integer arithmetic: the bf16 in the high half of each lane.
+SKEIN_AVX512BF16_PACK inline __m512i round16_to_bf16(__m512 v) {
+  const __m512i u = _mm512_castps_si512(v);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  const __m512i up = _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
+  const __m512i quiet = _mm512_or_si512(u, _mm512_set1_epi32(0x00400000));
+  const __m512i r = _mm512_mask_mov_epi32(up, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), quiet);
+  return _mm512_and_si512(r, _mm512_set1_epi32(int32_t(0xffff0000u)));
+}
+
+// 16 pairs from 32 consecutive k (p[0..31]): word i = bf16(p[i]).
+SKEIN_AVX512BF16_PACK inline __m512i pairs_along_16(const float* p) {
+  const __m512 lo = _mm512_loadu_ps(p), hi = _mm512_loadu_ps(p + 16);
+  if (!(subnormal_lanes(lo) | subnormal_lanes(hi))) return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+  const __m256i lo16 = _mm512_cvtepi32_epi16(_mm512_srli_epi32(round16_to_bf16(lo), 16));
+  const __m256i hi16 = _mm512_cvtepi32_epi16(_mm512_srli_epi32(round16_to_bf16(hi), 16));
+  return _mm512_inserti64x4(_mm512_castsi256_si512(lo16), hi16, 1);
+}
+
+// 16 pairs from two rows (k and k + 1 in the same lanes): dword i = bf16(even[i]) |
+// bf16(odd[i]) << 16.
+SKEIN_AVX512BF16_PACK inline __m512i pairs_across_16(__m512 even, __m512 odd) {
+  if (subnormal_lanes(even) | subnormal_lanes(odd))
+    return _mm512_or_si512(_mm512_srli_epi32(round16_to_bf16(even), 16), round16_to_bf16(odd));
+  // words [even 0..15 | odd 0..15], interleaved to even 0, odd 0, even 1, ...
+  const __m512i words = (__m512i)_mm512_cvtne2ps_pbh(odd, even);
+  const __m512i order = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24,
+                                         8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  return _mm512_permutexvar_epi16(order, words);
+}
+
+// In-place transpose of the 16 x 16 dwords in v[0..15] (v[r] = row r).
+SKEIN_AVX512BF16_PACK inline void transpose_16x16(__m512i v[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 8; ++i) {  // 2x2 blocks of dwords
+    t[2 * i] = _mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {  // 4x4 blocks: pairs of dwords
+    for (int h = 0; h < 2; ++h) {
+      v[4 * i + 2 * h] = _mm512_unpacklo_epi64(t[4 * i + h], t[4 * i + 2 + h]);
+      v[4 * i + 2 * h + 1] = _mm512_unpackhi_epi64(t[4 * i + h], t[4 * i + 2 + h]);
+    }
+  }
+  // now v[4g + c] holds in its 128-bit lane l column 4l + c of rows 4g..4g+3: transpose the 4 x 4
+  // lanes of v[c], v[4 + c], v[8 + c], v[12 + c], first between rows 4 apart, then 8 apart
+  for (int i = 0; i < 16; ++i) t[i] = v[i];
+  for (int g = 0; g < 16; g += 8)
+    for (int i = 0; i < 4; ++i) {
+      v[g + i] = _mm512_shuffle_i32x4(t[g + i], t[g + i + 4], 0x88);      // lanes 0, 2 | 0, 2
+      v[g + i + 4] = _mm512_shuffle_i32x4(t[g + i], t[g + i + 4], 0xDD);  // lanes 1, 3 | 1, 3
+    }
+  for (int i = 0; i < 16; ++i) t[i] = v[i];
+  for (int i = 0; i < 8; ++i) {
+    v[i] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0x88);
+    v[i + 8] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0xDD);
+  }
+}
+
+SKEIN_AVX512BF16_PACK __attribute__((noinline)) int pack_a_panel_avx512bf16(const View& a,
+                                                                            long row0, int p0,
+                                                                            int kc, uint32_t* dst) {
+  int q = 0;
+  constexpr __mmask16 kRows = (1u << kMR) - 1;
+  if (a.cs == 1) {
+    // rows contiguous in k: 16 pairs of each row at a time, transposed to pair-major
+    for (; 2 * q + 32 <= kc; q += 16) {
+      __m512i v[16];
+      for (int r = 0; r < kMR; ++r) v[r] = pairs_along_16(&a.data[(row0 + r) * a.rs + p0 + 2 * q]);
+      for (int r = kMR; r < 16; ++r) v[r] = _mm512_setzero_si512();
+      transpose_16x16(v);
+      for (int i = 0; i < 16; ++i) _mm512_mask_storeu_epi32(dst + long(q + i) * kMR, kRows, v[i]);
+    }
+  } else if (a.rs == 1) {
+    // for one k, the rows contiguous: pairs across two k, 12 rows (masked: no read past row 12)
+    for (; 2 * q + 2 <= kc; ++q) {
+      const float* s0 = a.data + (p0 + 2 * q) * a.cs + row0;
+      const __m512 even = _mm512_maskz_loadu_ps(kRows, s0);
+      const __m512 odd = _mm512_maskz_loadu_ps(kRows, s0 + a.cs);
+      _mm512_mask_storeu_epi32(dst + long(q) * kMR, kRows, pairs_across_16(even, odd));
+    }
+  }
+  return q + pack_a_panel_avx2(a, row0, p0 + 2 * q, kc - 2 * q, dst + long(q) * kMR);
+}
+
+SKEIN_AVX512BF16_PACK __attribute__((noinline)) int pack_b_panel_avx512bf16(const View& b, int p0,
+                                                                            int kc, long col0,
+                                                                            uint32_t* dst) {
+  int q = 0;
+  if (b.cs == 1) {
+    // rows of op(B) contiguous in j: pairs across two rows, 16 columns at a time
+    for (; 2 * q + 2 <= kc; ++q) {
+      const float* s0 = b.data + (p0 + 2 * q) * b.rs + col0;
+      const float* s1 = s0 + b.rs;
+      for (int h = 0; h < kNR; h += 16)
+        _mm512_storeu_si512(dst + long(q) * kNR + h,
+                            pairs_across_16(_mm512_loadu_ps(s0 + h), _mm512_loadu_ps(s1 + h)));
+    }
+  } else if (b.rs == 1) {
+    // columns contiguous in k (B stored transposed): 16 pairs of 16 columns, transposed
+    for (; 2 * q + 32 <= kc; q += 16)
+      for (int h = 0; h < kNR; h += 16) {
+        __m512i v[16];
+        for (int c = 0; c < 16; ++c)
+          v[c] = pairs_along_16(&b.data[(p0 + 2 * q) + (col0 + h + c) * b.cs]);
+        transpose_16x16(v);
+        for (int i = 0; i < 16; ++i) _mm512_storeu_si512(dst + long(q + i) * kNR + h, v[i]);
+      }
+  }
+  return q + pack_b_panel_avx2(b, p0 + 2 * q, kc - 2 * q, col0, dst + long(q) * kNR);
+}
 #endif
 
 // Packs op(A)[i0:i0+mc, p0:p0+kc] into ceil(mc / kMR) panels of kMR x kq pairs (kq = ceil(kc / 2)):
 // panel t, pair q, row r at dst[t * kMR * kq + q * kMR + r]; zero past row mc and past k = kc.
-// kVector: AVX2 for the full panels (the CPU has AVX2), else scalar throughout.
-template <bool kVector>
+// kPack: how the full panels are packed (Pack), the rest is scalar.
+template <int kPack>
 void pack_a(const View& a, int i0, int mc, int p0, int kc, uint32_t* dst) {
   const int kq = (kc + 1) / 2;
   for (int ir = 0; ir < mc; ir += kMR, dst += long(kMR) * kq) {
@@ -168,7 +300,8 @@ void pack_a(const View& a, int i0, int mc, int p0, int kc, uint32_t* dst) {
     const long row0 = i0 + ir;
     int q = 0;
 #ifdef SKEIN_BF16_X86
-    if (kVector && mr == kMR) q = pack_a_panel_avx2(a, row0, p0, kc, dst);
+    if (kPack == kPackAvx512Bf16 && mr == kMR) q = pack_a_panel_avx512bf16(a, row0, p0, kc, dst);
+    if (kPack == kPackAvx2 && mr == kMR) q = pack_a_panel_avx2(a, row0, p0, kc, dst);
 #endif
     for (; q < kq; ++q)
       for (int r = 0; r < kMR; ++r) {
@@ -183,7 +316,7 @@ void pack_a(const View& a, int i0, int mc, int p0, int kc, uint32_t* dst) {
 // Packs op(B)[p0:p0+kc, j0:j0+nc] into ceil(nc / kNR) panels of depth x kNR pairs (depth >= kq =
 // ceil(kc / 2)): panel t, pair q, column j at dst[t * kNR * depth + q * kNR + j]; zero past column
 // nc, past k = kc and in the pairs from kq to depth (the AMX kernel's padding to whole tiles).
-template <bool kVector>
+template <int kPack>
 void pack_b(const View& b, int p0, int kc, int j0, int nc, int depth, uint32_t* dst) {
   const int kq = (kc + 1) / 2;
   for (int jr = 0; jr < nc; jr += kNR, dst += long(kNR) * depth) {
@@ -191,7 +324,8 @@ void pack_b(const View& b, int p0, int kc, int j0, int nc, int depth, uint32_t* 
     const long col0 = j0 + jr;
     int q = 0;
 #ifdef SKEIN_BF16_X86
-    if (kVector && nr == kNR) q = pack_b_panel_avx2(b, p0, kc, col0, dst);
+    if (kPack == kPackAvx512Bf16 && nr == kNR) q = pack_b_panel_avx512bf16(b, p0, kc, col0, dst);
+    if (kPack == kPackAvx2 && nr == kNR) q = pack_b_panel_avx2(b, p0, kc, col0, dst);
 #endif
     for (; q < kq; ++q)
       for (int j = 0; j < kNR; ++j) {
@@ -282,19 +416,27 @@ bool cpu_has_avx2() {
 #endif
 }
 
-// A bf16 kernel for the driver (gemm_driver.h); kVector: AVX2 packing of the full panels (the
-// CPU has AVX2), else scalar throughout.
-template <Kernel kKernel, bool kVector>
+bool cpu_has_avx512bw() {
+#ifdef SKEIN_BF16_X86
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512bw");
+#else
+  return false;
+#endif
+}
+
+// A bf16 kernel for the driver (gemm_driver.h), its full panels packed as kPack says.
+template <Kernel kKernel, int kPack>
 struct Bf16Kernel {
   using Packed = uint32_t;
   static constexpr int MR = kMR, NR = kNR;
   static constexpr int kKAlign = 2;  // whole pairs
   static int depth(int kc) { return (kc + 1) / 2; }
   static void pack_a(const View& a, int i0, int mc, int p0, int kc, uint32_t* dst) {
-    skein::pack_a<kVector>(a, i0, mc, p0, kc, dst);
+    skein::pack_a<kPack>(a, i0, mc, p0, kc, dst);
   }
   static void pack_b(const View& b, int p0, int kc, int j0, int nc, uint32_t* dst) {
-    skein::pack_b<kVector>(b, p0, kc, j0, nc, depth(kc), dst);
+    skein::pack_b<kPack>(b, p0, kc, j0, nc, depth(kc), dst);
   }
   static void run(int kq, const uint32_t* a, const uint32_t* b, float* c, long ldc, bool load_c,
                   const float* bias) {
@@ -302,14 +444,20 @@ struct Bf16Kernel {
   }
 };
 
-template <Kernel kKernel>
+// kFastestPack: the AVX-512 BF16 packing where the CPU has it (for the vdpbf16ps kernel); else
+// AVX2 where the CPU has it (the portable twin, whose packing must run wherever it does), else
+// scalar.
+template <Kernel kKernel, bool kFastestPack = false>
 void run_bf16(const View& a, const View& b, int M, int N, int K, float beta, float* C, long ldc,
               const float* bias) {
   static const bool vector = cpu_has_avx2();
-  if (vector)
-    gemm_detail::blocked<Bf16Kernel<kKernel, true>>(a, b, M, N, K, beta, C, ldc, bias);
+  static const bool wide = cpu_has_avx512_bf16() && cpu_has_avx512bw();
+  if (kFastestPack && wide)
+    gemm_detail::blocked<Bf16Kernel<kKernel, kPackAvx512Bf16>>(a, b, M, N, K, beta, C, ldc, bias);
+  else if (vector)
+    gemm_detail::blocked<Bf16Kernel<kKernel, kPackAvx2>>(a, b, M, N, K, beta, C, ldc, bias);
   else
-    gemm_detail::blocked<Bf16Kernel<kKernel, false>>(a, b, M, N, K, beta, C, ldc, bias);
+    gemm_detail::blocked<Bf16Kernel<kKernel, kPackScalar>>(a, b, M, N, K, beta, C, ldc, bias);
 }
 
 // ---- The AMX kernel (amx_bf16_32x32): tdpbf16ps on 16 x 16 tiles, a 32 x 32 C tile in four ----
@@ -444,7 +592,7 @@ struct AmxKernel {
     pack_a_rows(a, i0, mc, p0, kc, depth(kc), dst);
   }
   static void pack_b(const View& b, int p0, int kc, int j0, int nc, uint32_t* dst) {
-    skein::pack_b<true>(b, p0, kc, j0, nc, depth(kc), dst);
+    skein::pack_b<kPackAvx2>(b, p0, kc, j0, nc, depth(kc), dst);
   }
   static void run(int depth, const uint32_t* a, const uint32_t* b, float* c, long ldc, bool load_c,
                   const float* bias) {
@@ -492,7 +640,7 @@ void blocked_bf16_avx512(bool, const View& a, const View& b, int M, int N, int K
                          float* C, long ldc, const float* bias) {
 #ifdef SKEIN_BF16_X86
   SKEIN_CHECK(cpu_has_avx512_bf16(), "sgemm: this CPU has no avx512_bf16");
-  run_bf16<kernel_avx512bf16>(a, b, M, N, K, beta, C, ldc, bias);
+  run_bf16<kernel_avx512bf16, true>(a, b, M, N, K, beta, C, ldc, bias);
 #else
   SKEIN_CHECK(false, "sgemm: no avx512_bf16 kernel on this architecture");
 #endif

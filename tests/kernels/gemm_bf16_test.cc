@@ -151,6 +151,49 @@ TEST_P(SgemmBf16Kernel, IsVdpbf16psArithmeticAcrossBlocks) {
   }
 }
 
+// Full panels are packed by vector code (AVX2, or AVX-512 BF16 with vcvtne2ps2bf16 for the
+// vdpbf16ps kernel), the rows and columns of edge panels by scalar code (round_to_bf16): on
+// operands full of subnormals of both signs, a value that rounds up to infinity and ties, a block
+// of a large product equals the same block computed alone, where every panel is an edge panel,
+// bit for bit.
+TEST_P(SgemmBf16Kernel, VectorAndScalarPackingGiveTheSameBits) {
+  const int MR = sgemm_kernels()[GetParam()].mr, NR = sgemm_kernels()[GetParam()].nr;
+  const int M = 2 * MR, N = 2 * NR, K = 96, m = MR - 1, n = NR - 1;  // the block: m x n at (1, 1)
+  const float specials[] = {1e-39f,          -2.5e-39f,   3e-42f,      -1e-45f,      0.0f,
+                            -0.0f,           1.00390625f, 1.01171875f, -1.00390625f, 1.17e-38f,
+                            -1.1754942e-38f, 6.1e-39f,    1.0f};
+  for (int t = 0; t < 4; ++t) {
+    const bool ta = t & 1, tb = t & 2;
+    SCOPED_TRACE(std::string(sgemm_kernels()[GetParam()].name) + " trans_a=" + std::to_string(ta) +
+                 " trans_b=" + std::to_string(tb));
+    auto a = to_float(random_vec(size_t(M) * K, 11 + t));
+    auto b = to_float(random_vec(size_t(K) * N, 17 + t));
+    for (size_t i = 0; i < a.size(); i += 3) a[i] = specials[(i / 3) % std::size(specials)];
+    for (size_t i = 1; i < b.size(); i += 4) b[i] = specials[(i / 4 + 5) % std::size(specials)];
+    // one value of op(A) in the block's row 2 that rounds up to bf16's infinity
+    (ta ? a[size_t(7) * M + 3] : a[size_t(3) * K + 7]) = 3.3999e38f;
+    const int lda = ta ? M : K, ldb = tb ? K : N;
+    const MatmulContext mm{MatmulPrecision::kBf16, GetParam()};
+    std::vector<float> full(size_t(M) * N), block(size_t(m) * n);
+    sgemm(mm, ta, tb, M, N, K, a.data(), lda, b.data(), ldb, 0.0f, full.data(), N);
+    // the block's operands: rows 1..m of op(A), columns 1..n of op(B), in place (same strides)
+    const float* a1 = a.data() + (ta ? 1 : size_t(lda));
+    const float* b1 = b.data() + (tb ? size_t(ldb) : 1);
+    sgemm(mm, ta, tb, m, n, K, a1, lda, b1, ldb, 0.0f, block.data(), n);
+    int differ = 0, finite = 0;
+    for (int i = 0; i < m; ++i)
+      for (int j = 0; j < n; ++j) {
+        const float want = full[size_t(i + 1) * N + j + 1], got = block[size_t(i) * n + j];
+        const bool same = bits(want) == bits(got) || (std::isnan(want) && std::isnan(got));
+        if (!same && differ++ == 0)
+          ADD_FAILURE() << "at " << i << "," << j << ": " << want << " vs " << got;
+        finite += std::isfinite(got);
+      }
+    EXPECT_EQ(differ, 0);
+    EXPECT_EQ(finite, (m - 1) * n);  // row 2 alone is infinite or NaN
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(All, SgemmBf16Kernel, ::testing::ValuesIn(bf16_kernels()),
                          [](const ::testing::TestParamInfo<int>& info) {
                            return std::string(sgemm_kernels()[info.param].name);
