@@ -267,18 +267,34 @@ SKEIN_AVX512BF16_PACK __attribute__((noinline)) int pack_b_panel_avx512bf16(cons
   int q = 0;
   if (b.cs == 1) {
     // rows of op(B) contiguous in j: pairs across two rows, 16 columns at a time
+    // The rows are read 128 bytes at a time, too little for the hardware to see streams: fetch
+    // the rows 4 pairs ahead (past the panel's last k: the next panel's first rows).
     for (; 2 * q + 2 <= kc; ++q) {
       const float* s0 = b.data + (p0 + 2 * q) * b.rs + col0;
       const float* s1 = s0 + b.rs;
+      const int ahead = 2 * q + 8;
+      const float* f =
+          ahead + 1 < kc ? s0 + 8 * b.rs : b.data + (p0 + ahead - kc) * b.rs + col0 + kNR;
+      for (int r = 0; r < 2; ++r)
+        for (int h = 0; h < kNR; h += 16)
+          _mm_prefetch(reinterpret_cast<const char*>(f + r * b.rs + h), _MM_HINT_T0);
       for (int h = 0; h < kNR; h += 16)
         _mm512_storeu_si512(dst + long(q) * kNR + h,
                             pairs_across_16(_mm512_loadu_ps(s0 + h), _mm512_loadu_ps(s1 + h)));
     }
   } else if (b.rs == 1) {
-    // columns contiguous in k (B stored transposed): 16 pairs of 16 columns, transposed
+    // columns contiguous in k (B stored transposed): 16 pairs of 16 columns, transposed; the
+    // columns' next 32 k are fetched meanwhile (after the panel's last: the next panel's first)
     for (; 2 * q + 32 <= kc; q += 16)
       for (int h = 0; h < kNR; h += 16) {
         __m512i v[16];
+        const bool last = 2 * q + 64 > kc;
+        const float* f = last ? b.data + p0 + (col0 + kNR + h) * b.cs
+                              : b.data + p0 + 2 * q + 32 + (col0 + h) * b.cs;
+        for (int c = 0; c < 16; ++c) {
+          _mm_prefetch(reinterpret_cast<const char*>(f + c * b.cs), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(f + c * b.cs + 16), _MM_HINT_T0);
+        }
         for (int c = 0; c < 16; ++c)
           v[c] = pairs_along_16(&b.data[(p0 + 2 * q) + (col0 + h + c) * b.cs]);
         transpose_16x16(v);
