@@ -3,7 +3,9 @@
 // export_hf in f32, f16 and bf16 (DIR/f32, DIR/f16, DIR/bf16), and DIR/logits.bin: skein's
 // logits of that model on B sequences of T tokens, little endian:
 //   int32 B, T, V; B x T int32 tokens; B x T x V float32 logits.
-// The same for a Llama-family model (grouped-query heads, untied output) in DIR/llama/.
+// The same for a Llama-family model (grouped-query heads, untied output) in DIR/llama/, and for
+// one with a byte tokenizer's vocabulary and a tied output as GGUF (export_gguf, f32:
+// DIR/llama_gguf/model.gguf, q and k rows in the interleaved rotary layout) with its logits.bin.
 // Exit code 0 when written, 1 on an error (printed).
 #include <cstdio>
 #include <fstream>
@@ -12,13 +14,16 @@
 
 #include "base/rng.h"
 #include "data/file_util.h"
+#include "data/tokenizer.h"
 #include "engine/export.h"
 #include "engine/model.h"
 
 namespace {
 
-// Exports a model of cfg with random weights into dir/{f32,f16,bf16} and writes dir/logits.bin.
-bool write_case(const skein::GptConfig& cfg, const std::string& dir, uint64_t seed) {
+// Exports a model of cfg with random weights into dir/{f32,f16,bf16} (gguf: into dir/model.gguf
+// in f32 with a byte tokenizer instead) and writes dir/logits.bin.
+bool write_case(const skein::GptConfig& cfg, const std::string& dir, uint64_t seed,
+                bool gguf = false) {
   const int B = 3, T = cfg.seq_len;
   skein::Model model(cfg);
   skein::Rng rng(seed);
@@ -34,8 +39,10 @@ bool write_case(const skein::GptConfig& cfg, const std::string& dir, uint64_t se
   }
   for (skein::ExportDtype d :
        {skein::ExportDtype::kF32, skein::ExportDtype::kF16, skein::ExportDtype::kBf16}) {
+    if (gguf && d != skein::ExportDtype::kF32) continue;
     const skein::Status s =
-        skein::export_hf(model, nullptr, d, dir + "/" + skein::export_dtype_name(d));
+        gguf ? skein::export_gguf(model, skein::Tokenizer(), d, dir + "/model.gguf")
+             : skein::export_hf(model, nullptr, d, dir + "/" + skein::export_dtype_name(d));
     if (!s.ok()) {
       std::fprintf(stderr, "error: %s\n", s.message().c_str());
       return false;
@@ -56,7 +63,8 @@ bool write_case(const skein::GptConfig& cfg, const std::string& dir, uint64_t se
     std::fprintf(stderr, "error: writing %s/logits.bin failed\n", dir.c_str());
     return false;
   }
-  std::printf("wrote %s/{f32,f16,bf16}/ and %s/logits.bin\n", dir.c_str(), dir.c_str());
+  std::printf("wrote %s/%s and %s/logits.bin\n", dir.c_str(),
+              gguf ? "model.gguf" : "{f32,f16,bf16}/", dir.c_str());
   return true;
 }
 
@@ -73,8 +81,15 @@ int main(int argc, char** argv) {
   llama.ffn_dim = 48;
   llama.tied = false;
   llama.rope_theta = 100;  // every pair turns by a sizeable angle within T
+  skein::GptConfig gguf = llama;
+  gguf.vocab_size = skein::Tokenizer().vocab_size();
+  gguf.tied = true;
+  gguf.n_head = 4;
+  gguf.n_kv_head = 1;  // one kv head for all four query heads
+  gguf.d_model = 40;   // head size 10: an odd number of rotary pairs
   return write_case({61, 11, 2, 4, 32}, dir, 20260101) &&
-                 write_case(llama, dir + "/llama", 20261201)
+                 write_case(llama, dir + "/llama", 20261201) &&
+                 write_case(gguf, dir + "/llama_gguf", 20261202, true)
              ? 0
              : 1;
 }

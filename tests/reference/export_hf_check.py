@@ -13,6 +13,12 @@ little-endian header length, JSON header, raw little-endian data) and its config
 The same for the Llama-family model it writes (LlamaForCausalLM's names, q/k/v and gate/up apart,
 config.json's model_type llama and its fields), run in the reference's Llama (Hugging Face's
 rotary layout and grouped-query heads).
+And the Llama-family GGUF file it writes (llama_gguf/model.gguf, f32, tied output, one kv head),
+read from GGUF's specification (header, typed key/value pairs, tensor infos, aligned data; the
+dimensions listed fastest first): llama.* keys state the shape, and the tensors, q and k in their
+interleaved rotary layout, run in the reference's Llama with Meta's rotary convention (channel 2i
+pairs with 2i + 1) give skein's logits within 1e-5, while read with Hugging Face's convention they
+do not (so the check tells the layouts apart).
 Exit code 0 when every check passes, 1 otherwise (each failure printed).
 
     /usr/bin/python3 tests/reference/export_hf_check.py build/tests/export_logits
@@ -162,11 +168,111 @@ def check_model(folder, llama):
         print(f"{kind} {name}: every tensor is PyTorch's rounding of the f32 weights")
 
 
+GGUF_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q",
+                11: "<q", 12: "<d"}
+
+
+def read_gguf(path):
+    """(key/value dict, {name: tensor}) of a GGUF v3 file whose tensors are all F32."""
+    with open(path, "rb") as f:
+        data = f.read()
+    pos = 0
+
+    def take(fmt):
+        nonlocal pos
+        (v,) = struct.unpack_from(fmt, data, pos)
+        pos += struct.calcsize(fmt)
+        return v
+
+    def string():
+        nonlocal pos
+        n = take("<Q")
+        pos += n
+        return data[pos - n : pos].decode("utf-8")
+
+    def value(kind):
+        if kind == 8:
+            return string()
+        if kind == 9:
+            elem, n = take("<I"), take("<Q")
+            return [value(elem) for _ in range(n)]
+        return take(GGUF_SCALARS[kind])
+
+    check(data[:4] == b"GGUF", f"{path}: magic {data[:4]!r}")
+    pos = 4
+    version, n_tensors, n_kv = take("<I"), take("<Q"), take("<Q")
+    check(version == 3, f"{path}: version {version}")
+    kv = {}
+    for _ in range(n_kv):
+        key = string()
+        kv[key] = value(take("<I"))
+    infos = []
+    for _ in range(n_tensors):
+        name = string()
+        dims = [take("<Q") for _ in range(take("<I"))]
+        kind, offset = take("<I"), take("<Q")
+        check(kind == 0, f"{path}: {name} has ggml type {kind}, not F32")
+        infos.append((name, dims, offset))
+    align = kv.get("general.alignment", 32)
+    base = (pos + align - 1) // align * align
+    tensors = {}
+    for name, dims, offset in infos:
+        count = 1
+        for d in dims:
+            count *= d
+        check(offset % align == 0, f"{path}: {name} at offset {offset} is not aligned")
+        raw = bytearray(data[base + offset : base + offset + 4 * count])
+        check(len(raw) == 4 * count, f"{path}: {name} runs past the end of the file")
+        tensors[name] = torch.frombuffer(raw, dtype=torch.float32).reshape(dims[::-1])
+    return kv, tensors
+
+
+def check_gguf_llama(folder):
+    B, T, V, tokens, skein_logits = read_logits(folder)
+    kv, t = read_gguf(os.path.join(folder, "model.gguf"))
+    check(kv.get("general.architecture") == "llama", f"architecture {kv.get('general.architecture')}")
+    get = lambda key: kv.get("llama." + key)  # noqa: E731
+    L, C, NH, NKV = (get("block_count"), get("embedding_length"), get("attention.head_count"),
+                     get("attention.head_count_kv"))
+    check(get("rope.dimension_count") == C // NH, "llama.rope.dimension_count is not the head size")
+    check(get("context_length") >= T, "llama.context_length")
+    check("output.weight" not in t, "output.weight is stored (the output is tied)")
+    check(t["token_embd.weight"].shape == (V, C), f"token_embd.weight {t['token_embd.weight'].shape}")
+    state = {"embed_tokens.weight": t.pop("token_embd.weight"),
+             "norm.weight": t.pop("output_norm.weight")}
+    for l in range(L):
+        g, a, m = f"blk.{l}.", f"layers.{l}.self_attn.", f"layers.{l}.mlp."
+        state[f"layers.{l}.input_layernorm.weight"] = t.pop(g + "attn_norm.weight")
+        state[f"layers.{l}.post_attention_layernorm.weight"] = t.pop(g + "ffn_norm.weight")
+        state[a + "qkv_proj.weight"] = torch.cat([t.pop(g + f"attn_{p}.weight") for p in "qkv"])
+        state[a + "o_proj.weight"] = t.pop(g + "attn_output.weight")
+        state[m + "gate_up_proj.weight"] = torch.cat([t.pop(g + "ffn_gate.weight"),
+                                                      t.pop(g + "ffn_up.weight")])
+        state[m + "down_proj.weight"] = t.pop(g + "ffn_down.weight")
+    check(not t, f"unexpected GGUF tensors {sorted(t)}")
+    rel = {}
+    for interleaved in (True, False):
+        model = Llama(V, kv["llama.context_length"], L, NH, NKV, C, get("feed_forward_length"),
+                      get("rope.freq_base"), get("attention.layer_norm_rms_epsilon"), tied=True,
+                      interleaved=interleaved).double()
+        model.load_state_dict({k: v.double() for k, v in state.items()}, strict=True)
+        with torch.no_grad():
+            logits, _ = model(tokens, torch.zeros_like(tokens))
+        rel[interleaved] = ((logits - skein_logits).abs().max() / logits.abs().max()).item()
+    check(rel[True] <= 1e-5, f"GGUF logits, interleaved rotary: max|a-b|/max|b| = {rel[True]:.3g}")
+    check(rel[False] > 1e-3, f"GGUF logits read with Hugging Face's rotary layout match too "
+                             f"({rel[False]:.3g}): the check cannot tell the layouts apart")
+    print(f"logits of the exported GGUF Llama (B {B}, T {T}, V {V}, {NH} heads, {NKV} kv head) vs "
+          f"skein's: {rel[True]:.3g} with Meta's interleaved rotary, {rel[False]:.3g} with "
+          f"Hugging Face's rotate-half (must differ)")
+
+
 def main(binary):
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([binary, tmp], check=True, stdout=subprocess.DEVNULL)
         check_model(tmp, llama=False)
         check_model(os.path.join(tmp, "llama"), llama=True)
+        check_gguf_llama(os.path.join(tmp, "llama_gguf"))
     if failures:
         print(f"{len(failures)} check(s) failed")
         return 1

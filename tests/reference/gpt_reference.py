@@ -96,11 +96,18 @@ def rotate_half(x):
     return torch.cat((-x2, x1), dim=-1)
 
 
+def rotate_pairs(x):
+    """Meta's and GGUF's rotary layout: channel 2i of a head pairs with channel 2i + 1."""
+    even, odd = x[..., 0::2], x[..., 1::2]
+    return torch.stack((-odd, even), dim=-1).flatten(-2)
+
+
 class LlamaBlock(nn.Module):
-    def __init__(self, n_head, n_kv_head, d_model, ffn_dim, eps):
+    def __init__(self, n_head, n_kv_head, d_model, ffn_dim, eps, rotate=rotate_half):
         super().__init__()
         c, hs = d_model, d_model // n_head
         self.n_head, self.n_kv_head, self.ffn_dim, self.eps = n_head, n_kv_head, ffn_dim, eps
+        self.rotate = rotate
         self.input_layernorm = nn.Module()
         self.input_layernorm.weight = nn.Parameter(torch.ones(c))
         self.self_attn = nn.Module()
@@ -122,8 +129,8 @@ class LlamaBlock(nn.Module):
         q = q.view(b, t, nh, hs).transpose(1, 2)
         k = k.view(b, t, nkv, hs).transpose(1, 2)
         v = v.view(b, t, nkv, hs).transpose(1, 2)
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
+        q = q * cos + self.rotate(q) * sin
+        k = k * cos + self.rotate(k) * sin
         # query head j reads key/value head j // (nh / nkv)
         k = k.repeat_interleave(nh // nkv, dim=1)
         v = v.repeat_interleave(nh // nkv, dim=1)
@@ -139,16 +146,18 @@ class LlamaBlock(nn.Module):
 
 class Llama(nn.Module):
     """skein's Llama blocks; parameter names match skein's tensor names. tied: the output
-    projection is the token embedding (no lm_head)."""
+    projection is the token embedding (no lm_head). interleaved: q and k rows in Meta's and GGUF's
+    rotary layout (pairs 2i, 2i + 1) instead of Hugging Face's (i, i + HS/2)."""
 
     def __init__(self, vocab_size, seq_len, n_layer, n_head, n_kv_head, d_model, ffn_dim, theta,
-                 eps, tied=False):
+                 eps, tied=False, interleaved=False):
         super().__init__()
         self.vocab_size, self.eps = vocab_size, eps
         self.embed_tokens = nn.Module()
         self.embed_tokens.weight = nn.Parameter(torch.zeros(vocab_size, d_model))
         self.layers = nn.ModuleList(
-            [LlamaBlock(n_head, n_kv_head, d_model, ffn_dim, eps) for _ in range(n_layer)])
+            [LlamaBlock(n_head, n_kv_head, d_model, ffn_dim, eps,
+                        rotate_pairs if interleaved else rotate_half) for _ in range(n_layer)])
         self.norm = nn.Module()
         self.norm.weight = nn.Parameter(torch.ones(d_model))
         self.lm_head = None if tied else nn.Linear(d_model, vocab_size, bias=False)
@@ -156,7 +165,9 @@ class Llama(nn.Module):
         # the rotary angles in float64: position t, pair i turns by t * theta^(-2i/HS)
         inv_freq = theta ** (-torch.arange(0, hs, 2, dtype=torch.float64) / hs)
         angles = torch.arange(seq_len, dtype=torch.float64)[:, None] * inv_freq[None, :]
-        angles = torch.cat((angles, angles), dim=-1)
+        # each angle on both channels of its pair, in the layout's order
+        angles = angles.repeat_interleave(2, dim=-1) if interleaved else torch.cat(
+            (angles, angles), dim=-1)
         self.register_buffer("cos", angles.cos(), persistent=False)
         self.register_buffer("sin", angles.sin(), persistent=False)
 
