@@ -19,6 +19,7 @@
 #if defined(__x86_64__)
 #define SKEIN_GEMM_X86 1
 #include "kernels/simd_avx2.h"
+#include "kernels/simd_avx512.h"
 #endif
 
 namespace skein {
@@ -303,8 +304,6 @@ SKEIN_AVX2 __attribute__((noinline)) void kernel_6x16(int kc, const float* __res
     _mm256_storeu_ps(cr + 8, acc[r][1]);
   }
 }
-
-#define SKEIN_AVX512 __attribute__((target("avx2,fma,avx512f")))
 
 // C tile (12, 32) at c with row stride ldc = [C if load_c] + a (12 x kc, packed) @ b (kc x 32,
 // packed) [+ bias (32) on every row]: kernel_6x16's arithmetic on zmm registers.
