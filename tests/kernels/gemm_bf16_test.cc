@@ -41,7 +41,7 @@ std::string describe(const Case& c) {
          " pad=" + std::to_string(c.pad);
 }
 
-// What gemm.h promises, element by element: K in equal even blocks of at most 256; in a block,
+// What gemm.h promises, element by element: K in equal even blocks of at most kSgemmKC; in a block,
 // per pair of k, sum += odd product, then sum += even product, on bf16-rounded operands (a
 // missing odd k counts as 0); the block's sum, then C (the caller's with beta 1 in the first
 // block, the running result after), then the bias in the first block.
@@ -61,7 +61,7 @@ void check_case(int kernel, const Case& c) {
   auto op_b = [&](int k, int j) {
     return round_to_bf16(c.trans_b ? b[size_t(j) * ldb + k] : b[size_t(k) * ldb + j]);
   };
-  const int blocks = std::max(1, (K + 255) / 256);
+  const int blocks = std::max(1, (K + kSgemmKC - 1) / kSgemmKC);
   const int step = ((K + blocks - 1) / blocks + 1) / 2 * 2;
   std::vector<float> want(size_t(M) * ldc), got = c0;
   std::vector<double> scale(size_t(M) * ldc);  // sum of |terms|: the scale of fp32's rounding
@@ -141,10 +141,12 @@ TEST_P(SgemmBf16Kernel, IsVdpbf16psArithmeticAroundTheTile) {
 }
 
 TEST_P(SgemmBf16Kernel, IsVdpbf16psArithmeticAcrossBlocks) {
-  // K blocks (256, and uneven: 257 -> 2 x 130, 513 -> 3 x 172), M past the M block, N past 1536
+  // K blocks (one of kSgemmKC, and uneven: kSgemmKC + 1 -> 2, 2 kSgemmKC + 1 -> 3 equal even
+  // blocks), M past the M block, N past 1536
   for (int t = 0; t < 4; ++t) {
     const bool ta = t & 1, tb = t & 2;
-    for (int k : {255, 256, 257, 513}) check_case(GetParam(), {14, 45, k, ta, tb, 1.0f, true, 1});
+    for (int k : {kSgemmKC - 1, kSgemmKC, kSgemmKC + 1, 2 * kSgemmKC + 1})
+      check_case(GetParam(), {14, 45, k, ta, tb, 1.0f, true, 1});
     check_case(GetParam(), {kSgemmMC + 1, 33, 40, ta, tb, 0.0f, true, 2});
     check_case(GetParam(), {13, 1537, 20, ta, tb, 1.0f, false, 0});
     check_case(GetParam(), {5, 9, 0, ta, tb, 1.0f, true, 1});  // K = 0: C = beta C + bias
