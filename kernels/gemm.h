@@ -147,9 +147,8 @@ bool cpu_has_avx512_bf16();
 // kBf16's contract (the arithmetic of vdpbf16ps): every element of op(A) and op(B) rounded to
 // bf16 (round_to_bf16); along K, pairs (k even, k + 1) are multiplied (exactly, in fp32) and
 // added to an fp32 sum, the odd product first, each addition rounded; K is cut into blocks of at
-// most kSgemmKC (a partial sum per block, added to C). Subnormals are where the vdpbf16ps kernel
-// and its portable twin may differ: the instruction's handling of them is its own (on Zen 4 it
-// neither keeps them all, as the twin does, nor reads every subnormal input as zero).
+// most kSgemmKC (a partial sum per block, added to C). The vdpbf16ps kernel also flushes subnormal
+// inputs and results to zero; its portable twin does not.
 //
 // bf16_self_check(), once per process: "" when a hardware bf16 kernel (AMX or vdpbf16ps) runs
 // here and agrees with the portable twin on awkward shapes (bf16_kernel_check); else why not (no

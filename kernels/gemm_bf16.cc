@@ -163,11 +163,12 @@ SKEIN_AVX2 __attribute__((noinline)) int pack_b_panel_avx2(const View& b, int p0
 
 // The AVX-512 BF16 parts of the packing (the vdpbf16ps kernel's; run_bf16 checks the CPU): the
 // same panels as the AVX2 parts, 16 pairs per vcvtne2ps2bf16. The instruction rounds to nearest
-// even and quiets NaN as round_to_bf16 does, but turns a subnormal input into a zero of its sign,
-// and vdpbf16ps does not read every subnormal bf16 as zero (on Zen 4 products differed when the
-// packing flushed: VectorAndScalarPackingGiveTheSameBits), so any group of 16 with a subnormal is
-// rounded in integer arithmetic instead, exactly as round_to_bf16. Each packs the whole 16-pair
-// groups it can and hands the rest of the panel to the AVX2 part.
+// even and quiets NaN as round_to_bf16 does, but turns every subnormal input into a zero of its
+// sign, while round_to_bf16 rounds the largest ones (from 0x007f8000) up to bf16's smallest
+// normal, which vdpbf16ps reads as a number. So a group of 16 with a subnormal goes through the
+// AVX2 parts' rounding (pairs_along, pairs_across) instead, and the panels are the AVX2 parts'
+// bit for bit (VectorAndScalarPackingGiveTheSameBits). Each packs the whole 16-pair groups it can
+// and hands the rest of the panel to the AVX2 part.
 #define SKEIN_AVX512BF16_PACK __attribute__((target("avx2,fma,avx512f,avx512bw,avx512bf16")))
 
 // The lanes of v that hold a subnormal (exponent 0, mantissa not 0).
@@ -177,30 +178,25 @@ SKEIN_AVX512BF16_PACK inline __mmask16 subnormal_lanes(__m512 v) {
                                      _mm512_set1_epi32(0x007fffff));
 }
 
-// round_to_bf16 of 16 floats, in integer arithmetic: the bf16 in the high half of each lane.
-SKEIN_AVX512BF16_PACK inline __m512i round16_to_bf16(__m512 v) {
-  const __m512i u = _mm512_castps_si512(v);
-  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-  const __m512i up = _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
-  const __m512i quiet = _mm512_or_si512(u, _mm512_set1_epi32(0x00400000));
-  const __m512i r = _mm512_mask_mov_epi32(up, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), quiet);
-  return _mm512_and_si512(r, _mm512_set1_epi32(int32_t(0xffff0000u)));
-}
-
 // 16 pairs from 32 consecutive k (p[0..31]): word i = bf16(p[i]).
 SKEIN_AVX512BF16_PACK inline __m512i pairs_along_16(const float* p) {
   const __m512 lo = _mm512_loadu_ps(p), hi = _mm512_loadu_ps(p + 16);
   if (!(subnormal_lanes(lo) | subnormal_lanes(hi))) return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
-  const __m256i lo16 = _mm512_cvtepi32_epi16(_mm512_srli_epi32(round16_to_bf16(lo), 16));
-  const __m256i hi16 = _mm512_cvtepi32_epi16(_mm512_srli_epi32(round16_to_bf16(hi), 16));
-  return _mm512_inserti64x4(_mm512_castsi256_si512(lo16), hi16, 1);
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_castps_si256(pairs_along(p))),
+                            _mm256_castps_si256(pairs_along(p + 16)), 1);
 }
 
 // 16 pairs from two rows (k and k + 1 in the same lanes): dword i = bf16(even[i]) |
 // bf16(odd[i]) << 16.
 SKEIN_AVX512BF16_PACK inline __m512i pairs_across_16(__m512 even, __m512 odd) {
-  if (subnormal_lanes(even) | subnormal_lanes(odd))
-    return _mm512_or_si512(_mm512_srli_epi32(round16_to_bf16(even), 16), round16_to_bf16(odd));
+  if (subnormal_lanes(even) | subnormal_lanes(odd)) {
+    const __m512i e = _mm512_castps_si512(even), o = _mm512_castps_si512(odd);
+    const __m256i lo = pairs_across(_mm256_castsi256_ps(_mm512_castsi512_si256(e)),
+                                    _mm256_castsi256_ps(_mm512_castsi512_si256(o)));
+    const __m256i hi = pairs_across(_mm256_castsi256_ps(_mm512_extracti64x4_epi64(e, 1)),
+                                    _mm256_castsi256_ps(_mm512_extracti64x4_epi64(o, 1)));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+  }
   // words [even 0..15 | odd 0..15], interleaved to even 0, odd 0, even 1, ...
   const __m512i words = (__m512i)_mm512_cvtne2ps_pbh(odd, even);
   const __m512i order = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24,

@@ -41,11 +41,11 @@ namespace skein::gemm_detail {
 // +2% and a char training step 2.8-7.3% faster (3 alternating rounds of bench_step). (On an
 // earlier machine 256, 384 and 512 measured the same within noise.)
 constexpr int kKC = kSgemmKC;
-// kMC: the packed fp32 A block (192 * 256 * 4 B = 192 KiB) sits in a 512 KiB L2 with room for
+// kMC: the packed fp32 A block (192 * 384 * 4 B = 288 KiB) sits in a 512 KiB L2 with room for
 // the B micro-panels streaming through it; a multiple of every MR (6, 12, 32). (72 to 240
 // measured within noise.)
 constexpr int kMC = kSgemmMC;
-// kNC: the packed fp32 B panel (256 * 1536 * 4 B = 1.5 MiB) lives in L3. 1536 = 4C of the char
+// kNC: the packed fp32 B panel (384 * 1536 * 4 B = 2.25 MiB) lives in L3. 1536 = 4C of the char
 // config, so at every one of its training shapes each block of A is packed exactly once; a
 // multiple of every NR (16, 32).
 constexpr int kNC = kSgemmNC;
