@@ -157,7 +157,10 @@ TEST_P(SgemmBf16Kernel, IsVdpbf16psArithmeticAcrossBlocks) {
 // vdpbf16ps kernel), the rows and columns of edge panels by scalar code (round_to_bf16): on
 // operands full of subnormals of both signs, a value that rounds up to infinity and ties, a block
 // of a large product equals the same block computed alone, where every panel is an edge panel,
-// bit for bit.
+// bit for bit. The largest fp32 subnormals round up to bf16's smallest normal, a number even
+// where the kernel reads subnormal inputs as zero (vdpbf16ps): a row of op(A) and a column of
+// op(B) of them, against a column and a row of large values, make that rounding decide whole
+// products, in every packing path (each trans_a, trans_b).
 TEST_P(SgemmBf16Kernel, VectorAndScalarPackingGiveTheSameBits) {
   if (!sgemm_kernels()[GetParam()].exact_order)
     GTEST_SKIP() << sgemm_kernels()[GetParam()].name
@@ -166,9 +169,10 @@ TEST_P(SgemmBf16Kernel, VectorAndScalarPackingGiveTheSameBits) {
                     "twin's, checked here";
   const int MR = sgemm_kernels()[GetParam()].mr, NR = sgemm_kernels()[GetParam()].nr;
   const int M = 2 * MR, N = 2 * NR, K = 96, m = MR - 1, n = NR - 1;  // the block: m x n at (1, 1)
-  const float specials[] = {1e-39f,          -2.5e-39f,   3e-42f,      -1e-45f,      0.0f,
-                            -0.0f,           1.00390625f, 1.01171875f, -1.00390625f, 1.17e-38f,
-                            -1.1754942e-38f, 6.1e-39f,    1.0f};
+  const float specials[] = {1e-39f, -2.5e-39f, 3e-42f, -1e-45f, 0.0f, -0.0f, 1.00390625f,
+                            1.01171875f, -1.00390625f, 1.17e-38f, -1.1754942e-38f, 6.1e-39f, 1.0f,
+                            // large enough that a subnormal times one of them is a normal product
+                            4096.0f, -30000.0f};
   for (int t = 0; t < 4; ++t) {
     const bool ta = t & 1, tb = t & 2;
     SCOPED_TRACE(std::string(sgemm_kernels()[GetParam()].name) + " trans_a=" + std::to_string(ta) +
@@ -177,9 +181,22 @@ TEST_P(SgemmBf16Kernel, VectorAndScalarPackingGiveTheSameBits) {
     auto b = to_float(random_vec(size_t(K) * N, 17 + t));
     for (size_t i = 0; i < a.size(); i += 3) a[i] = specials[(i / 3) % std::size(specials)];
     for (size_t i = 1; i < b.size(); i += 4) b[i] = specials[(i / 4 + 5) % std::size(specials)];
-    // one value of op(A) in the block's row 2 that rounds up to bf16's infinity
-    (ta ? a[size_t(7) * M + 3] : a[size_t(3) * K + 7]) = 3.3999e38f;
     const int lda = ta ? M : K, ldb = tb ? K : N;
+    auto op_a = [&](int i, int k) -> float& {
+      return ta ? a[size_t(k) * lda + i] : a[size_t(i) * lda + k];
+    };
+    auto op_b = [&](int k, int j) -> float& {
+      return tb ? b[size_t(j) * ldb + k] : b[size_t(k) * ldb + j];
+    };
+    // op(A) row 4 and op(B) column 7: the largest subnormals (0x007fffff, both signs), which
+    // round to bf16's smallest normal; op(B) column 5 and op(A) row 6 large: products 4.8e-35
+    for (int k = 0; k < K; ++k) {
+      const float tiny = k % 3 ? 1.1754942e-38f : -1.1754942e-38f;
+      op_a(4, k) = op_b(k, 7) = tiny;
+      op_b(k, 5) = op_a(6, k) = 4096.0f;
+    }
+    // one value of op(A) in the block's row 2 that rounds up to bf16's infinity
+    op_a(3, 7) = 3.3999e38f;
     const MatmulContext mm{MatmulPrecision::kBf16, GetParam()};
     std::vector<float> full(size_t(M) * N), block(size_t(m) * n);
     sgemm(mm, ta, tb, M, N, K, a.data(), lda, b.data(), ldb, 0.0f, full.data(), N);
