@@ -161,14 +161,15 @@ SKEIN_AVX2 __attribute__((noinline)) int pack_b_panel_avx2(const View& b, int p0
   return q;
 }
 
-// The AVX-512 BF16 parts of the packing (the vdpbf16ps kernel's; run_bf16 checks the CPU): the
-// same panels as the AVX2 parts, 16 pairs per vcvtne2ps2bf16. The instruction rounds to nearest
-// even and quiets NaN as round_to_bf16 does, but turns every subnormal input into a zero of its
-// sign, while round_to_bf16 rounds the largest ones (from 0x007f8000) up to bf16's smallest
-// normal, which vdpbf16ps reads as a number. So a group of 16 with a subnormal goes through the
-// AVX2 parts' rounding (pairs_along, pairs_across) instead, and the panels are the AVX2 parts'
-// bit for bit (VectorAndScalarPackingGiveTheSameBits). Each packs the whole 16-pair groups it can
-// and hands the rest of the panel to the AVX2 part.
+// The AVX-512 BF16 parts of the packing, for the vdpbf16ps and the AMX kernels (run_bf16 and
+// blocked_bf16_amx check the CPU has AVX-512 BF16 and BW): the same panels as the AVX2 parts, 16
+// pairs per vcvtne2ps2bf16. The instruction rounds to nearest even and quiets NaN as
+// round_to_bf16 does, but turns every subnormal input into a zero of its sign, while
+// round_to_bf16 rounds the largest ones (from 0x007f8000) up to bf16's smallest normal, which
+// vdpbf16ps reads as a number. So a group of 16 with a subnormal goes through the AVX2 parts'
+// rounding (pairs_along, pairs_across) instead, and the panels are the AVX2 parts' bit for bit
+// (VectorAndScalarPackingGiveTheSameBits). Each packs the whole 16-pair groups it can and hands
+// the rest of the panel to the AVX2 part.
 #define SKEIN_AVX512BF16_PACK __attribute__((target("avx2,fma,avx512f,avx512bw,avx512bf16")))
 
 // The lanes of v that hold a subnormal (exponent 0, mantissa not 0).
@@ -484,10 +485,42 @@ SKEIN_AVX2 __attribute__((noinline)) int pack_a_rows_avx2(const View& a, long ro
   }
   return q;
 }
+
+// The same with the AVX-512 BF16 parts (16 pairs per vcvtne2ps2bf16, subnormals as there): the
+// pairs that whole 16-pair groups cover, the rest of them by the AVX2 part (returned: all the
+// pairs those two cover).
+SKEIN_AVX512BF16_PACK __attribute__((noinline)) int pack_a_rows_avx512bf16(const View& a, long row0,
+                                                                           int p0, int kc,
+                                                                           int depth,
+                                                                           uint32_t* dst) {
+  int q = 0;
+  if (a.cs == 1) {
+    // rows contiguous in k: 32 k (16 pairs) of a row at a time, already in row-major order
+    for (; 2 * q + 32 <= kc; q += 16)
+      for (int r = 0; r < kAmxMR; ++r)
+        _mm512_storeu_si512(dst + long(r) * depth + q,
+                            pairs_along_16(&a.data[(row0 + r) * a.rs + p0 + 2 * q]));
+  } else if (a.rs == 1) {
+    // for one k, the rows contiguous: pairs across two k for 16 rows, 16 pairs, transposed
+    for (; 2 * q + 32 <= kc; q += 16)
+      for (int rb = 0; rb < kAmxMR; rb += 16) {
+        __m512i v[16];
+        for (int i = 0; i < 16; ++i) {
+          const float* s0 = a.data + (p0 + 2 * (q + i)) * a.cs + row0 + rb;
+          v[i] = pairs_across_16(_mm512_loadu_ps(s0), _mm512_loadu_ps(s0 + a.cs));
+        }
+        transpose_16x16(v);  // v[l] = pairs q..q+15 of row rb + l
+        for (int l = 0; l < 16; ++l) _mm512_storeu_si512(dst + long(rb + l) * depth + q, v[l]);
+      }
+  }
+  return q + pack_a_rows_avx2(a, row0, p0 + 2 * q, kc - 2 * q, depth, dst + q);
+}
 #endif
 
 // Packs op(A)[i0:i0+mc, p0:p0+kc] into ceil(mc / 32) row-major panels of 32 x depth pairs; zero
 // past row mc, past k = kc and from pair kq to depth.
+// kPack: how the full panels are packed (Pack; kPackScalar is not used: AMX CPUs have AVX2).
+template <int kPack>
 void pack_a_rows(const View& a, int i0, int mc, int p0, int kc, int depth, uint32_t* dst) {
   const int kq = (kc + 1) / 2;
   for (int ir = 0; ir < mc; ir += kAmxMR, dst += long(kAmxMR) * depth) {
@@ -495,7 +528,9 @@ void pack_a_rows(const View& a, int i0, int mc, int p0, int kc, int depth, uint3
     const long row0 = i0 + ir;
     int q0 = 0;
 #ifdef SKEIN_BF16_X86
-    if (mr == kAmxMR) q0 = pack_a_rows_avx2(a, row0, p0, kc, depth, dst);
+    if (kPack == kPackAvx512Bf16 && mr == kAmxMR)
+      q0 = pack_a_rows_avx512bf16(a, row0, p0, kc, depth, dst);
+    if (kPack == kPackAvx2 && mr == kAmxMR) q0 = pack_a_rows_avx2(a, row0, p0, kc, depth, dst);
 #endif
     for (int r = 0; r < kAmxMR; ++r) {
       uint32_t* d = dst + long(r) * depth;
@@ -568,16 +603,18 @@ SKEIN_AMX __attribute__((noinline)) void kernel_amx(int depth, const uint32_t* a
     store_row_32(c + r * ldc, _mm512_load_ps(&t[r][0]), _mm512_load_ps(&t[r][16]), load_c, bias);
 }
 
+// kPack: kPackAvx512Bf16 where the CPU has AVX-512 BF16 (every AMX CPU so far), else kPackAvx2.
+template <int kPack>
 struct AmxKernel {
   using Packed = uint32_t;
   static constexpr int MR = kAmxMR, NR = kAmxNR;
   static constexpr int kKAlign = 2;  // whole pairs: the same K blocks as vdpbf16ps's kernels
   static int depth(int kc) { return ((kc + 1) / 2 + kAmxPairs - 1) / kAmxPairs * kAmxPairs; }
   static void pack_a(const View& a, int i0, int mc, int p0, int kc, uint32_t* dst) {
-    pack_a_rows(a, i0, mc, p0, kc, depth(kc), dst);
+    pack_a_rows<kPack>(a, i0, mc, p0, kc, depth(kc), dst);
   }
   static void pack_b(const View& b, int p0, int kc, int j0, int nc, uint32_t* dst) {
-    skein::pack_b<kPackAvx2>(b, p0, kc, j0, nc, depth(kc), dst);
+    skein::pack_b<kPack>(b, p0, kc, j0, nc, depth(kc), dst);
   }
   static void run(int depth, const uint32_t* a, const uint32_t* b, float* c, long ldc, bool load_c,
                   const float* bias) {
@@ -644,7 +681,11 @@ void blocked_bf16_amx(bool, const View& a, const View& b, int M, int N, int K, f
                       long ldc, const float* bias) {
 #ifdef SKEIN_BF16_X86
   SKEIN_CHECK(cpu_runs_amx_kernel(), "sgemm: this CPU (or OS) does not run AMX-BF16");
-  gemm_detail::blocked<AmxKernel>(a, b, M, N, K, beta, C, ldc, bias);
+  static const bool wide = cpu_has_avx512_bf16() && cpu_has_avx512bw();
+  if (wide)
+    gemm_detail::blocked<AmxKernel<kPackAvx512Bf16>>(a, b, M, N, K, beta, C, ldc, bias);
+  else
+    gemm_detail::blocked<AmxKernel<kPackAvx2>>(a, b, M, N, K, beta, C, ldc, bias);
 #else
   SKEIN_CHECK(false, "sgemm: no AMX kernel on this architecture");
 #endif
