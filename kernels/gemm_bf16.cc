@@ -433,12 +433,17 @@ struct Bf16Kernel {
 // kFastestPack: the AVX-512 BF16 packing where the CPU has it (for the vdpbf16ps kernel); else
 // AVX2 where the CPU has it (the portable twin, whose packing must run wherever it does), else
 // scalar.
+// The CPU runs the AVX-512 BF16 packing (the vdpbf16ps and the AMX kernels use it where so).
+bool cpu_packs_avx512bf16() {
+  static const bool wide = cpu_has_avx512_bf16() && cpu_has_avx512bw();
+  return wide;
+}
+
 template <Kernel kKernel, bool kFastestPack = false>
 void run_bf16(const View& a, const View& b, int M, int N, int K, float beta, float* C, long ldc,
               const float* bias) {
   static const bool vector = cpu_has_avx2();
-  static const bool wide = cpu_has_avx512_bf16() && cpu_has_avx512bw();
-  if (kFastestPack && wide)
+  if (kFastestPack && cpu_packs_avx512bf16())
     gemm_detail::blocked<Bf16Kernel<kKernel, kPackAvx512Bf16>>(a, b, M, N, K, beta, C, ldc, bias);
   else if (vector)
     gemm_detail::blocked<Bf16Kernel<kKernel, kPackAvx2>>(a, b, M, N, K, beta, C, ldc, bias);
@@ -681,8 +686,7 @@ void blocked_bf16_amx(bool, const View& a, const View& b, int M, int N, int K, f
                       long ldc, const float* bias) {
 #ifdef SKEIN_BF16_X86
   SKEIN_CHECK(cpu_runs_amx_kernel(), "sgemm: this CPU (or OS) does not run AMX-BF16");
-  static const bool wide = cpu_has_avx512_bf16() && cpu_has_avx512bw();
-  if (wide)
+  if (cpu_packs_avx512bf16())
     gemm_detail::blocked<AmxKernel<kPackAvx512Bf16>>(a, b, M, N, K, beta, C, ldc, bias);
   else
     gemm_detail::blocked<AmxKernel<kPackAvx2>>(a, b, M, N, K, beta, C, ldc, bias);
