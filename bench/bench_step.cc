@@ -3,9 +3,8 @@
 //              [--warmup N] [--team omp|pool] [--set path=value]... [--json] [--scaling]
 // Prints, from medians over warm steps: ms/step, tokens/s, achieved GFLOP/s and MFU
 // (FLOPs/token = 6 N + 12 L C T with N the weight-matrix parameters including the tied lm_head;
-// peak = this machine's measured single-thread FMA peak x threads; the peak is measured before
-// and again after each run's steps and the higher reading kept, so that a probe slowed by a busy
-// neighbour on a shared machine does not inflate the MFU), peak RSS, and the split of a
+// peak = this machine's measured single-thread FMA peak x threads; a single run probes it before
+// and after its steps and keeps the higher reading), peak RSS, and the split of a
 // step into forward, backward, reduction, optimizer and data wait (no loader here: 0).
 // --scaling runs every layout of K = 1..cores threads (G groups of W threads per replica),
 // prints speed-up, efficiency and memory, fits T(K) = W/K + K c + s on the W = 1 layouts and the
@@ -113,7 +112,7 @@ struct Result {
 };
 
 Result measure(const proto::Config& cfg, int threads, int replicas, int per_replica,
-               const std::string& team, int steps, int warmup, double& peak, Comm* comm) {
+               const std::string& team, int steps, int warmup, double peak, Comm* comm) {
   const GptConfig g = gpt_config(cfg.model());
   Model model(g);
   model.init(cfg.run().seed());
@@ -159,7 +158,6 @@ Result measure(const proto::Config& cfg, int threads, int replicas, int per_repl
     opt.push_back(st.optimizer_s);
     com.push_back(st.comm_s);
   }
-  peak = std::max(peak, measure_fma_peak());
   const double flops_per_token = training_flops_per_token(g, g.seq_len);
   Result r;
   r.threads = threads;
@@ -401,7 +399,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "error: %s: %s\n", a.config.c_str(), valid.message().c_str());
     return 2;
   }
-  double peak = measure_fma_peak();  // raised by measure() where a later reading is higher
+  double peak = measure_fma_peak();
   const std::string team = a.team.empty() ? cfg->run().team() : a.team;
   if (a.scaling) {
     // Every layout of K = 1..cores threads: G groups of W threads per replica, R = G replicas
@@ -453,6 +451,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   Result r = measure(*cfg, threads, replicas, per_replica, team, a.steps, a.warmup, peak, comm);
+  // A second probe after the steps: a reading taken while a neighbour on a shared machine slowed
+  // this core would inflate the MFU, so the higher of the two is the peak.
+  if (const double later = measure_fma_peak(); later > peak) {
+    r.mfu *= peak / later;
+    peak = later;
+  }
   if (leader && a.json) {
     print_json(r, a.config, peak);
   } else if (leader) {
