@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
+#include <vector>
+
 #include "kernels/reference.h"
 #include "tests/kernels/kernel_test_util.h"
 
@@ -47,6 +51,43 @@ TEST(Gelu, KnownValues) {
   float out[4];
   gelu_forward(out, x, 4);
   for (int i = 0; i < 4; ++i) EXPECT_NEAR(out[i], expect[i], 1e-6) << x[i];
+}
+
+// Element by element against the double reference, tails included: for x below about -3,
+// 0.5 x (1 + tanh u) in float cancels (it gave 0 from about x = -4); x sigmoid(2u) does not.
+// From -5.25 up, 1 + tanh u is above 1e-11, so the double reference itself has 1e-5 to spare.
+TEST(Gelu, AccurateInBothTailsInFloat) {
+  std::vector<float> x;
+  for (double v = -5.25; v <= 8.0; v += 1.0 / 64) x.push_back(static_cast<float>(v));
+  const long n = static_cast<long>(x.size());
+  std::vector<double> xd(x.begin(), x.end()), ref_out(n), up(n), down(n);
+  ref::gelu_forward(ref_out.data(), xd.data(), n);
+  std::vector<float> out(n), dx(n, 0.0f), ones(n, 1.0f);
+  gelu_forward(out.data(), x.data(), n);
+  gelu_backward(dx.data(), x.data(), ones.data(), n);
+  // the reference's derivative by central differences in double
+  const double h = 1e-5;
+  std::vector<double> xu(xd), xl(xd);
+  for (long i = 0; i < n; ++i) xu[i] += h, xl[i] -= h;
+  ref::gelu_forward(up.data(), xu.data(), n);
+  ref::gelu_forward(down.data(), xl.data(), n);
+  for (long i = 0; i < n; ++i) {
+    EXPECT_LE(std::abs(out[i] - ref_out[i]), 1e-5 * std::abs(ref_out[i])) << "x = " << x[i];
+    const double want = (up[i] - down[i]) / (2 * h);
+    EXPECT_LE(std::abs(dx[i] - want), 1e-5 * std::abs(want) + 3e-7) << "x = " << x[i];
+  }
+}
+
+TEST(Gelu, NonFiniteInputsStayNonFinite) {
+  const float x[] = {std::nanf(""), std::numeric_limits<float>::infinity()};
+  float out[2], dx[2] = {0, 0};
+  const float ones[2] = {1, 1};
+  gelu_forward(out, x, 2);
+  gelu_backward(dx, x, ones, 2);
+  EXPECT_TRUE(std::isnan(out[0]));
+  EXPECT_TRUE(std::isnan(dx[0]));
+  EXPECT_EQ(out[1], std::numeric_limits<float>::infinity());
+  EXPECT_FALSE(std::isfinite(dx[1]));
 }
 
 INSTANTIATE_TEST_SUITE_P(Sizes, GeluTest, ::testing::Values(1, 7, 16, 33, 100));
