@@ -17,10 +17,10 @@ constexpr double kCubic = 0.044715;
 // 0.5 x (1 + tanh u) = x sigmoid(2u). With t = e^{-2|u|} in (0, 1]: sigmoid(2u) = 1 / (1 + t) for
 // u >= 0 and t / (1 + t) for u < 0, and 1 - sigmoid(2u) the other one. One exp that cannot
 // overflow, one division, and no cancellation: 1 + tanh u, for x below about -3, kept only what
-// lies above float's rounding of 1 (the output was 0 from about x = -4, 8e-4 relative error between
-// -4 and -3; now within 1e-5 everywhere). The exp's floor is -80, not -87: vectorised, GCC
-// computes the clamped case in every lane and blends, and x e^{-87} is a denormal (slow) for
-// |x| < 0.7, x e^{-80} only below 6e-4.
+// lies above float's rounding of 1 (the output was 0 from x = -5.16, 8e-4 relative error between
+// -4 and -3; now within 1e-5 for x >= -8.9). The exp's floor is -80: past it (|x| > 9.67) t stays
+// at e^-80 instead of going to 0, so the forward returns x e^-80 there and the backward's
+// 2 x du t term grows with x^3 (wrong from about |x| = 1e10): to be cut to t = 0 past the floor.
 template <typename F>
 F exp_minus_2abs(F u) {
   if constexpr (std::is_same_v<F, float>) {
