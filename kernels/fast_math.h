@@ -14,10 +14,8 @@ namespace skein {
 
 // e^x: x = k ln2 + r with |r| <= ln2/2, e^r by a degree-6 Taylor-Horner polynomial, 2^k by
 // building the exponent bits. Inputs are clamped to the finite range (no inf, no denormals).
-// exp_approx_in(x, lo, hi) takes x clamped to [lo, hi] instead (a sub-range of [-87, 88]), for a
-// loop that knows its inputs' range.
-inline float exp_approx_in(float x, float lo, float hi) {
-  x = std::min(std::max(x, lo), hi);
+inline float exp_approx(float x) {
+  x = std::min(std::max(x, -87.0f), 88.0f);
   constexpr float kLog2e = 1.44269504088896341f;
   constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
   const float kf = (x * kLog2e + kRound) - kRound;
@@ -32,9 +30,6 @@ inline float exp_approx_in(float x, float lo, float hi) {
   p = p * r + 1.0f;
   const int32_t k = static_cast<int32_t>(kf);
   return p * std::bit_cast<float>((k + 127) << 23);
-}
-inline float exp_approx(float x) {
-  return exp_approx_in(x, -87.0f, 88.0f);
 }
 
 // tanh(u) = 1 - 2 / (e^{2u} + 1), odd-symmetrised so that tanh(-u) == -tanh(u) exactly.

@@ -14,19 +14,23 @@ namespace {
 constexpr double kSqrt2OverPi = 0.7978845608028654;
 constexpr double kCubic = 0.044715;
 
-// 0.5 x (1 + tanh u) = x sigmoid(2u). With t = e^{-2|u|} in (0, 1]: sigmoid(2u) = 1 / (1 + t) for
+// 0.5 x (1 + tanh u) = x sigmoid(2u). With t = e^{-2|u|} in [0, 1]: sigmoid(2u) = 1 / (1 + t) for
 // u >= 0 and t / (1 + t) for u < 0, and 1 - sigmoid(2u) the other one. One exp that cannot
 // overflow, one division, and no cancellation: 1 + tanh u, for x below about -3, kept only what
 // lies above float's rounding of 1 (the output was 0 from x = -5.16, 8e-4 relative error between
-// -4 and -3; now within 1e-5 for x >= -8.9). The exp's floor is -80: past it (|x| > 9.67) t stays
-// at e^-80 instead of going to 0, so the forward returns x e^-80 there and the backward's
-// 2 x du t term grows with x^3 (wrong from about |x| = 1e10): to be cut to t = 0 past the floor.
+// -4 and -3; now within 1e-5 down to x = -10). Past exp_approx's floor (-2|u| < -87, |x| > 10.1)
+// t is 0, not the clamped e^-87: the forward is then exactly x or 0 and the backward exactly 1 or
+// 0 up to |x| = 1.8e19 (where x^2 overflows, and the gradient turns NaN), where a t held at the
+// floor gave x e^-87 and a gradient growing with x^3. -inf gives NaN, as +inf gives inf: a
+// non-finite activation never comes out finite.
 template <typename F>
 F exp_minus_2abs(F u) {
+  const F a = F(-2) * std::abs(u);
+  const F t = exp_of(a);
   if constexpr (std::is_same_v<F, float>) {
-    return exp_approx_in(F(-2) * std::abs(u), -80.0f, 0.0f);
+    return a < F(-87) ? F(0) : t;
   } else {
-    return std::exp(F(-2) * std::abs(u));
+    return t;
   }
 }
 
@@ -44,6 +48,7 @@ SKEIN_MULTIVERSION void gelu_forward_loop(float* out, const float* inp, long n) 
 }
 
 // d/dx [x s] = s + 2 x s (1 - s) du/dx, s = sigmoid(2u), both s and 1 - s from t as above.
+// s (1 - s) multiplies du first: 2 x du overflows from |x| = 1.2e13, where (s c) du is 0.
 template <typename F>
 void gelu_backward_loop(F* dinp, const F* inp, const F* dout, long n) {
   for (long i = 0; i < n; ++i) {
@@ -53,7 +58,7 @@ void gelu_backward_loop(F* dinp, const F* inp, const F* dout, long n) {
     const F q = F(1) / (F(1) + t);
     const F s = (u >= F(0) ? F(1) : t) * q, c = (u >= F(0) ? t : F(1)) * q;
     const F du = F(kSqrt2OverPi) * (F(1) + F(3 * kCubic) * x * x);
-    dinp[i] += (s + (F(2) * x * du) * (s * c)) * dout[i];
+    dinp[i] += (s + (F(2) * x) * ((s * c) * du)) * dout[i];
   }
 }
 SKEIN_MULTIVERSION void gelu_backward_loop(float* dinp, const float* inp, const float* dout,
