@@ -7,9 +7,11 @@
 // achieved FLOP rate over the single-thread fp32 FMA peak measured at start-up by this binary.
 #include <benchmark/benchmark.h>
 
+#include <chrono>
 #include <cstdio>
 #include <functional>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -17,6 +19,8 @@
 #include "base/aligned.h"
 #include "base/rng.h"
 #include "engine/fma_peak.h"
+#include "engine/model.h"
+#include "engine/trainer.h"
 #include "kernels/attention.h"
 #include "kernels/crossentropy.h"
 #include "kernels/encoder.h"
@@ -25,6 +29,8 @@
 #include "kernels/layernorm.h"
 #include "kernels/linear.h"
 #include "kernels/residual.h"
+#include "optimizers/adamw.h"
+#include "optimizers/clip.h"
 
 namespace skein::bench {
 namespace {
@@ -238,6 +244,83 @@ void BM_crossentropy(benchmark::State& st, Shape s, bool backward) {
   set_bytes(st, (backward ? 2.0 : 1.0) * N * V * sizeof(float));  // forward reads z; backward z, dz
 }
 
+// The training step's memory-bound phases (trainer.h, steps 2 and 3) over a model's whole
+// parameter vector, cut into one contiguous shard per thread as the trainer cuts it, each shard
+// allocated and first touched by its thread:
+//   replica_sum   two gradient buffers summed into the first (tree_sum of R = 2 replicas:
+//                 a[i] += b[i], a plain streaming loop, so its GBps is what this machine's memory
+//                 delivers to that many threads: the roofline of the other two)
+//   grad_norm     squared_norm of the summed gradient (the trainer takes it per block right after
+//                 the block's sum, from cache; here from memory)
+//   adamw         adamw_update of parameters, gradient, m and v
+// at 1 thread and at every core (threads:K). GBps: bytes read + written per wall second.
+enum class MemPhase { kReplicaSum, kGradNorm, kAdamW };
+struct ParamShape {
+  const char* name;
+  GptConfig cfg;
+};
+ParamShape param_shape(const Shape& s, int n_layer) {
+  GptConfig c;
+  c.vocab_size = s.V;
+  c.seq_len = s.T;
+  c.n_layer = n_layer;
+  c.n_head = s.NH;
+  c.d_model = s.C;
+  return {s.name, c};
+}
+
+void BM_memory_phase(benchmark::State& st, ParamShape shape, MemPhase phase, int threads) {
+  const size_t n = Model::num_params_for(shape.cfg);
+  // per thread: its shard's arrays (a, b: the two gradient buffers, or p, g, m, v)
+  std::vector<std::vector<AlignedBuffer<float>>> shard(threads);
+  std::vector<size_t> len(threads);
+  auto on_threads = [&](const std::function<void(int)>& f) {
+    std::vector<std::thread> team;
+    for (int k = 1; k < threads; ++k) team.emplace_back(f, k);
+    f(0);
+    for (auto& t : team) t.join();
+  };
+  on_threads([&](int k) {
+    len[k] = n * (k + 1) / threads - n * k / threads;
+    const int arrays = phase == MemPhase::kAdamW ? 4 : 2;
+    for (int i = 0; i < arrays; ++i) {
+      shard[k].emplace_back(len[k]);
+      float* x = shard[k].back().data();
+      const float fill = i == 0 ? 0.02f : (i == 1 ? 1e-3f : 0.0f);
+      for (size_t j = 0; j < len[k]; ++j) x[j] = fill;
+    }
+  });
+  const double bytes_per_float = phase == MemPhase::kReplicaSum ? 3
+                                 : phase == MemPhase::kGradNorm ? 1
+                                                                : 7;
+  std::vector<double> sink(threads);
+  AdamWHyper h;
+  h.weight_decay = 0.1f;
+  long step = 0;
+  double seconds = 0;
+  for (auto _ : st) {
+    ++step;
+    const auto t0 = std::chrono::steady_clock::now();
+    on_threads([&](int k) {
+      auto& b = shard[k];
+      if (phase == MemPhase::kReplicaSum) {
+        float* terms[2] = {b[0].data(), b[1].data()};
+        tree_sum(terms, 2, len[k]);
+      } else if (phase == MemPhase::kGradNorm) {
+        sink[k] += squared_norm(b[1].data(), static_cast<long>(len[k]));
+      } else {
+        adamw_update(b[0].data(), b[1].data(), b[2].data(), b[3].data(), static_cast<long>(len[k]),
+                     h, step, true, 1.0f);
+      }
+    });
+    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    benchmark::DoNotOptimize(sink.data());
+    benchmark::ClobberMemory();
+  }
+  st.counters["GBps"] = bytes_per_float * sizeof(float) * n * st.iterations() / seconds / 1e9;
+  st.counters["params_M"] = n / 1e6;
+}
+
 void register_all() {
   benchmark::RegisterBenchmark("fma_peak/1thread", BM_fma_peak);
   using Fn = void (*)(benchmark::State&, Shape, bool);
@@ -290,6 +373,18 @@ void register_all() {
             ->Unit(benchmark::kMicrosecond);
     }
   }
+  const int cores = std::max(1u, std::thread::hardware_concurrency());
+  const std::pair<MemPhase, const char*> phases[] = {{MemPhase::kReplicaSum, "replica_sum"},
+                                                     {MemPhase::kGradNorm, "grad_norm"},
+                                                     {MemPhase::kAdamW, "adamw"}};
+  for (const ParamShape& ps : {param_shape(kShapes[0], 6), param_shape(kShapes[1], 12)})
+    for (const auto& [phase, name] : phases)
+      for (int k : cores > 1 ? std::vector<int>{1, cores} : std::vector<int>{1})
+        benchmark::RegisterBenchmark(
+            (std::string(name) + "/" + ps.name + "/threads:" + std::to_string(k)).c_str(),
+            BM_memory_phase, ps, phase, k)
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
   // GPT-2's lm_head with its vocabulary as it is (50257, one partial 32-column tile out of 1571)
   // and padded as llm.c pads it (50304 = 393 x 128), side by side:
   //   bench_kernels --benchmark_filter='linear_.*/gpt2.*/lm_head'

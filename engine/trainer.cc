@@ -22,8 +22,8 @@ SKEIN_MULTIVERSION void add_into(float* __restrict a, const float* __restrict b,
   for (size_t i = 0; i < len; ++i) a[i] += b[i];
 }
 
-// Sums the n arrays p[0..n) of len floats into p[0] by the tree of trainer.h (split at the
-// largest power of two below n).
+}  // namespace
+
 void tree_sum(float* const* p, int n, size_t len) {
   if (n <= 1) return;
   int m = 1;
@@ -32,7 +32,6 @@ void tree_sum(float* const* p, int n, size_t len) {
   tree_sum(p + m, n - m, len);
   add_into(p[0], p[m], len);
 }
-}  // namespace
 
 Trainer::Trainer(Model& model, const TrainerOptions& opt)
     : model_(model),

@@ -180,6 +180,10 @@ class Trainer {
   long step_ = 0;
 };
 
+// Sums the n arrays p[0..n) of len floats into p[0] by the tree above (split at the largest power
+// of two below n): step 2's replica sum (public for bench_kernels).
+void tree_sum(float* const* p, int n, size_t len);
+
 // Refuses, with what is needed and what is available, a trainer (as estimate_memory counts it,
 // plus extra_bytes, plus rank 0's copy of the whole optimizer state when gathers_state) that
 // does not fit in available_bytes on a machine running ranks_on_machine such ranks; OK when

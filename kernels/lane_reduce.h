@@ -10,10 +10,12 @@ namespace skein {
 template <typename F>
 inline constexpr int kLanes = 64 / sizeof(F);  // two 256-bit registers of partial results
 
-// sum over i in [0, n) of term(i)
-template <typename F, typename Term>
+// sum over i in [0, n) of term(i); L partial sums (a power of two), by default two registers'
+// worth: enough parallel chains where each term costs several operations, too few for a long
+// reduction with a cheap term (squared_norm's), which takes more.
+template <typename F, int L = kLanes<F>, typename Term>
 inline F lane_sum(long n, Term term) {
-  constexpr int L = kLanes<F>;
+  static_assert(L > 0 && (L & (L - 1)) == 0);
   F acc[L] = {};
   long i = 0;
   for (; i + L <= n; i += L)
