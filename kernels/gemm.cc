@@ -234,16 +234,16 @@ SKEIN_AVX2 __attribute__((noinline)) void pack_b(const View& b, int p0, int kc, 
     return;
   }
   // op(B) columns contiguous (B stored transposed, so b.rs = 1): 8 k of 8 columns at a time,
-  // transposed.
+  // transposed. No software prefetch here: fetching the next panel's NR rows into L1 while this
+  // one is read and written (3 x 24 KiB at NR = 16 and kc = 384) overflows a 32 KiB L1; without
+  // it this pack took 8% less of the time (perf samples relative to the kernel's, 3 alternating
+  // rounds of bench_kernels linear_forward/gpt2 on a Zen 3: 0.121-0.133 vs 0.131-0.144).
   for (int jr = 0; jr < nc; jr += NR, dst += NR * kc) {
     const int nr = std::min(NR, nc - jr);
     const float* s = src + jr * b.cs;
     int p = 0;
-    const bool next_panel = jr + NR < nc;
     if (nr == NR) {
       for (; p + 8 <= kc; p += 8) {
-        if (next_panel && p % 16 == 0)
-          for (int c = 0; c < NR; ++c) prefetch(s + (NR + c) * b.cs + p);
         for (int half = 0; half < NR; half += 8) {
           __m256 v[8];
           for (int c = 0; c < 8; ++c) v[c] = _mm256_loadu_ps(s + (half + c) * b.cs + p);
