@@ -18,7 +18,8 @@ inline float exp_approx(float x) {
   x = std::min(std::max(x, -87.0f), 88.0f);
   constexpr float kLog2e = 1.44269504088896341f;
   constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  const float kf = (x * kLog2e + kRound) - kRound;
+  const float y = x * kLog2e + kRound;
+  const float kf = y - kRound;
   // ln2 split into a part exact in float and the remainder (Cody-Waite)
   const float r = (x - kf * 0.693145751953125f) - kf * 1.428606765330187045e-06f;
   float p = 1.0f / 720.0f;
@@ -28,8 +29,10 @@ inline float exp_approx(float x) {
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  const int32_t k = static_cast<int32_t>(kf);
-  return p * std::bit_cast<float>((k + 127) << 23);
+  // 2^k's exponent bits from y's low bits (y = 1.5 * 2^23 + k exactly, one unit per integer),
+  // in unsigned arithmetic: no float-to-int conversion, which a NaN x (kf NaN) made undefined
+  const uint32_t e = std::bit_cast<uint32_t>(y) - std::bit_cast<uint32_t>(kRound) + 127u;
+  return p * std::bit_cast<float>(e << 23);
 }
 
 // tanh(u) = 1 - 2 / (e^{2u} + 1), odd-symmetrised so that tanh(-u) == -tanh(u) exactly.
