@@ -7,11 +7,10 @@
 // achieved FLOP rate over the single-thread fp32 FMA peak measured at start-up by this binary.
 #include <benchmark/benchmark.h>
 
-#include <chrono>
 #include <cstdio>
 #include <functional>
+#include <memory>
 #include <string>
-#include <thread>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -20,6 +19,7 @@
 #include "base/rng.h"
 #include "engine/fma_peak.h"
 #include "engine/model.h"
+#include "engine/thread_team.h"
 #include "engine/trainer.h"
 #include "kernels/attention.h"
 #include "kernels/crossentropy.h"
@@ -245,8 +245,10 @@ void BM_crossentropy(benchmark::State& st, Shape s, bool backward) {
 }
 
 // The training step's memory-bound phases (trainer.h, steps 2 and 3) over a model's whole
-// parameter vector, cut into one contiguous shard per thread as the trainer cuts it, each shard
-// allocated and first touched by its thread:
+// parameter vector, cut into one contiguous shard per thread of a persistent team (the trainer's
+// kind of team; its thread k runs part k every time, so each shard stays with the thread that
+// allocated and first touched it; the trainer cuts its shards at 64 KiB block boundaries, which
+// changes nothing here):
 //   replica_sum   two gradient buffers summed into the first (tree_sum of R = 2 replicas:
 //                 a[i] += b[i], a plain streaming loop, so its GBps is what this machine's memory
 //                 delivers to that many threads: the roofline of the other two)
@@ -271,16 +273,11 @@ ParamShape param_shape(const Shape& s, int n_layer) {
 
 void BM_memory_phase(benchmark::State& st, ParamShape shape, MemPhase phase, int threads) {
   const size_t n = Model::num_params_for(shape.cfg);
+  const std::unique_ptr<ThreadTeam> team = make_thread_team("pool", threads);
   // per thread: its shard's arrays (a, b: the two gradient buffers, or p, g, m, v)
   std::vector<std::vector<AlignedBuffer<float>>> shard(threads);
   std::vector<size_t> len(threads);
-  auto on_threads = [&](const std::function<void(int)>& f) {
-    std::vector<std::thread> team;
-    for (int k = 1; k < threads; ++k) team.emplace_back(f, k);
-    f(0);
-    for (auto& t : team) t.join();
-  };
-  on_threads([&](int k) {
+  team->run([&](int k) {
     len[k] = n * (k + 1) / threads - n * k / threads;
     const int arrays = phase == MemPhase::kAdamW ? 4 : 2;
     for (int i = 0; i < arrays; ++i) {
@@ -297,11 +294,9 @@ void BM_memory_phase(benchmark::State& st, ParamShape shape, MemPhase phase, int
   AdamWHyper h;
   h.weight_decay = 0.1f;
   long step = 0;
-  double seconds = 0;
   for (auto _ : st) {
     ++step;
-    const auto t0 = std::chrono::steady_clock::now();
-    on_threads([&](int k) {
+    team->run([&](int k) {
       auto& b = shard[k];
       if (phase == MemPhase::kReplicaSum) {
         float* terms[2] = {b[0].data(), b[1].data()};
@@ -313,11 +308,10 @@ void BM_memory_phase(benchmark::State& st, ParamShape shape, MemPhase phase, int
                      h, step, true, 1.0f);
       }
     });
-    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     benchmark::DoNotOptimize(sink.data());
     benchmark::ClobberMemory();
   }
-  st.counters["GBps"] = bytes_per_float * sizeof(float) * n * st.iterations() / seconds / 1e9;
+  set_bytes(st, bytes_per_float * sizeof(float) * n);
   st.counters["params_M"] = n / 1e6;
 }
 
@@ -373,7 +367,7 @@ void register_all() {
             ->Unit(benchmark::kMicrosecond);
     }
   }
-  const int cores = std::max(1u, std::thread::hardware_concurrency());
+  const int cores = available_cores();
   const std::pair<MemPhase, const char*> phases[] = {{MemPhase::kReplicaSum, "replica_sum"},
                                                      {MemPhase::kGradNorm, "grad_norm"},
                                                      {MemPhase::kAdamW, "adamw"}};

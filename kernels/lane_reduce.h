@@ -1,5 +1,6 @@
 // Reductions over a row that the compiler can vectorise without reassociation flags: element i
-// goes to partial sum (or max) i mod kLanes, the lanes are combined pairwise at the end. A fixed
+// goes to partial sum (or max) i mod L (kLanes unless the caller picks another), the lanes are
+// combined pairwise at the end. A fixed
 // order, so the result is deterministic; it differs from a left-to-right sum by rounding only.
 #pragma once
 
