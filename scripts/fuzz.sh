@@ -16,8 +16,8 @@ echo "== $dir: configure and build the fuzzers (clang, libFuzzer, ASan+UBSan)"
 # -O1 with line tables, as the suite's other sanitizer builds (scripts/test.sh)
 cmake -S . -B "$dir" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="${SKEIN_SANITIZER_OPT:-"-O1 -g1 -DNDEBUG"}" \
-  -DSKEIN_FUZZ=ON -DSKEIN_SANITIZE=address,undefined -DSKEIN_BUILD_TESTS=OFF \
-  -DSKEIN_BUILD_BENCH=OFF -DSKEIN_WERROR=$werror >/dev/null
+  -DSKEIN_FUZZ=ON -DSKEIN_SANITIZE="${SKEIN_UB_SANITIZERS:-address,undefined,float-cast-overflow}" \
+  -DSKEIN_BUILD_TESTS=OFF -DSKEIN_BUILD_BENCH=OFF -DSKEIN_WERROR=$werror >/dev/null
 targets=(config_fuzz checkpoint_fuzz shard_fuzz tokenizer_fuzz import_fuzz gpt2_vocab_fuzz
          gpt2_encode_fuzz hf_tokenizer_fuzz)
 cmake --build "$dir" -j "$(nproc)" --target "${targets[@]}"

@@ -56,7 +56,7 @@ for target in "${targets[@]}"; do
   flavour=(-DCMAKE_BUILD_TYPE=Release)
   [[ $target == *+asan ]] && flavour=(-DCMAKE_BUILD_TYPE=RelWithDebInfo
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="${SKEIN_SANITIZER_OPT:-"-O1 -g1 -DNDEBUG"}"
-    -DSKEIN_SANITIZE=address,undefined)
+    -DSKEIN_SANITIZE="${SKEIN_UB_SANITIZERS:-address,undefined,float-cast-overflow}")
   cmake -S . -B "$dir" -G Ninja -DCMAKE_CXX_COMPILER=g++ -DSKEIN_WERROR=ON \
     -DSKEIN_MARCH="$march" -DSKEIN_BUILD_TESTS=OFF -DSKEIN_BUILD_BENCH=OFF "${flavour[@]}" \
     >/dev/null
