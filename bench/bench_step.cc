@@ -27,6 +27,7 @@
 #include "engine/config.h"
 #include "engine/fma_peak.h"
 #include "engine/trainer.h"
+#include "kernels/gemm.h"
 
 namespace skein {
 namespace {
@@ -109,7 +110,14 @@ struct Result {
   int ranks;
   double comm_ms;  // inside reduce_ms + opt_ms (and the step's small collectives)
   MemoryReport memory;
+  std::string matmul_kernel;  // the sgemm kernel the matmuls ran on (sgemm_kernels()), "portable"
 };
+
+// The kernel sgemm runs for p when the caller leaves the choice to it: what a step ran on.
+std::string chosen_kernel_name(MatmulPrecision p) {
+  const int i = sgemm_chosen_kernel(p == MatmulPrecision::kBf16 ? p : MatmulPrecision::kFp32);
+  return i < 0 ? "portable" : sgemm_kernels()[i].name;
+}
 
 Result measure(const proto::Config& cfg, int threads, int replicas, int per_replica,
                const std::string& team, int steps, int warmup, double peak, Comm* comm) {
@@ -175,6 +183,7 @@ Result measure(const proto::Config& cfg, int threads, int replicas, int per_repl
   r.reduce_ms = median(red) * 1e3;
   r.opt_ms = median(opt) * 1e3;
   r.wait_ms = 0;
+  r.matmul_kernel = chosen_kernel_name(model.matmul_precision());
   return r;
 }
 
@@ -188,6 +197,7 @@ void print_human(const Result& r, const std::string& config) {
   std::printf("  %.1f ms/step  %.0f tokens/s  %.1f GFLOP/s  MFU %.1f%%  peak RSS %.0f MiB\n",
               r.ms_per_step, r.tokens_per_s, r.gflops, 100 * r.mfu, peak_rss_mib());
   std::printf("  memory: %s\n", r.memory.describe().c_str());
+  std::printf("  matmuls on %s\n", r.matmul_kernel.c_str());
   const double sum = r.fwd_ms + r.bwd_ms + r.reduce_ms + r.opt_ms + r.wait_ms;
   auto pct = [&](double v) { return 100.0 * v / sum; };
   std::printf(
@@ -207,10 +217,10 @@ void print_json(const Result& r, const std::string& config, double peak) {
       "\"tokens_per_s\": %.1f, \"gflops\": %.2f, \"mfu\": %.4f, \"peak_rss_mib\": %.1f, "
       "\"fma_peak_gflops_per_thread\": %.2f, \"forward_ms\": %.3f, \"backward_ms\": %.3f, "
       "\"reduce_ms\": %.3f, \"optimizer_ms\": %.3f, \"data_wait_ms\": %.3f, \"ranks\": %d, "
-      "\"comm_ms\": %.3f}\n",
+      "\"comm_ms\": %.3f, \"matmul_kernel\": \"%s\"}\n",
       config.c_str(), r.threads, r.per_replica, r.replicas, r.ms_per_step, r.tokens_per_s, r.gflops,
       r.mfu, peak_rss_mib(), peak / 1e9, r.fwd_ms, r.bwd_ms, r.reduce_ms, r.opt_ms, r.wait_ms,
-      r.ranks, r.comm_ms);
+      r.ranks, r.comm_ms, r.matmul_kernel.c_str());
 }
 
 // Least squares: the m coefficients b minimising sum over rows of (x_row . b - y_row)^2, by

@@ -10,7 +10,8 @@
 # PyTorch runs in its best form on this machine: Debian's OpenMP build of OpenBLAS, the OpenBLAS
 # core type forced to the widest kernels the CPU has, OMP_PROC_BIND=true — set for that command
 # only. Ends with the line "ratio skein/pytorch tokens/s: X.XX"; the line before it names the
-# precision each side ran.
+# precision each side ran and the kernel skein's matmuls ran on (SKEIN_SGEMM_KERNEL=name picks
+# another of sgemm_kernels(), e.g. avx512bf16_12x32 where the AMX one would be chosen).
 # PRECISION=BF16 runs skein with run.precision: BF16 and PyTorch under bf16 autocast
 # (pytorch_gpt.py --precision bf16: bf16 matmul operands, fp32 parameters and optimizer, as in
 # skein); if skein falls back to fp32 (no avx512_bf16, or its self-check fails) the line says so.
@@ -61,6 +62,7 @@ for ((i = 0; i < rounds; i++)); do
     skein_label="BF16 requested, ran fp32: see the note above"
   fi
   echo "skein   $s"
+  kernel=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["matmul_kernel"])' "$s")
   skein+=("$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["tokens_per_s"])' "$s")")
   t=$("${torch_env[@]}" /usr/bin/python3 bench/pytorch_gpt.py --config "$config" --threads "$threads" --steps "$steps" \
     --precision "$torch_precision" "${sets[@]}" --json)
@@ -74,5 +76,5 @@ if [[ $precision == BF16_EMULATED ]]; then
   echo "note: BF16_EMULATED is a numerics check (bf16 rounding at fp32 speed), not a speed mode;" \
     "PyTorch ran fp32"
 fi
-echo "median tokens/s: skein $ms ($skein_label)  pytorch $mt$torch_label  (OPENBLAS_CORETYPE=$coretype, $threads threads)"
+echo "median tokens/s: skein $ms ($skein_label, matmuls on $kernel)  pytorch $mt$torch_label  (OPENBLAS_CORETYPE=$coretype, $threads threads)"
 echo "ratio skein/pytorch tokens/s: $(awk -v a="$ms" -v b="$mt" 'BEGIN {printf "%.2f", a / b}')"

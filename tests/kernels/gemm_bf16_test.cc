@@ -240,6 +240,10 @@ TEST(SgemmBf16, SgemmDispatchesToTheChosenBf16Kernel) {
     EXPECT_TRUE(name == "amx_bf16_32x32" || name == "avx512bf16_12x32") << name;
   }
   EXPECT_NE(sgemm_bf16_choice().find(name), std::string::npos) << sgemm_bf16_choice();
+  // A hardware bf16 kernel's choice says how fast it is against the fp32 kernel on this CPU.
+  const bool speed_said =
+      sgemm_bf16_choice().find("x the speed of the fp32 kernel ") != std::string::npos;
+  EXPECT_EQ(speed_said, name != "bf16_portable_12x32") << sgemm_bf16_choice();
   sgemm(MatmulContext{MatmulPrecision::kBf16, chosen}, false, true, M, N, K, a.data(), K, b.data(),
         K, 0.0f, direct.data(), N);
   EXPECT_EQ(via_sgemm, direct);
