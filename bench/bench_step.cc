@@ -115,7 +115,7 @@ struct Result {
 
 // The kernel sgemm runs for p when the caller leaves the choice to it: what a step ran on.
 std::string chosen_kernel_name(MatmulPrecision p) {
-  const int i = sgemm_chosen_kernel(p == MatmulPrecision::kBf16 ? p : MatmulPrecision::kFp32);
+  const int i = sgemm_chosen_kernel(p);  // kBf16Rounded: the fp32 kernel's
   return i < 0 ? "portable" : sgemm_kernels()[i].name;
 }
 

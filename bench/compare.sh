@@ -52,6 +52,7 @@ err=$(mktemp)
 trap 'rm -f "$err"' EXIT
 skein_label=$precision
 skein=() torch=()
+field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }  # JSON line, key
 for ((i = 0; i < rounds; i++)); do
   # bench_step's stderr is kept to see whether BF16 fell back to fp32 (engine/config.cc,
   # matmul_precision_for, writes "run.precision = BF16: <why>, so the matmuls run in fp32 ...").
@@ -62,12 +63,12 @@ for ((i = 0; i < rounds; i++)); do
     skein_label="BF16 requested, ran fp32: see the note above"
   fi
   echo "skein   $s"
-  kernel=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["matmul_kernel"])' "$s")
-  skein+=("$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["tokens_per_s"])' "$s")")
+  kernel=$(field "$s" matmul_kernel)
+  skein+=("$(field "$s" tokens_per_s)")
   t=$("${torch_env[@]}" /usr/bin/python3 bench/pytorch_gpt.py --config "$config" --threads "$threads" --steps "$steps" \
     --precision "$torch_precision" "${sets[@]}" --json)
   echo "pytorch $t"
-  torch+=("$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["tokens_per_s"])' "$t")")
+  torch+=("$(field "$t" tokens_per_s)")
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 ms=$(median "${skein[@]}")

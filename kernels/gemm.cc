@@ -513,43 +513,46 @@ std::string bf16_speed_note(int i) {
   return buf;
 }
 
-const Bf16Choice& bf16_choice() {
-  static const Bf16Choice c = [] {
-    const int portable = find_kernel("bf16_portable_12x32");
-    Bf16Choice r{portable, "", ""};
-    if (const char* want = std::getenv("SKEIN_SGEMM_KERNEL"); want && *want) {
-      for (int i = 0; i < kNumKernels; ++i)
-        if (std::strcmp(kKernels[i].info.name, want) == 0 && kKernels[i].info.family == kBf16 &&
-            kKernels[i].info.supported()) {
-          r.index = i;
-          r.why = "SKEIN_SGEMM_KERNEL";
-          if (i != portable) r.why += bf16_speed_note(i);
-          return r;
-        }
-    }
-    std::string tried;
-    for (const char* name : {"amx_bf16_32x32", "avx512bf16_12x32"}) {
-      const int i = find_kernel(name);
-      std::string why_not;
-      if (!kKernels[i].info.supported())
-        why_not = std::string("this CPU has no ") + kKernels[i].info.needs;
-      else
-        why_not = gemm_detail::bf16_kernel_check(kKernels[i].run, name);
-      if (why_not.empty()) {
+Bf16Choice choose_bf16_kernel() {
+  Bf16Choice r{find_kernel("bf16_portable_12x32"), "", ""};
+  if (const char* want = std::getenv("SKEIN_SGEMM_KERNEL"); want && *want) {
+    for (int i = 0; i < kNumKernels; ++i)
+      if (std::strcmp(kKernels[i].info.name, want) == 0 && kKernels[i].info.family == kBf16 &&
+          kKernels[i].info.supported()) {
         r.index = i;
-        r.why = tried.empty() ? "the fastest bf16 kernel, checked at start-up"
-                              : "checked at start-up; " + tried;
-        r.why += bf16_speed_note(i);
+        r.why = "SKEIN_SGEMM_KERNEL";
         return r;
       }
-      tried += (tried.empty() ? "" : "; ") + std::string(name) + ": " + why_not;
+  }
+  std::string tried;
+  for (const char* name : {"amx_bf16_32x32", "avx512bf16_12x32"}) {
+    const int i = find_kernel(name);
+    std::string why_not;
+    if (!kKernels[i].info.supported())
+      why_not = std::string("this CPU has no ") + kKernels[i].info.needs;
+    else
+      why_not = gemm_detail::bf16_kernel_check(kKernels[i].run, name);
+    if (why_not.empty()) {
+      r.index = i;
+      r.why = tried.empty() ? "the fastest bf16 kernel, checked at start-up"
+                            : "checked at start-up; " + tried;
+      return r;
     }
-    r.why = tried + "; the portable twin (slow)";
-    // the caller's message says why vdpbf16ps, the widest-spread instruction, cannot run
-    const int vdp = find_kernel("avx512bf16_12x32");
-    r.failed = kKernels[vdp].info.supported()
-                   ? gemm_detail::bf16_kernel_check(kKernels[vdp].run, "avx512bf16_12x32")
-                   : "this CPU has no avx512_bf16 (the vdpbf16ps instruction)";
+    tried += (tried.empty() ? "" : "; ") + std::string(name) + ": " + why_not;
+  }
+  r.why = tried + "; the portable twin (slow)";
+  // the caller's message says why vdpbf16ps, the widest-spread instruction, cannot run
+  const int vdp = find_kernel("avx512bf16_12x32");
+  r.failed = kKernels[vdp].info.supported()
+                 ? gemm_detail::bf16_kernel_check(kKernels[vdp].run, "avx512bf16_12x32")
+                 : "this CPU has no avx512_bf16 (the vdpbf16ps instruction)";
+  return r;
+}
+
+const Bf16Choice& bf16_choice() {
+  static const Bf16Choice c = [] {
+    Bf16Choice r = choose_bf16_kernel();
+    if (r.index != find_kernel("bf16_portable_12x32")) r.why += bf16_speed_note(r.index);
     return r;
   }();
   return c;
