@@ -261,6 +261,47 @@ SKEIN_AVX2 __attribute__((noinline)) void pack_b(const View& b, int p0, int kc, 
   }
 }
 
+// pack_b for the AVX-512 kernel (NR = 32) where op(B) columns are contiguous (B stored
+// transposed: a layer's weight in its forward product): 16 k of 16 columns at a time through one
+// 16 x 16 transpose of zmm registers, so each column's source cache line is read once, whole,
+// where the 8 x 8 ymm transposes of pack_b read it half at a time on two visits. The same values
+// in the same places as pack_b<32, kRound>.
+template <bool kRound>
+SKEIN_AVX512 __attribute__((noinline)) void pack_b_transposed_32(const View& b, int p0, int kc,
+                                                                 int j0, int nc, float* dst) {
+  constexpr int NR = 32;
+  const float* src = b.data + p0 * b.rs + j0 * b.cs;
+  for (int jr = 0; jr < nc; jr += NR, dst += NR * kc) {
+    const int nr = std::min(NR, nc - jr);
+    const float* s = src + jr * b.cs;
+    int p = 0;
+    if (nr == NR) {
+      for (; p + 16 <= kc; p += 16) {
+        for (int half = 0; half < NR; half += 16) {
+          __m512i v[16];
+          for (int c = 0; c < 16; ++c)
+            v[c] = _mm512_castps_si512(_mm512_loadu_ps(s + (half + c) * b.cs + p));
+          transpose_16x16(v);
+          for (int k = 0; k < 16; ++k) {
+            __m512 x = _mm512_castsi512_ps(v[k]);
+            if constexpr (kRound) {
+              const __m256 lo = round8_to_bf16(_mm512_castps512_ps256(x));
+              const __m256 hi =
+                  round8_to_bf16(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
+              x = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(lo)),
+                                                      _mm256_castps_pd(hi), 1));
+            }
+            _mm512_store_ps(dst + (p + k) * NR + half, x);
+          }
+        }
+      }
+    }
+    for (; p < kc; ++p)
+      for (int c = 0; c < NR; ++c)
+        dst[p * NR + c] = c < nr ? packed<kRound>(s[c * b.cs + p * b.rs]) : 0.0f;
+  }
+}
+
 // C tile (kMR, kNR) at c with row stride ldc = [C if load_c] + a (kMR x kc, packed) @ b (kc x kNR,
 // packed) [+ bias (kNR) on every row]. a and b as laid out by pack_a / pack_b.
 SKEIN_AVX2 __attribute__((noinline)) void kernel_6x16(int kc, const float* __restrict a,
@@ -351,6 +392,9 @@ struct Fp32Kernel {
     skein::pack_a<MR, kRound>(a, i0, mc, p0, kc, dst);
   }
   static void pack_b(const View& b, int p0, int kc, int j0, int nc, float* dst) {
+    if constexpr (NR == 32) {  // the AVX-512 kernel's
+      if (b.cs != 1) return pack_b_transposed_32<kRound>(b, p0, kc, j0, nc, dst);
+    }
     skein::pack_b<NR, kRound>(b, p0, kc, j0, nc, dst);
   }
   static void run(int kc, const float* a, const float* b, float* c, long ldc, bool load_c,
