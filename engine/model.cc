@@ -483,7 +483,6 @@ void Model::backward(Activations& a, float* g, float loss_scale, GradMode mode,
     linear_back(a.dwide_a_, o.fcprojw, o.fcprojb, a.dres_, fcg, F, C);
     w.sync();
     if (cfg_.mlp == Mlp::kGelu) {
-      std::fill(a.dwide_b_ + e0, a.dwide_b_ + e1, 0.0f);
       gelu_backward(a.dwide_b_ + e0, A.fch + e0, a.dwide_a_ + e0, e1 - e0);
     } else {
       swiglu_backward(rows(a.dwide_b_, FC), rows(A.fch, FC), rows(a.dwide_a_, F), nrows, F);

@@ -72,7 +72,7 @@ void gelu_backward_loop(F* dinp, const F* inp, const F* dout, long n) {
     const F t = exp_minus_2abs(u);
     const F q = F(1) / (F(1) + t);
     const F s = (u >= F(0) ? F(1) : t) * q, c = (u >= F(0) ? t : F(1)) * q;
-    dinp[i] += (s + x * ((s * c) * twice_du_dx(x))) * dout[i];
+    dinp[i] = (s + x * ((s * c) * twice_du_dx(x))) * dout[i];
   }
 }
 SKEIN_MULTIVERSION void gelu_backward_loop(float* dinp, const float* inp, const float* dout,

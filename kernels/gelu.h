@@ -7,7 +7,8 @@ namespace skein {
 template <typename F>
 void gelu_forward(F* out, const F* inp, long n);
 
-// dout (n) -> dinp (n) +=
+// dout (n) -> dinp (n), overwritten (the model's only use wrote it into a zeroed buffer, a pass
+// over memory of its own)
 template <typename F>
 void gelu_backward(F* dinp, const F* inp, const F* dout, long n);
 
