@@ -265,7 +265,8 @@ SKEIN_AVX2 __attribute__((noinline)) void pack_b(const View& b, int p0, int kc, 
 // transposed: a layer's weight in its forward product): 16 k of 16 columns at a time through one
 // 16 x 16 transpose of zmm registers, so each column's source cache line is read once, whole,
 // where the 8 x 8 ymm transposes of pack_b read it half at a time on two visits. The same values
-// in the same places as pack_b<32, kRound>.
+// in the same places as pack_b<32, kRound>. (pack_a<12>'s transposing branch done the same way
+// measured no faster: it stays as it is.)
 template <bool kRound>
 SKEIN_AVX512 __attribute__((noinline)) void pack_b_transposed_32(const View& b, int p0, int kc,
                                                                  int j0, int nc, float* dst) {
@@ -276,13 +277,16 @@ SKEIN_AVX512 __attribute__((noinline)) void pack_b_transposed_32(const View& b, 
     const float* s = src + jr * b.cs;
     int p = 0;
     if (nr == NR) {
-      for (; p + 16 <= kc; p += 16) {
+      for (; p < kc; p += 16) {
+        // the last block may hold fewer than 16 k: a masked load reads only those
+        const int kb = std::min(16, kc - p);
+        const __mmask16 m = kb == 16 ? __mmask16(0xFFFF) : __mmask16((1u << kb) - 1);
         for (int half = 0; half < NR; half += 16) {
           __m512i v[16];
           for (int c = 0; c < 16; ++c)
-            v[c] = _mm512_castps_si512(_mm512_loadu_ps(s + (half + c) * b.cs + p));
+            v[c] = _mm512_castps_si512(_mm512_maskz_loadu_ps(m, s + (half + c) * b.cs + p));
           transpose_16x16(v);
-          for (int k = 0; k < 16; ++k) {
+          for (int k = 0; k < kb; ++k) {
             __m512 x = _mm512_castsi512_ps(v[k]);
             if constexpr (kRound) {
               const __m256 lo = round8_to_bf16(_mm512_castps512_ps256(x));
@@ -296,7 +300,7 @@ SKEIN_AVX512 __attribute__((noinline)) void pack_b_transposed_32(const View& b, 
         }
       }
     }
-    for (; p < kc; ++p)
+    for (; p < kc; ++p)  // a partial panel (nr < NR)
       for (int c = 0; c < NR; ++c)
         dst[p * NR + c] = c < nr ? packed<kRound>(s[c * b.cs + p * b.rs]) : 0.0f;
   }
@@ -393,7 +397,7 @@ struct Fp32Kernel {
   }
   static void pack_b(const View& b, int p0, int kc, int j0, int nc, float* dst) {
     if constexpr (NR == 32) {  // the AVX-512 kernel's
-      if (b.cs != 1) return pack_b_transposed_32<kRound>(b, p0, kc, j0, nc, dst);
+      if (b.rs == 1 && b.cs != 1) return pack_b_transposed_32<kRound>(b, p0, kc, j0, nc, dst);
     }
     skein::pack_b<NR, kRound>(b, p0, kc, j0, nc, dst);
   }
