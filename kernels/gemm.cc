@@ -308,10 +308,17 @@ SKEIN_AVX512 __attribute__((noinline)) void pack_b_transposed_32(const View& b, 
 
 // C tile (kMR, kNR) at c with row stride ldc = [C if load_c] + a (kMR x kc, packed) @ b (kc x kNR,
 // packed) [+ bias (kNR) on every row]. a and b as laid out by pack_a / pack_b.
-SKEIN_AVX2 __attribute__((noinline)) void kernel_6x16(int kc, const float* __restrict a,
+// kDirect: a is not a packed panel but the top-left of the kMR rows of op(A) themselves (unit
+// stride along k, row stride lda), read in place (the driver's direct A, gemm_driver.h); the same
+// products in the same order.
+template <bool kDirect>
+SKEIN_AVX2 __attribute__((noinline)) void kernel_6x16(int kc, const float* __restrict a, long lda,
                                                       const float* __restrict b,
                                                       float* __restrict c, long ldc, bool load_c,
                                                       const float* __restrict bias) {
+  // rows 0-2 at a, a + lda, a + 2 lda and 3-5 the same from a3: two base registers and lda
+  // address all six
+  const float* __restrict a3 = a + 3 * lda;
   __m256 acc[kMR][2];
 #pragma GCC unroll 6
   for (int r = 0; r < kMR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
@@ -328,11 +335,13 @@ SKEIN_AVX2 __attribute__((noinline)) void kernel_6x16(int kc, const float* __res
     const __m256 b1 = _mm256_load_ps(b + 8);
 #pragma GCC unroll 6
     for (int r = 0; r < kMR; ++r) {
-      const __m256 ar = _mm256_broadcast_ss(a + r);
+      const float* ar_at = kDirect ? (r < 3 ? a : a3) + (r % 3) * lda : a + r;
+      const __m256 ar = _mm256_broadcast_ss(ar_at);
       acc[r][0] = _mm256_fmadd_ps(ar, b0, acc[r][0]);
       acc[r][1] = _mm256_fmadd_ps(ar, b1, acc[r][1]);
     }
-    a += kMR;
+    a += kDirect ? 1 : kMR;
+    if constexpr (kDirect) ++a3;
     b += kNR;
   }
   // Same summation order as write_edge_tile: product, then C, then bias.
@@ -354,10 +363,13 @@ SKEIN_AVX2 __attribute__((noinline)) void kernel_6x16(int kc, const float* __res
 
 // C tile (12, 32) at c with row stride ldc = [C if load_c] + a (12 x kc, packed) @ b (kc x 32,
 // packed) [+ bias (32) on every row]: kernel_6x16's arithmetic on zmm registers.
+// kDirect as for kernel_6x16: rows 3i..3i+2 from base a_i (i = 0..3), at 0, lda and 2 lda.
+template <bool kDirect>
 SKEIN_AVX512 __attribute__((noinline)) void kernel_12x32(int kc, const float* __restrict a,
-                                                         const float* __restrict b,
+                                                         long lda, const float* __restrict b,
                                                          float* __restrict c, long ldc, bool load_c,
                                                          const float* __restrict bias) {
+  const float* base[4] = {a, a + 3 * lda, a + 6 * lda, a + 9 * lda};
   __m512 acc[kMR512][2];
 #pragma GCC unroll 12
   for (int r = 0; r < kMR512; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
@@ -372,11 +384,15 @@ SKEIN_AVX512 __attribute__((noinline)) void kernel_12x32(int kc, const float* __
     const __m512 b1 = _mm512_load_ps(b + 16);
 #pragma GCC unroll 12
     for (int r = 0; r < kMR512; ++r) {
-      const __m512 ar = _mm512_set1_ps(a[r]);
+      const __m512 ar = _mm512_set1_ps(kDirect ? base[r / 3][(r % 3) * lda] : a[r]);
       acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
       acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
     }
-    a += kMR512;
+    if constexpr (kDirect) {
+      for (const float*& p_i : base) ++p_i;
+    } else {
+      a += kMR512;
+    }
     b += kNR512;
   }
 #pragma GCC unroll 12
@@ -385,8 +401,9 @@ SKEIN_AVX512 __attribute__((noinline)) void kernel_12x32(int kc, const float* __
 
 // An fp32 kernel for the driver (gemm_driver.h): a microkernel with its tile and packing; kRound
 // packs bf16-rounded operands (kBf16Rounded).
-using MicroKernel = void (*)(int, const float*, const float*, float*, long, bool, const float*);
-template <int MR_, int NR_, MicroKernel kKernel, bool kRound>
+using MicroKernel = void (*)(int, const float*, long, const float*, float*, long, bool,
+                             const float*);
+template <int MR_, int NR_, MicroKernel kKernel, MicroKernel kDirectKernel, bool kRound>
 struct Fp32Kernel {
   using Packed = float;
   static constexpr int MR = MR_, NR = NR_;
@@ -403,17 +420,24 @@ struct Fp32Kernel {
   }
   static void run(int kc, const float* a, const float* b, float* c, long ldc, bool load_c,
                   const float* bias) {
-    kKernel(kc, a, b, c, ldc, load_c, bias);
+    kKernel(kc, a, 0, b, c, ldc, load_c, bias);
+  }
+  // op(A) rows contiguous, values as they are (no bf16 rounding): the kernel reads them in place.
+  static bool direct_a(const View& a) { return !kRound && a.cs == 1; }
+  static void run_direct(int kc, const float* a, long lda, const float* b, float* c, long ldc,
+                         bool load_c, const float* bias) {
+    kDirectKernel(kc, a, lda, b, c, ldc, load_c, bias);
   }
 };
 
-template <int MR, int NR, MicroKernel kKernel>
+template <int MR, int NR, MicroKernel kKernel, MicroKernel kDirectKernel>
 void run_fp32(bool round, const View& a, const View& b, int M, int N, int K, float beta, float* C,
               long ldc, const float* bias) {
   if (round)
-    return gemm_detail::blocked<Fp32Kernel<MR, NR, kKernel, true>>(a, b, M, N, K, beta, C, ldc,
-                                                                   bias);
-  gemm_detail::blocked<Fp32Kernel<MR, NR, kKernel, false>>(a, b, M, N, K, beta, C, ldc, bias);
+    return gemm_detail::blocked<Fp32Kernel<MR, NR, kKernel, kDirectKernel, true>>(
+        a, b, M, N, K, beta, C, ldc, bias);
+  gemm_detail::blocked<Fp32Kernel<MR, NR, kKernel, kDirectKernel, false>>(a, b, M, N, K, beta, C,
+                                                                          ldc, bias);
 }
 
 bool cpu_has_avx2_fma() {
@@ -446,9 +470,9 @@ constexpr MatmulPrecision kBf16 = MatmulPrecision::kBf16;
 #ifdef SKEIN_GEMM_X86
 const KernelEntry kKernels[] = {
     {{"avx2_6x16", kFp32, kMR, kNR, cpu_has_avx2_fma, "AVX2 and FMA", true},
-     run_fp32<kMR, kNR, kernel_6x16>},
+     run_fp32<kMR, kNR, kernel_6x16<false>, kernel_6x16<true>>},
     {{"avx512_12x32", kFp32, kMR512, kNR512, cpu_has_avx512f, "AVX-512F", true},
-     run_fp32<kMR512, kNR512, kernel_12x32>},
+     run_fp32<kMR512, kNR512, kernel_12x32<false>, kernel_12x32<true>>},
     {{"avx512bf16_12x32", kBf16, 12, 32, gemm_detail::cpu_runs_bf16_kernel,
       "AVX-512 BF16 (vdpbf16ps)", true},
      gemm_detail::blocked_bf16_avx512},

@@ -5,7 +5,8 @@
 // Loops, outermost first (sizes in elements of op(A) / op(B)):
 //   jc: N in steps of kNC   op(B)[pc:pc+kc, jc:jc+nc] packed once into b_pack (lives in L3)
 //   pc: K in steps of at most kKC
-//   ic: M in steps of kMC   op(A)[ic:ic+mc, pc:pc+kc] packed into a_pack (lives in L2)
+//   ic: M in steps of kMC   op(A)[ic:ic+mc, pc:pc+kc] packed into a_pack (lives in L2), or
+//                           read in place where the kernel can (direct A, below)
 //   jr: nc in steps of NR   one micro-panel of b_pack, stays in L1 across the ir loop
 //   ir: mc in steps of MR   microkernel: C[MR x NR] += a micro-panel @ b micro-panel
 // Packing lays each micro-panel out in the exact order the microkernel reads it (unit stride,
@@ -21,6 +22,10 @@
 //   pack_a(a, i0, mc, p0, kc, dst)      MR-row panels of op(A)[i0:i0+mc, p0:p0+kc]
 //   pack_b(b, p0, kc, j0, nc, dst)      NR-column panels of op(B)[p0:p0+kc, j0:j0+nc]
 //   run(depth, a, b, c, ldc, load_c, bias)   C tile = [C] + a @ b [+ bias], in that order
+// and optionally (the fp32 kernels), for an op(A) whose rows are contiguous:
+//   direct_a(a)             whether the kernel reads op(A)'s full MR-row panels in place
+//   run_direct(kc, a, lda, b, c, ldc, load_c, bias)   run's product with a the panel's first
+//                           row in op(A) itself (row stride lda): the same sums in the same order
 // All kernels share the block sizes below, so the K blocks (and with them the order of every
 // sum) depend on K only: kernels of one arithmetic give the same bits.
 #pragma once
@@ -72,6 +77,14 @@ void blocked(const View& a, const View& b, int M, int N, int K, float beta, floa
   static_assert(kMC % MR == 0 && kNC % NR == 0);
   static_assert(long(kMC) * kKC * sizeof(P) <= kAPackBytes &&
                 long(kKC) * kNC * sizeof(P) <= kBPackBytes);
+  // A kernel may read op(A) in place where its rows are contiguous (Kern::direct_a): the fp32
+  // kernels, whose packing of such an A was ~4% of a char training step's time and only
+  // reordered the values.
+  constexpr bool kHasDirect = requires(const View& v) {
+    Kern::direct_a(v);
+  };
+  bool direct = false;
+  if constexpr (kHasDirect) direct = Kern::direct_a(a);
   P* a_pack = static_cast<P*>(a_pack_buffer());
   P* b_pack = static_cast<P*>(b_pack_buffer());
   alignas(64) float tile[MR * NR];
@@ -91,21 +104,33 @@ void blocked(const View& a, const View& b, int M, int N, int K, float beta, floa
       Kern::pack_b(b, pc, kc, jc, nc, b_pack);
       for (int ic = 0; ic < M; ic += kMC) {
         const int mc = std::min(kMC, M - ic);
-        Kern::pack_a(a, ic, mc, pc, kc, a_pack);
+        // Direct A: the full MR-row panels are read in place; only an edge panel is packed, at
+        // the start of a_pack.
+        const int direct_rows = direct ? mc / MR * MR : 0;
+        if (direct_rows < mc) Kern::pack_a(a, ic + direct_rows, mc - direct_rows, pc, kc, a_pack);
+        const float* a_rows = direct ? a.data + ic * a.rs + pc : nullptr;
         for (int jr = 0; jr < nc; jr += NR) {
           const int nr = std::min(NR, nc - jr);
           const P* bp = b_pack + long(jr) * depth;
           const float* bias_j = bias_jc ? bias_jc + jr : nullptr;
           for (int ir = 0; ir < mc; ir += MR) {
             const int mr = std::min(MR, mc - ir);
-            const P* ap = a_pack + long(ir) * depth;
+            const P* ap = ir < direct_rows ? a_pack : a_pack + long(ir - direct_rows) * depth;
             float* c = C + (ic + ir) * ldc + jc + jr;
-            if (mr == MR && nr == NR) {
-              Kern::run(depth, ap, bp, c, ldc, load_c, bias_j);
+            const bool full = mr == MR && nr == NR;
+            float* c_out = full ? c : tile;
+            const long ld_out = full ? ldc : NR;
+            if constexpr (kHasDirect) {
+              if (ir < direct_rows) {
+                Kern::run_direct(depth, a_rows + ir * a.rs, a.rs, bp, c_out, ld_out, full && load_c,
+                                 full ? bias_j : nullptr);
+              } else {
+                Kern::run(depth, ap, bp, c_out, ld_out, full && load_c, full ? bias_j : nullptr);
+              }
             } else {
-              Kern::run(depth, ap, bp, tile, NR, false, nullptr);
-              write_edge_tile(tile, NR, mr, nr, c, ldc, load_c, bias_j);
+              Kern::run(depth, ap, bp, c_out, ld_out, full && load_c, full ? bias_j : nullptr);
             }
+            if (!full) write_edge_tile(tile, NR, mr, nr, c, ldc, load_c, bias_j);
           }
         }
       }
