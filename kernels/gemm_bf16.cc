@@ -45,8 +45,10 @@ namespace {
 constexpr int kMR = kSgemmBf16MR;
 constexpr int kNR = kSgemmBf16NR;
 static_assert(kMR == 12 && kNR == 32, "the kernels and the packing are written for 12 x 32");
-// With the driver's blocks, a B micro-panel is 128 pairs x 32 x 4 B = 16 KiB and an A
-// micro-panel 6 KiB: they fit L1 together, as in the fp32 kernels.
+// With the driver's blocks (kSgemmKC = 384), a B micro-panel is 192 pairs x 32 x 4 B = 24 KiB and
+// an A micro-panel 9 KiB: about a 32 KiB L1d together. K blocks of 256 for the bf16 kernels only
+// (16 + 6 KiB) measured no faster on a Zen 4 (bench_kernels, 2 alternating rounds: within 1-4%,
+// mostly slower), so they share the fp32 kernels' blocks.
 
 using gemm_detail::View;
 
