@@ -399,6 +399,30 @@ SKEIN_AVX512 __attribute__((noinline)) void kernel_12x32(int kc, const float* __
   for (int r = 0; r < kMR512; ++r) store_row_32(c + r * ldc, acc[r][0], acc[r][1], load_c, bias);
 }
 
+// The 12 x 32 tile (row stride 32) written transposed: tile (i, j) to c[j * ldc + i], plus C
+// (load_c) and bias[i], in write_tile_transposed's order. Two 16 x 16 transposes (rows 12-15
+// zero), each column of the tile a 12-float row of C.
+SKEIN_AVX512 __attribute__((noinline)) void write_transposed_12x32(const float* tile, float* c,
+                                                                   long ldc, bool load_c,
+                                                                   const float* bias) {
+  constexpr __mmask16 k12 = (1u << kMR512) - 1;
+  const __m512 b = bias ? _mm512_maskz_loadu_ps(k12, bias) : _mm512_setzero_ps();
+  for (int half = 0; half < kNR512; half += 16) {
+    __m512i v[16];
+    for (int i = 0; i < 16; ++i)
+      v[i] = i < kMR512 ? _mm512_castps_si512(_mm512_loadu_ps(tile + i * kNR512 + half))
+                        : _mm512_setzero_si512();
+    transpose_16x16(v);
+    for (int j = 0; j < 16; ++j) {
+      float* cr = c + (half + j) * ldc;
+      __m512 x = _mm512_castsi512_ps(v[j]);
+      if (load_c) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(k12, cr));
+      if (bias) x = _mm512_add_ps(x, b);
+      _mm512_mask_storeu_ps(cr, k12, x);
+    }
+  }
+}
+
 // An fp32 kernel for the driver (gemm_driver.h): a microkernel with its tile and packing; kRound
 // packs bf16-rounded operands (kBf16Rounded).
 using MicroKernel = void (*)(int, const float*, long, const float*, float*, long, bool,
@@ -424,6 +448,11 @@ struct Fp32Kernel {
   }
   // op(A) rows contiguous, values as they are (no bf16 rounding): the kernel reads them in place.
   static bool direct_a(const View& a) { return !kRound && a.cs == 1; }
+  // A full tile of a transposed product (the driver's transposed_c), the AVX-512 kernel's
+  static void write_transposed(const float* tile, float* c, long ldc, bool load_c,
+                               const float* bias) requires(MR == 12 && NR == 32) {
+    write_transposed_12x32(tile, c, ldc, load_c, bias);
+  }
   static void run_direct(int kc, const float* a, long lda, const float* b, float* c, long ldc,
                          bool load_c, const float* bias) {
     kDirectKernel(kc, a, lda, b, c, ldc, load_c, bias);
@@ -433,6 +462,18 @@ struct Fp32Kernel {
 template <int MR, int NR, MicroKernel kKernel, MicroKernel kDirectKernel>
 void run_fp32(bool round, const View& a, const View& b, int M, int N, int K, float beta, float* C,
               long ldc, const float* bias) {
+  // A few rows of activations times a large weight W (op(B) = W^T, W's rows contiguous: a forward
+  // product at a small batch, or the logits): packing op(B) costs about as much per call as the
+  // products at M rows do per 2 M FLOPs, ~20% of gpt2's forward at 128 rows. Computed as
+  // C^T = W op(A)^T instead, W is the direct A, read in place, and only the M rows are packed; the
+  // C tiles are written transposed. Each C value is the same sum in the same order (K blocks
+  // depend on K alone, and the products commute), so the bits do not change. Deep K only: the
+  // transposed write costs a fixed amount per tile and K block.
+  if (!round && MR == 12 && b.rs == 1 && b.cs != 1 && M <= 256 && N >= 4 * M && K >= 256) {
+    const View wt{b.data, b.cs, b.rs}, at{a.data, a.cs, a.rs};
+    return gemm_detail::blocked<Fp32Kernel<MR, NR, kKernel, kDirectKernel, false>>(
+        wt, at, N, M, K, beta, C, ldc, bias, /*transposed_c=*/true);
+  }
   if (round)
     return gemm_detail::blocked<Fp32Kernel<MR, NR, kKernel, kDirectKernel, true>>(
         a, b, M, N, K, beta, C, ldc, bias);

@@ -69,9 +69,27 @@ void* b_pack_buffer();
 using BlockedFn = void (*)(bool round, const View& a, const View& b, int M, int N, int K,
                            float beta, float* C, long ldc, const float* bias);
 
+// Writes the top-left (mr, nr) of a tile computed into `tile` (row stride tile_ld) transposed:
+// tile (i, j) to c[j * ldc + i], with bias[i] (a transposed product's bias runs along its rows);
+// the same summation order as write_edge_tile. Kern::write_transposed where the kernel has a
+// vector one for its full tiles.
+inline void write_tile_transposed(const float* tile, int tile_ld, int mr, int nr, float* c,
+                                  long ldc, bool load_c, const float* bias) {
+  for (int j = 0; j < nr; ++j)
+    for (int i = 0; i < mr; ++i) {
+      float v = tile[i * tile_ld + j];
+      if (load_c) v += c[j * ldc + i];
+      if (bias) v += bias[i];
+      c[j * ldc + i] = v;
+    }
+}
+
+// transposed_c: the product computed is C^T = op(A) op(B) with C^T (M x N) stored as C (N x M,
+// row stride ldc), and bias (M) added along C^T's rows (sgemm's swapped form for a few rows of
+// activations times a large weight, gemm.cc).
 template <class Kern>
 void blocked(const View& a, const View& b, int M, int N, int K, float beta, float* C, long ldc,
-             const float* bias) {
+             const float* bias, bool transposed_c = false) {
   using P = typename Kern::Packed;
   constexpr int MR = Kern::MR, NR = Kern::NR;
   static_assert(kMC % MR == 0 && kNC % NR == 0);
@@ -100,7 +118,8 @@ void blocked(const View& a, const View& b, int M, int N, int K, float beta, floa
       const int kc = std::min(kc_step, K - pc), depth = Kern::depth(kc);
       // Only the first K block sees the caller's beta and adds the bias; later ones accumulate.
       const bool load_c = pc > 0 || beta != 0;
-      const float* bias_jc = (pc == 0 && bias) ? bias + jc : nullptr;
+      const float* bias_jc = (pc == 0 && bias && !transposed_c) ? bias + jc : nullptr;
+      const float* bias_rows = (pc == 0 && bias && transposed_c) ? bias : nullptr;
       Kern::pack_b(b, pc, kc, jc, nc, b_pack);
       for (int ic = 0; ic < M; ic += kMC) {
         const int mc = std::min(kMC, M - ic);
@@ -116,6 +135,27 @@ void blocked(const View& a, const View& b, int M, int N, int K, float beta, floa
           for (int ir = 0; ir < mc; ir += MR) {
             const int mr = std::min(MR, mc - ir);
             const P* ap = ir < direct_rows ? a_pack : a_pack + long(ir - direct_rows) * depth;
+            if (transposed_c) {
+              // through the tile: the kernel's own store writes rows of C
+              float* ct = C + long(jc + jr) * ldc + ic + ir;
+              const float* bias_t = bias_rows ? bias_rows + ic + ir : nullptr;
+              if constexpr (kHasDirect) {
+                if (ir < direct_rows)
+                  Kern::run_direct(depth, a_rows + ir * a.rs, a.rs, bp, tile, NR, false, nullptr);
+                else
+                  Kern::run(depth, ap, bp, tile, NR, false, nullptr);
+              } else {
+                Kern::run(depth, ap, bp, tile, NR, false, nullptr);
+              }
+              if constexpr (requires { Kern::write_transposed(tile, ct, ldc, load_c, bias_t); }) {
+                if (mr == MR && nr == NR) {
+                  Kern::write_transposed(tile, ct, ldc, load_c, bias_t);
+                  continue;
+                }
+              }
+              write_tile_transposed(tile, NR, mr, nr, ct, ldc, load_c, bias_t);
+              continue;
+            }
             float* c = C + (ic + ir) * ldc + jc + jr;
             const bool full = mr == MR && nr == NR;
             float* c_out = full ? c : tile;

@@ -223,8 +223,12 @@ TEST(Sgemm, EveryKernelGivesTheSameBits) {
   struct Shape {
     int M, N, K;
   };
-  for (const Shape sh : {Shape{13, 35, 17}, Shape{kSgemmMC + 13, 70, kSgemmKC + 9},
-                         Shape{25, kSgemmNC + 33, 40}, Shape{1, 1, 1}})
+  // {45, 193, KC + 9}: a few rows times a wide operand over deep K, which the AVX-512 kernel
+  // computes transposed (C^T = op(B)^T op(A)^T) where op(B) is a transposed weight; full and
+  // edge tiles both ways
+  for (const Shape sh :
+       {Shape{13, 35, 17}, Shape{kSgemmMC + 13, 70, kSgemmKC + 9}, Shape{25, kSgemmNC + 33, 40},
+        Shape{45, 193, kSgemmKC + 9}, Shape{1, 1, 1}})
     for (int t = 0; t < 4; ++t)
       for (MatmulPrecision prec : {MatmulPrecision::kFp32, MatmulPrecision::kBf16Rounded}) {
         const bool ta = t & 1, tb = t & 2;
