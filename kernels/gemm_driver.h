@@ -135,18 +135,19 @@ void blocked(const View& a, const View& b, int M, int N, int K, float beta, floa
           for (int ir = 0; ir < mc; ir += MR) {
             const int mr = std::min(MR, mc - ir);
             const P* ap = ir < direct_rows ? a_pack : a_pack + long(ir - direct_rows) * depth;
+            // the microkernel on this tile's A panel, in place or packed
+            auto micro = [&](float* out, long ld_out, bool lc, const float* bj) {
+              if constexpr (kHasDirect) {
+                if (ir < direct_rows)
+                  return Kern::run_direct(depth, a_rows + ir * a.rs, a.rs, bp, out, ld_out, lc, bj);
+              }
+              Kern::run(depth, ap, bp, out, ld_out, lc, bj);
+            };
             if (transposed_c) {
               // through the tile: the kernel's own store writes rows of C
               float* ct = C + long(jc + jr) * ldc + ic + ir;
               const float* bias_t = bias_rows ? bias_rows + ic + ir : nullptr;
-              if constexpr (kHasDirect) {
-                if (ir < direct_rows)
-                  Kern::run_direct(depth, a_rows + ir * a.rs, a.rs, bp, tile, NR, false, nullptr);
-                else
-                  Kern::run(depth, ap, bp, tile, NR, false, nullptr);
-              } else {
-                Kern::run(depth, ap, bp, tile, NR, false, nullptr);
-              }
+              micro(tile, NR, false, nullptr);
               if constexpr (requires { Kern::write_transposed(tile, ct, ldc, load_c, bias_t); }) {
                 if (mr == MR && nr == NR) {
                   Kern::write_transposed(tile, ct, ldc, load_c, bias_t);
@@ -158,18 +159,7 @@ void blocked(const View& a, const View& b, int M, int N, int K, float beta, floa
             }
             float* c = C + (ic + ir) * ldc + jc + jr;
             const bool full = mr == MR && nr == NR;
-            float* c_out = full ? c : tile;
-            const long ld_out = full ? ldc : NR;
-            if constexpr (kHasDirect) {
-              if (ir < direct_rows) {
-                Kern::run_direct(depth, a_rows + ir * a.rs, a.rs, bp, c_out, ld_out, full && load_c,
-                                 full ? bias_j : nullptr);
-              } else {
-                Kern::run(depth, ap, bp, c_out, ld_out, full && load_c, full ? bias_j : nullptr);
-              }
-            } else {
-              Kern::run(depth, ap, bp, c_out, ld_out, full && load_c, full ? bias_j : nullptr);
-            }
+            micro(full ? c : tile, full ? ldc : NR, full && load_c, full ? bias_j : nullptr);
             if (!full) write_edge_tile(tile, NR, mr, nr, c, ldc, load_c, bias_j);
           }
         }
