@@ -6,6 +6,8 @@
 // peak = this machine's measured single-thread FMA peak x threads; a single run probes it before
 // and after its steps and keeps the higher reading), peak RSS, and the split of a
 // step into forward, backward, reduction, optimizer and data wait (no loader here: 0).
+// W unset (flag and run.threads_per_replica): 1, or with R below the thread count the threads
+// shared among the replicas; a layout that leaves threads idle is refused.
 // --scaling runs every layout of K = 1..cores threads (G groups of W threads per replica),
 // prints speed-up, efficiency and memory, fits T(K) = W/K + K c + s on the W = 1 layouts and the
 // (G, W) model of fit_layouts_and_predict on all, and predicts the best layout for 16, 64 and 128
@@ -440,10 +442,17 @@ int main(int argc, char** argv) {
                       : cfg->run().threads() > 0 ? cfg->run().threads()
                                                  : available_cores();
   const int replicas = a.replicas >= 0 ? a.replicas : cfg->run().replicas();
-  const int per_replica = a.per_replica > 0                      ? a.per_replica
-                          : cfg->run().threads_per_replica() > 0 ? cfg->run().threads_per_replica()
-                                                                 : 1;
   const int P = comm->size();
+  int per_replica = a.per_replica > 0                      ? a.per_replica
+                    : cfg->run().threads_per_replica() > 0 ? cfg->run().threads_per_replica()
+                                                           : 0;
+  if (per_replica == 0) {
+    // unset: one replica per thread, or, with fewer replicas per rank than threads, the threads
+    // shared among them (train's automatic choice, without its memory check)
+    const int per_rank = replicas > 0 ? replicas / P : 0;
+    per_replica =
+        per_rank > 0 && threads > per_rank && threads % per_rank == 0 ? threads / per_rank : 1;
+  }
   const int R = replicas > 0 ? replicas : threads / per_replica * P;
   if (threads % per_replica != 0) {
     if (leader)
@@ -457,6 +466,17 @@ int main(int argc, char** argv) {
       std::fprintf(
           stderr,
           "error: the replica count must divide the batch and be divisible by the %d ranks\n", P);
+    finalize_world_comm();
+    return 2;
+  }
+  if (R / P * per_replica < threads) {  // a timing with idle threads would mislead
+    if (leader)
+      std::fprintf(
+          stderr,
+          "error: %d replica(s) per rank x %d thread(s) per replica keep only %d of the %d "
+          "threads busy: set --threads_per_replica (or run.threads_per_replica) so that "
+          "their product is %d\n",
+          R / P, per_replica, R / P * per_replica, threads, threads);
     finalize_world_comm();
     return 2;
   }
