@@ -316,9 +316,9 @@ SKEIN_AVX2 __attribute__((noinline)) void kernel_6x16(int kc, const float* __res
                                                       const float* __restrict b,
                                                       float* __restrict c, long ldc, bool load_c,
                                                       const float* __restrict bias) {
-  // rows 0-2 at a, a + lda, a + 2 lda and 3-5 the same from a3: two base registers and lda
+  // rows 3i..3i+2 from base[i] (i = 0, 1), at 0, lda and 2 lda: two base registers and lda
   // address all six
-  const float* __restrict a3 = a + 3 * lda;
+  const float* base[2] = {a, a + 3 * lda};
   __m256 acc[kMR][2];
 #pragma GCC unroll 6
   for (int r = 0; r < kMR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
@@ -335,13 +335,15 @@ SKEIN_AVX2 __attribute__((noinline)) void kernel_6x16(int kc, const float* __res
     const __m256 b1 = _mm256_load_ps(b + 8);
 #pragma GCC unroll 6
     for (int r = 0; r < kMR; ++r) {
-      const float* ar_at = kDirect ? (r < 3 ? a : a3) + (r % 3) * lda : a + r;
-      const __m256 ar = _mm256_broadcast_ss(ar_at);
+      const __m256 ar = _mm256_broadcast_ss(kDirect ? base[r / 3] + (r % 3) * lda : a + r);
       acc[r][0] = _mm256_fmadd_ps(ar, b0, acc[r][0]);
       acc[r][1] = _mm256_fmadd_ps(ar, b1, acc[r][1]);
     }
-    a += kDirect ? 1 : kMR;
-    if constexpr (kDirect) ++a3;
+    if constexpr (kDirect) {
+      for (const float*& p_i : base) ++p_i;
+    } else {
+      a += kMR;
+    }
     b += kNR;
   }
   // Same summation order as write_edge_tile: product, then C, then bias.
@@ -448,9 +450,11 @@ struct Fp32Kernel {
   }
   // op(A) rows contiguous, values as they are (no bf16 rounding): the kernel reads them in place.
   static bool direct_a(const View& a) { return !kRound && a.cs == 1; }
-  // A full tile of a transposed product (the driver's transposed_c), the AVX-512 kernel's
+  // A full tile of a transposed product (the driver's transposed_c): the AVX-512 kernel has a
+  // vector one, and only it runs the transposed form (run_fp32)
+  static constexpr bool kWritesTransposed = MR == 12 && NR == 32;
   static void write_transposed(const float* tile, float* c, long ldc, bool load_c,
-                               const float* bias) requires(MR == 12 && NR == 32) {
+                               const float* bias) requires(kWritesTransposed) {
     write_transposed_12x32(tile, c, ldc, load_c, bias);
   }
   static void run_direct(int kc, const float* a, long lda, const float* b, float* c, long ldc,
@@ -469,16 +473,18 @@ void run_fp32(bool round, const View& a, const View& b, int M, int N, int K, flo
   // C tiles are written transposed. Each C value is the same sum in the same order (K blocks
   // depend on K alone, and the products commute), so the bits do not change. Deep K only: the
   // transposed write costs a fixed amount per tile and K block.
-  if (!round && MR == 12 && b.rs == 1 && b.cs != 1 && M <= 256 && N >= 4 * M && K >= 256) {
-    const View wt{b.data, b.cs, b.rs}, at{a.data, a.cs, a.rs};
-    return gemm_detail::blocked<Fp32Kernel<MR, NR, kKernel, kDirectKernel, false>>(
-        wt, at, N, M, K, beta, C, ldc, bias, /*transposed_c=*/true);
+  using Plain = Fp32Kernel<MR, NR, kKernel, kDirectKernel, false>;
+  if constexpr (Plain::kWritesTransposed) {
+    if (!round && b.rs == 1 && b.cs != 1 && M <= 256 && N >= 4 * M && K >= 256) {
+      const View wt{b.data, b.cs, b.rs}, at{a.data, a.cs, a.rs};
+      return gemm_detail::blocked<Plain>(wt, at, N, M, K, beta, C, ldc, bias,
+                                         /*transposed_c=*/true);
+    }
   }
   if (round)
     return gemm_detail::blocked<Fp32Kernel<MR, NR, kKernel, kDirectKernel, true>>(
         a, b, M, N, K, beta, C, ldc, bias);
-  gemm_detail::blocked<Fp32Kernel<MR, NR, kKernel, kDirectKernel, false>>(a, b, M, N, K, beta, C,
-                                                                          ldc, bias);
+  gemm_detail::blocked<Plain>(a, b, M, N, K, beta, C, ldc, bias);
 }
 
 bool cpu_has_avx2_fma() {

@@ -39,15 +39,19 @@ struct View {
 };
 
 // Writes the top-left (mr, nr) of a full tile computed into `tile` (row stride tile_ld) to C, in
-// the kernels' summation order: product, then C, then bias.
+// the kernels' summation order: product, then C, then bias. Tile (r, j) goes to c[r * ldc + j]
+// with bias[j]; transposed (a product computed as C^T, gemm_driver.h), to c[j * ldc + r] with
+// bias[r].
 inline void write_edge_tile(const float* tile, int tile_ld, int mr, int nr, float* c, long ldc,
-                            bool load_c, const float* bias) {
+                            bool load_c, const float* bias, bool transposed = false) {
+  const long rs = transposed ? 1 : ldc, cs = transposed ? ldc : 1;
   for (int r = 0; r < mr; ++r)
     for (int j = 0; j < nr; ++j) {
       float v = tile[r * tile_ld + j];
-      if (load_c) v += c[r * ldc + j];
-      if (bias) v += bias[j];
-      c[r * ldc + j] = v;
+      float& out = c[r * rs + j * cs];
+      if (load_c) v += out;
+      if (bias) v += bias[transposed ? r : j];
+      out = v;
     }
 }
 

@@ -69,24 +69,10 @@ void* b_pack_buffer();
 using BlockedFn = void (*)(bool round, const View& a, const View& b, int M, int N, int K,
                            float beta, float* C, long ldc, const float* bias);
 
-// Writes the top-left (mr, nr) of a tile computed into `tile` (row stride tile_ld) transposed:
-// tile (i, j) to c[j * ldc + i], with bias[i] (a transposed product's bias runs along its rows);
-// the same summation order as write_edge_tile. Kern::write_transposed where the kernel has a
-// vector one for its full tiles.
-inline void write_tile_transposed(const float* tile, int tile_ld, int mr, int nr, float* c,
-                                  long ldc, bool load_c, const float* bias) {
-  for (int j = 0; j < nr; ++j)
-    for (int i = 0; i < mr; ++i) {
-      float v = tile[i * tile_ld + j];
-      if (load_c) v += c[j * ldc + i];
-      if (bias) v += bias[i];
-      c[j * ldc + i] = v;
-    }
-}
-
 // transposed_c: the product computed is C^T = op(A) op(B) with C^T (M x N) stored as C (N x M,
 // row stride ldc), and bias (M) added along C^T's rows (sgemm's swapped form for a few rows of
-// activations times a large weight, gemm.cc).
+// activations times a large weight, gemm.cc). Full tiles go through Kern::write_transposed where
+// the kernel has one, edge tiles (and every tile otherwise) through write_edge_tile.
 template <class Kern>
 void blocked(const View& a, const View& b, int M, int N, int K, float beta, float* C, long ldc,
              const float* bias, bool transposed_c = false) {
@@ -154,7 +140,7 @@ void blocked(const View& a, const View& b, int M, int N, int K, float beta, floa
                   continue;
                 }
               }
-              write_tile_transposed(tile, NR, mr, nr, ct, ldc, load_c, bias_t);
+              write_edge_tile(tile, NR, mr, nr, ct, ldc, load_c, bias_t, /*transposed=*/true);
               continue;
             }
             float* c = C + (ic + ir) * ldc + jc + jr;
