@@ -447,11 +447,12 @@ int main(int argc, char** argv) {
                     : cfg->run().threads_per_replica() > 0 ? cfg->run().threads_per_replica()
                                                            : 0;
   if (per_replica == 0) {
-    // unset: one replica per thread, or, with fewer replicas per rank than threads, the threads
-    // shared among them (train's automatic choice, without its memory check)
+    // unset: the smallest W that divides the threads and leaves no group idle, as train chooses
+    // (without its memory check)
     const int per_rank = replicas > 0 ? replicas / P : 0;
-    per_replica =
-        per_rank > 0 && threads > per_rank && threads % per_rank == 0 ? threads / per_rank : 1;
+    per_replica = 1;
+    while (threads % per_replica != 0 || groups_would_idle(threads, per_replica, per_rank))
+      ++per_replica;
   }
   const int R = replicas > 0 ? replicas : threads / per_replica * P;
   if (threads % per_replica != 0) {
@@ -469,13 +470,13 @@ int main(int argc, char** argv) {
     finalize_world_comm();
     return 2;
   }
-  if (R / P * per_replica < threads) {  // a timing with idle threads would mislead
+  if (groups_would_idle(threads, per_replica, R / P)) {  // a timing with idle threads misleads
     if (leader)
       std::fprintf(
           stderr,
           "error: %d replica(s) per rank x %d thread(s) per replica keep only %d of the %d "
           "threads busy: set --threads_per_replica (or run.threads_per_replica) so that "
-          "their product is %d\n",
+          "their product is at least %d\n",
           R / P, per_replica, R / P * per_replica, threads, threads);
     finalize_world_comm();
     return 2;

@@ -68,6 +68,12 @@ struct TrainerOptions {
   // (StepStats::skipped says so); what to do next is the caller's policy.
 };
 
+// Whether K threads in groups of W (K / W groups) leave a group without a replica on a rank that
+// holds replicas_here of them (0: R not fixed, one replica per group, so never).
+inline bool groups_would_idle(int K, int W, int replicas_here) {
+  return replicas_here > 0 && K / W > replicas_here;
+}
+
 struct StepStats {
   long step = 0;         // optimizer steps done after this one
   float loss = 0;        // mean over all targets of the step

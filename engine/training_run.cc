@@ -391,7 +391,7 @@ class TrainingRun {
     for (int W = 1; W <= K; ++W) {
       if (K % W != 0) continue;
       const int R = fixed > 0 ? fixed : K / W * P_;
-      if (fixed > 0 && K / W > fixed / P_) {
+      if (groups_would_idle(K, W, fixed > 0 ? fixed / P_ : 0)) {
         why = std::to_string(fixed / P_) + " replica(s) on this rank's " + std::to_string(K) +
               " threads";
         continue;
